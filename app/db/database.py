@@ -1,0 +1,79 @@
+"""The asyncpg pool and the one place where connection-level driver errors become DatabaseUnavailable.
+
+asyncpg's pool replaces a broken connection on the next acquire, so after a Postgres restart the requests that hit
+the outage get DatabaseUnavailable (HTTP 503) and the next ones simply work: no restart of the app is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+
+from app.errors import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+ACQUIRE_TIMEOUT = 5.0  # seconds a request waits for a pooled connection before answering 503
+COMMAND_TIMEOUT = 30.0
+
+# Errors that mean "the server is unreachable or went away", as opposed to a bug in a query.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+)
+
+
+def is_connection_error(error: BaseException) -> bool:
+    return isinstance(error, CONNECTION_ERRORS)
+
+
+class Database:
+    """A small pool (Heroku's Essential plans allow few connections) with translated connection errors."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @classmethod
+    async def open(cls, url: str, *, max_size: int = 5) -> Database:
+        try:
+            pool = await asyncpg.create_pool(
+                url, min_size=1, max_size=max_size, command_timeout=COMMAND_TIMEOUT, timeout=ACQUIRE_TIMEOUT
+            )
+        except CONNECTION_ERRORS as error:
+            raise DatabaseUnavailable(f"cannot connect to Postgres: {describe(error)}") from error
+        return cls(pool)
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection; connection-level failures inside the block surface as DatabaseUnavailable."""
+        try:
+            async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as connection:
+                yield connection
+        except CONNECTION_ERRORS as error:
+            raise DatabaseUnavailable(f"Postgres is unavailable: {describe(error)}") from error
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self.connection() as connection, connection.transaction():
+            yield connection
+
+    async def close(self, timeout: float = 5.0) -> None:
+        try:
+            await asyncio.wait_for(self.pool.close(), timeout)
+        except TimeoutError:
+            log.warning("database pool did not close within %.0f s; terminating its connections", timeout)
+            self.pool.terminate()
+
+
+def describe(error: BaseException) -> str:
+    """A one-line description of a driver error that never includes the connection URL (it holds the password)."""
+    return f"{type(error).__name__}: {error}".splitlines()[0][:300]

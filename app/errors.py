@@ -1,0 +1,22 @@
+"""The application's own exceptions. Driver and library errors are translated into these at the edges."""
+
+
+class AppError(Exception):
+    """Base of every error the application raises on purpose."""
+
+
+class SettingsError(AppError):
+    """One or more environment variables are missing or invalid; `problems` maps each variable to what is wrong."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        self.problems = dict(sorted(problems.items()))
+        lines = [f"  {name}: {problem}" for name, problem in self.problems.items()]
+        super().__init__("Invalid configuration:\n" + "\n".join(lines))
+
+
+class DatabaseUnavailable(AppError):
+    """Postgres cannot be reached right now (restart, failover, network). Callers answer 503 and try again later."""
+
+
+class MigrationError(AppError):
+    """The schema cannot be brought up to date (an applied migration changed, or one failed)."""

@@ -1,0 +1,81 @@
+"""Real Postgres for every test: TEST_DATABASE_URL's server if set, else an embedded one; a fresh database per test."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from app.db.embedded import EmbeddedPostgres
+from app.db.migrations import migrate_url
+from app.settings import resolve_database_url
+
+TEMPLATE = f"app_template_{os.getpid()}"
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
+
+
+def _admin(url: str, *statements: str) -> None:
+    async def run() -> None:
+        connection = await asyncpg.connect(url)
+        try:
+            for statement in statements:
+                await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(run())
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The server's maintenance database URL, resolved like the app resolves DATABASE_URL."""
+    if os.environ.get("TEST_DATABASE_URL"):
+        yield resolve_database_url(os.environ["TEST_DATABASE_URL"])
+        return
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data")
+    yield resolve_database_url(server.url())
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def template_url(postgres_url: str) -> Iterator[str]:
+    """A database with every migration applied, cloned for each test (much faster than migrating each time)."""
+    _admin(postgres_url, f"DROP DATABASE IF EXISTS {TEMPLATE}", f"CREATE DATABASE {TEMPLATE}")
+    url = with_database(postgres_url, TEMPLATE)
+    asyncio.run(migrate_url(url))
+    yield url
+    _admin(postgres_url, f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
+
+
+def _fresh_database(postgres_url: str, template: str) -> Iterator[str]:
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    _admin(postgres_url, f"CREATE DATABASE {name} TEMPLATE {template}")
+    yield with_database(postgres_url, name)
+    _admin(postgres_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def database_url(postgres_url: str, template_url: str) -> Iterator[str]:
+    """A fresh, migrated database of this test's own."""
+    yield from _fresh_database(postgres_url, TEMPLATE)
+
+
+@pytest.fixture
+def empty_database_url(postgres_url: str) -> Iterator[str]:
+    """A fresh database with nothing in it."""
+    yield from _fresh_database(postgres_url, "template0")
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
