@@ -131,8 +131,7 @@ def load_settings() -> Settings:
         problems["LOG_LEVEL"] = f"must be one of {', '.join(LOG_LEVELS)}"
 
     webhook_urls = tuple(url.strip() for url in (text("WEBHOOK_URL") or "").split(",") if url.strip())
-    bad_urls = [url for url in webhook_urls if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc]
-    if bad_urls:
+    if any(urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc for url in webhook_urls):
         problems["WEBHOOK_URL"] = "each entry must be an http:// or https:// URL (comma-separated for several)"
     webhook_secret = text("WEBHOOK_SECRET")
     if webhook_urls and not webhook_secret:

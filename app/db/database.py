@@ -46,7 +46,7 @@ class Database:
     async def open(cls, url: str, *, max_size: int = 5) -> Database:
         try:
             pool = await asyncpg.create_pool(
-                url, min_size=1, max_size=max_size, command_timeout=COMMAND_TIMEOUT, timeout=ACQUIRE_TIMEOUT
+                url, min_size=0, max_size=max_size, command_timeout=COMMAND_TIMEOUT, timeout=ACQUIRE_TIMEOUT
             )
         except CONNECTION_ERRORS as error:
             raise DatabaseUnavailable(f"cannot connect to Postgres: {describe(error)}") from error
@@ -66,11 +66,11 @@ class Database:
         async with self.connection() as connection, connection.transaction():
             yield connection
 
-    async def close(self, timeout: float = 5.0) -> None:
+    async def close(self, within: float = 5.0) -> None:
         try:
-            await asyncio.wait_for(self.pool.close(), timeout)
+            await asyncio.wait_for(self.pool.close(), within)
         except TimeoutError:
-            log.warning("database pool did not close within %.0f s; terminating its connections", timeout)
+            log.warning("database pool did not close within %.0f s; terminating its connections", within)
             self.pool.terminate()
 
 

@@ -7,23 +7,34 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
+logging.getLogger("pgserver").setLevel(logging.WARNING)  # it logs every pg_ctl call at INFO
+
+
+def _ensure_runtime_dir() -> None:
+    """pgserver keeps its inter-process lock in the user's runtime dir and warns when XDG_RUNTIME_DIR is unset
+    (as on CI and in containers); give it a private one, the same for every process of this user."""
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        return
+    runtime = Path(tempfile.gettempdir()) / f"whatsapp-gateway-runtime-{os.getuid()}"
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    os.environ["XDG_RUNTIME_DIR"] = str(runtime)
 
 
 class EmbeddedPostgres:
     """A pgserver-managed Postgres listening on a Unix socket inside (or beside) its data directory."""
 
     def __init__(self, data_dir: Path) -> None:
-        # pgserver asks platformdirs for a runtime dir and warns when XDG_RUNTIME_DIR is unset; give it one.
-        os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir.parent.resolve()))
-        import pgserver  # imported here: only local runs and tests need it
+        _ensure_runtime_dir()
+        from pgserver.postgres_server import get_server  # imported here: only local runs and tests need it
 
         data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir = data_dir.resolve()
-        self._server: Any = pgserver.get_server(self.data_dir, cleanup_mode="stop")
+        self._server: Any = get_server(self.data_dir, cleanup_mode="stop")
 
     def url(self, database: str = "postgres") -> str:
         uri: str = self._server.get_uri(database)
@@ -31,8 +42,9 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         """Stop the server now (fast shutdown: open connections are closed, as in a real restart)."""
-        from pgserver._commands import pg_ctl
+        import pgserver._commands
 
+        pg_ctl = pgserver._commands.pg_ctl  # type: ignore[attr-defined]  # generated at import time
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=self._server.system_user)
 
     def start(self) -> None:

@@ -1,0 +1,77 @@
+"""Command line: `python -m app` serves; `python -m app migrate` applies the schema migrations."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.settings import Settings
+
+log = logging.getLogger("app")
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="python -m app",
+        description="WhatsApp gateway. Configuration comes from the environment (see README.md). "
+        "Exit status: 0 success, 1 invalid configuration or failure.",
+    )
+    commands = root.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("serve", help="serve the web app and keep the WhatsApp session (the default)")
+    commands.add_parser("migrate", help="apply pending database migrations and exit (the release phase)")
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from app.asgi import bootstrap, load_or_exit
+
+    settings = bootstrap(load_or_exit())
+    if args.command == "migrate":
+        return migrate(settings.database_url)
+    return serve(settings)
+
+
+def migrate(database_url: str | None) -> int:
+    from app.db.migrations import migrate_url
+    from app.errors import AppError
+
+    assert database_url
+    try:
+        applied = asyncio.run(migrate_url(database_url))
+    except (AppError, OSError) as error:
+        log.error("migration failed: %s", error)
+        return 1
+    log.info("database schema up to date (%d migration(s) applied)", len(applied))
+    return 0
+
+
+def serve(settings: Settings) -> int:
+    from hypercorn.asyncio import serve as hypercorn_serve
+    from hypercorn.config import Config
+
+    from app.main import create_app
+
+    config = Config.from_object("app.hypercorn_config")
+    # Deployed: every interface, like the Procfile. Locally: loopback only, the page is for this machine.
+    config.bind = [f"[::]:{settings.port}"] if settings.deployed else [f"127.0.0.1:{settings.port}"]
+    app = create_app(settings)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+
+    asyncio.run(run())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""Sentry error reporting, switched on only when SENTRY_DSN is set (the SDK is not even imported otherwise)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from app import __version__
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def init_sentry(settings: Settings) -> bool:
+    if not settings.sentry_dsn:
+        return False
+    import sentry_sdk
+    from sentry_sdk.integrations.asyncio import AsyncioIntegration
+    from sentry_sdk.integrations.starlette import StarletteIntegration
+
+    sentry_sdk.init(
+        dsn=settings.sentry_dsn,
+        release=settings.release or f"whatsapp-gateway@{__version__}",
+        environment="production" if settings.deployed else "local",
+        integrations=[StarletteIntegration(), AsyncioIntegration()],
+        send_default_pii=False,  # message texts and phone numbers stay out of Sentry
+    )
+    log.info("Sentry error reporting is on")
+    return True
+
+
+def report(error: BaseException) -> None:
+    """Send an exception to Sentry if it is on; a no-op otherwise."""
+    sentry = sys.modules.get("sentry_sdk")
+    if sentry is not None and sentry.get_client().is_active():
+        sentry.capture_exception(error)
+
+
+def flush_sentry(timeout: float = 2.0) -> None:
+    sentry = sys.modules.get("sentry_sdk")
+    if sentry is not None and sentry.get_client().is_active():
+        sentry.flush(timeout=timeout)

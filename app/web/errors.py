@@ -1,0 +1,58 @@
+"""Every error answer is JSON: {"error": "<short code>", "detail": "<what is wrong>"}."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ExceptionHandler
+
+from app.errors import DatabaseUnavailable
+from app.observability import report
+
+log = logging.getLogger(__name__)
+
+ERROR_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+def error_response(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    code = ERROR_CODES.get(status, "error")
+    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+
+
+async def http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return error_response(exc.status_code, str(exc.detail), dict(exc.headers) if exc.headers else None)
+
+
+async def database_unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("%s %s: %s", request.method, request.url.path, exc)
+    return error_response(503, "the database is unavailable; try again shortly", {"Retry-After": "5"})
+
+
+async def internal_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
+    report(exc)
+    return error_response(500, "internal error; it has been logged")
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, ExceptionHandler] = {
+    HTTPException: http_exception,
+    DatabaseUnavailable: database_unavailable,
+    Exception: internal_error,
+}

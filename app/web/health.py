@@ -1,0 +1,10 @@
+"""GET /healthz: public, answers whenever HTTP is up (also in standby), never touches the database."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+
+async def healthz(request: Request) -> JSONResponse:
+    return JSONResponse({"ok": True, "state": request.app.state.session_state()})

@@ -1,0 +1,42 @@
+"""One log line per request: method, path (never the query string, which may carry tokens), status, duration."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("app.access")
+
+
+class RequestLogMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the client sees if the app fails before answering
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            elapsed = (time.perf_counter() - started) * 1000
+            client = scope.get("client")
+            log.info(
+                "%s %s %d %.1fms %s",
+                scope["method"],
+                scope["path"],
+                status,
+                elapsed,
+                client[0] if client else "-",
+            )

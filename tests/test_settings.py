@@ -1,0 +1,149 @@
+"""Settings: every bad variable named at once, the DATABASE_URL resolution table, and exit status 1 from the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.errors import SettingsError
+from app.settings import REQUIRED_WHEN_DEPLOYED, load_settings, resolve_database_url
+
+ROOT = Path(__file__).resolve().parent.parent
+VARIABLES = (
+    "DATABASE_URL PORT ADMIN_PASSWORD API_TOKEN SECRET_KEY WEBHOOK_URL WEBHOOK_SECRET WHATSAPP_BACKEND "
+    "HEARTBEAT_INTERVAL SEND_RATE_PER_MINUTE SEND_MIN_INTERVAL AUTH_MIGRATE_FROM SENTRY_DSN LOG_LEVEL "
+    "DATABASE_POOL_MAX DYNO RENDER RAILWAY_ENVIRONMENT FLY_APP_NAME DOKKU_APP_NAME HEROKU_BUILD_COMMIT SOURCE_VERSION"
+).split()
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.parametrize(
+    ("raw", "resolved"),
+    [
+        ("postgres://u:p@db.example.com:5432/app", "postgresql://u:p@db.example.com:5432/app?sslmode=require"),
+        ("postgresql://u:p@db.example.com/app", "postgresql://u:p@db.example.com/app?sslmode=require"),
+        ("postgres://u@localhost/app", "postgresql://u@localhost/app?sslmode=disable"),
+        ("postgres://u@127.0.0.1:5432/app", "postgresql://u@127.0.0.1:5432/app?sslmode=disable"),
+        ("postgres://u@127.8.9.10/app", "postgresql://u@127.8.9.10/app?sslmode=disable"),
+        ("postgres://u@[::1]:5432/app", "postgresql://u@[::1]:5432/app?sslmode=disable"),
+        ("postgresql://u@/app?host=/var/run/postgresql", "postgresql://u@/app?host=/var/run/postgresql&sslmode=disable"),
+        ("postgres://u@db.example.com/app?sslmode=disable", "postgresql://u@db.example.com/app?sslmode=disable"),
+        ("postgres://u@localhost/app?sslmode=verify-full", "postgresql://u@localhost/app?sslmode=verify-full"),
+        ("postgres://u@db.internal/app?connect_timeout=5", "postgresql://u@db.internal/app?connect_timeout=5&sslmode=require"),
+        ("  postgres://u@localhost/app  ", "postgresql://u@localhost/app?sslmode=disable"),
+    ],
+)
+def test_database_url_resolution(raw: str, resolved: str) -> None:
+    assert resolve_database_url(raw) == resolved
+
+
+@pytest.mark.parametrize(
+    ("raw", "complaint"),
+    [
+        ("bogus", "postgres:// or postgresql://"),
+        ("host=localhost dbname=app", "postgres:// or postgresql://"),  # lib/pq would make this a SQLite file
+        ("mysql://u@localhost/app", "postgres:// or postgresql://"),
+        ("/tmp/neonize.db", "postgres:// or postgresql://"),
+        ("postgres:///app", "names no host"),
+        ("postgres://u@%2Fvar%2Frun%2Fpostgresql/app", "percent-encoded host"),
+        ("postgres://u@localhost:99999/app", "invalid port"),
+        ("postgres://u@localhost/app?sslmode=sometimes", "sslmode='sometimes'"),
+    ],
+)
+def test_database_url_rejections(raw: str, complaint: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        resolve_database_url(raw)
+    assert complaint in str(caught.value)
+
+
+def test_defaults_for_a_local_run() -> None:
+    settings = load_settings()
+    assert settings.database_url is None and not settings.deployed
+    assert (settings.port, settings.whatsapp_backend, settings.heartbeat_interval) == (8000, "neonize", 30.0)
+    assert (settings.send_rate_per_minute, settings.send_min_interval, settings.database_pool_max) == (20, 2.0, 5)
+    assert settings.webhook_urls == () and settings.log_level == "INFO"
+
+
+def test_every_bad_variable_is_named_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = {
+        "DATABASE_URL": "bogus",
+        "PORT": "eighty",
+        "WHATSAPP_BACKEND": "baileys",
+        "HEARTBEAT_INTERVAL": "0",
+        "SEND_RATE_PER_MINUTE": "-1",
+        "SEND_MIN_INTERVAL": "soon",
+        "LOG_LEVEL": "LOUD",
+        "WEBHOOK_URL": "ftp://example.com/hook",
+        "DATABASE_POOL_MAX": "1",
+    }
+    for name, value in bad.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert set(caught.value.problems) == {*bad, "WEBHOOK_SECRET"}
+    for name in (*bad, "WEBHOOK_SECRET"):
+        assert f"  {name}: " in str(caught.value)
+
+
+def test_deployed_requires_database_and_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DYNO", "web.1")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert set(caught.value.problems) == set(REQUIRED_WHEN_DEPLOYED)
+
+
+def test_deployed_with_everything_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    values = {
+        "DYNO": "web.1",
+        "DATABASE_URL": "postgres://u:hunter2@ec2-1-2-3-4.compute.amazonaws.com:5432/d1",
+        "ADMIN_PASSWORD": "admin-pw",
+        "API_TOKEN": "api-token",
+        "SECRET_KEY": "secret-key",
+        "WEBHOOK_URL": "https://a.example.com/hook, https://b.example.com/hook",
+        "WEBHOOK_SECRET": "hook-secret",
+        "HEROKU_BUILD_COMMIT": "abc123",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert settings.deployed and settings.release == "abc123"
+    assert settings.database_url == "postgresql://u:hunter2@ec2-1-2-3-4.compute.amazonaws.com:5432/d1?sslmode=require"
+    assert settings.webhook_urls == ("https://a.example.com/hook", "https://b.example.com/hook")
+    assert set(settings.secrets()) == {"admin-pw", "api-token", "secret-key", "hook-secret", "hunter2"}
+
+
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    environment = {key: value for key, value in os.environ.items() if key not in VARIABLES}
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_bogus_database_url_exits_1_naming_it() -> None:
+    result = run_cli({"DATABASE_URL": "bogus"})
+    assert result.returncode == 1
+    assert "DATABASE_URL" in result.stderr and "Traceback" not in result.stderr + result.stdout
+
+
+def test_deployed_without_configuration_exits_1_naming_everything() -> None:
+    result = run_cli({"DYNO": "web.1", "PORT": "x"}, "migrate")
+    assert result.returncode == 1
+    for name in (*REQUIRED_WHEN_DEPLOYED, "PORT"):
+        assert name in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_help_lists_the_commands() -> None:
+    result = run_cli({}, "--help")
+    assert result.returncode == 0
+    assert "serve" in result.stdout and "migrate" in result.stdout

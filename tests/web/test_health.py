@@ -1,0 +1,55 @@
+"""/healthz is public and never needs the database; every error is JSON; /api/* refuses without the token."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from app.main import create_app
+from app.settings import load_settings
+from tests.processes import BASE_ENV, TOKEN
+
+
+@pytest.fixture
+async def client(database_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
+    for name, value in {**BASE_ENV, "DATABASE_URL": database_url}.items():
+        monkeypatch.setenv(name, value)
+    app = create_app(load_settings())
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            yield http
+
+
+async def test_healthz_is_public_and_reports_the_state(client: httpx.AsyncClient) -> None:
+    response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"ok": True, "state": "starting"}
+
+
+async def test_errors_are_json(client: httpx.AsyncClient) -> None:
+    missing = await client.get("/no/such/page")
+    assert missing.status_code == 404
+    assert missing.json() == {"error": "not_found", "detail": "Not Found"}
+    wrong_method = await client.post("/healthz")
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize(
+    "authorization", [None, "", "Bearer", "Bearer wrong-token", f"Basic {TOKEN}", f"Bearer {TOKEN}x"]
+)
+async def test_api_refuses_without_the_token(client: httpx.AsyncClient, authorization: str | None) -> None:
+    headers = {"Authorization": authorization} if authorization is not None else {}
+    response = await client.get("/api/status", headers=headers)
+    assert response.status_code == 401
+    assert response.json()["error"] == "unauthorized"
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_api_status_with_the_token(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/status", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["state"] == "starting" and body["schema_version"] >= 1
