@@ -13,11 +13,30 @@ from app.errors import SettingsError
 from app.settings import REQUIRED_WHEN_DEPLOYED, load_settings, resolve_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIABLES = (
-    "DATABASE_URL PORT ADMIN_PASSWORD API_TOKEN SECRET_KEY WEBHOOK_URL WEBHOOK_SECRET WHATSAPP_BACKEND "
-    "HEARTBEAT_INTERVAL SEND_RATE_PER_MINUTE SEND_MIN_INTERVAL AUTH_MIGRATE_FROM SENTRY_DSN LOG_LEVEL "
-    "DATABASE_POOL_MAX DYNO RENDER RAILWAY_ENVIRONMENT FLY_APP_NAME DOKKU_APP_NAME HEROKU_BUILD_COMMIT SOURCE_VERSION"
-).split()
+VARIABLES = [
+    "DATABASE_URL",
+    "PORT",
+    "ADMIN_PASSWORD",
+    "API_TOKEN",
+    "SECRET_KEY",
+    "WEBHOOK_URL",
+    "WEBHOOK_SECRET",
+    "WHATSAPP_BACKEND",
+    "HEARTBEAT_INTERVAL",
+    "SEND_RATE_PER_MINUTE",
+    "SEND_MIN_INTERVAL",
+    "AUTH_MIGRATE_FROM",
+    "SENTRY_DSN",
+    "LOG_LEVEL",
+    "DATABASE_POOL_MAX",
+    "DYNO",
+    "RENDER",
+    "RAILWAY_ENVIRONMENT",
+    "FLY_APP_NAME",
+    "DOKKU_APP_NAME",
+    "HEROKU_BUILD_COMMIT",
+    "SOURCE_VERSION",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -35,10 +54,16 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ("postgres://u@127.0.0.1:5432/app", "postgresql://u@127.0.0.1:5432/app?sslmode=disable"),
         ("postgres://u@127.8.9.10/app", "postgresql://u@127.8.9.10/app?sslmode=disable"),
         ("postgres://u@[::1]:5432/app", "postgresql://u@[::1]:5432/app?sslmode=disable"),
-        ("postgresql://u@/app?host=/var/run/postgresql", "postgresql://u@/app?host=/var/run/postgresql&sslmode=disable"),
+        (
+            "postgresql://u@/app?host=/var/run/postgresql",
+            "postgresql://u@/app?host=/var/run/postgresql&sslmode=disable",
+        ),
         ("postgres://u@db.example.com/app?sslmode=disable", "postgresql://u@db.example.com/app?sslmode=disable"),
         ("postgres://u@localhost/app?sslmode=verify-full", "postgresql://u@localhost/app?sslmode=verify-full"),
-        ("postgres://u@db.internal/app?connect_timeout=5", "postgresql://u@db.internal/app?connect_timeout=5&sslmode=require"),
+        (
+            "postgres://u@db.internal/app?connect_timeout=5",
+            "postgresql://u@db.internal/app?connect_timeout=5&sslmode=require",
+        ),
         ("  postgres://u@localhost/app  ", "postgresql://u@localhost/app?sslmode=disable"),
     ],
 )

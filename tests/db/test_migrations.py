@@ -65,7 +65,9 @@ def test_migrations_never_touch_whatsmeow_tables(tmp_path: Path) -> None:
 def test_two_processes_migrating_at_once_do_not_collide(empty_database_url: str) -> None:
     env = {**BASE_ENV, "DATABASE_URL": empty_database_url, "PATH": "/usr/bin:/bin"}
     command = [sys.executable, "-m", "app", "migrate"]
-    runs = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in "ab"]
+    runs = [
+        subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)
+    ]
     outputs = [run.communicate(timeout=60)[0].decode() for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs
     applied_lines = sum(output.count("applied migration 0001_") for output in outputs)
