@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable
+from typing import TextIO
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 MASK = "[redacted]"
@@ -25,9 +26,9 @@ class OneLineFormatter(logging.Formatter):
         return line
 
 
-def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
-    """Replace whatever handlers the root logger has with one stdout handler at `level`."""
-    handler = logging.StreamHandler(sys.stdout)
+def configure_logging(level: str, secrets: Iterable[str] = (), stream: TextIO | None = None) -> None:
+    """Replace whatever handlers the root logger has with one handler at `level` (stdout unless told otherwise)."""
+    handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(OneLineFormatter(secrets))
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,10 +11,12 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from app import __version__
 from app.db.database import Database
 from app.db.migrations import migrate
 from app.observability import flush_sentry
+from app.session.states import State
+from app.session.status import session_status
+from app.session.supervisor import Supervisor
 from app.settings import Settings
 from app.web import api
 from app.web.errors import EXCEPTION_HANDLERS
@@ -24,7 +25,9 @@ from app.web.middleware import RequestLogMiddleware
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN_BUDGET = 8.0  # seconds for our own shutdown, after hypercorn's 10 s of draining: well inside 20 s
+# After hypercorn's 8 s of draining (app/hypercorn_config.py), our own shutdown: 8 + 9 + 2 = 19 s < 20 s.
+SUPERVISOR_BUDGET = 9.0  # the worker gets 5 s to stop before SIGKILL, then the lease is released
+POOL_CLOSE_BUDGET = 2.0
 
 
 class Services:
@@ -33,29 +36,38 @@ class Services:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.database: Database | None = None
+        self.supervisor: Supervisor | None = None
 
     def session_state(self) -> str:
-        return "starting"
+        return self.supervisor.state.value if self.supervisor else State.STARTING.value
 
     async def status(self) -> dict[str, Any]:
         """What /api/status and the page show; every figure comes from here."""
-        assert self.database is not None
-        async with self.database.connection() as connection:
-            schema_version = await connection.fetchval("SELECT max(version) FROM schema_migrations")
-        return {"state": self.session_state(), "version": __version__, "schema_version": schema_version}
+        assert self.database is not None and self.supervisor is not None
+        return await session_status(self.supervisor, self.database)
 
     async def start(self) -> None:
-        assert self.settings.database_url, "the database URL is resolved before the app is created"
-        self.database = await Database.open(self.settings.database_url, max_size=self.settings.database_pool_max)
+        settings = self.settings
+        assert settings.database_url, "the database URL is resolved before the app is created"
+        self.database = await Database.open(settings.database_url, max_size=settings.database_pool_max)
         async with self.database.connection() as connection:
             await migrate(connection)
+        self.supervisor = Supervisor(
+            database=self.database,
+            database_url=settings.database_url,
+            backend=settings.whatsapp_backend,
+            heartbeat_interval=settings.heartbeat_interval,
+        )
+        self.supervisor.start()  # in the background: HTTP answers (state "starting"/"standby") meanwhile
         log.info("started")
 
     async def stop(self) -> None:
         log.info("shutting down")
         try:
+            if self.supervisor is not None:
+                await self.supervisor.stop(SUPERVISOR_BUDGET)
             if self.database is not None:
-                await asyncio.wait_for(self.database.close(), SHUTDOWN_BUDGET)
+                await self.database.close(POOL_CLOSE_BUDGET)
         finally:
             flush_sentry()
             log.info("shutdown complete")

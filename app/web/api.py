@@ -1,12 +1,67 @@
-"""The JSON API under /api: thin handlers over the services of the web process."""
+"""The JSON API under /api: thin handlers over the session supervisor. Every route requires authentication."""
 
 from __future__ import annotations
 
+import json
+import re
+from typing import Any
+
+import segno
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from app.session.supervisor import Supervisor
 from app.web.auth import requires_auth
+
+PHONE = re.compile(r"^\+[1-9]\d{6,14}$")
+PHONE_FORM = "+<country code><number>, digits only, for example +6281234567890"
+DISCONNECT_REASONS = ("connection_lost", "logged_out", "replaced", "banned", "outdated", "silent")
+MAX_BODY = 256 * 1024
+
+
+def supervisor_of(request: Request) -> Supervisor:
+    supervisor: Supervisor | None = request.app.state.services.supervisor
+    if supervisor is None:
+        raise HTTPException(503, "the session is still starting")
+    return supervisor
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    """The request's JSON object, or a 4xx saying what is wrong with it. An empty body counts as {}."""
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise HTTPException(413, f"the body is larger than {MAX_BODY} bytes")
+    if not body.strip():
+        return {}
+    if "json" not in request.headers.get("content-type", "application/json"):
+        raise HTTPException(415, "send the body as application/json")
+    try:
+        data = json.loads(body)
+    except ValueError as error:
+        raise HTTPException(400, f"the body is not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise HTTPException(422, "the body must be a JSON object")
+    return data
+
+
+def phone_field(data: dict[str, Any], name: str, *, required: bool = True) -> str | None:
+    value = data.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not PHONE.match(value.replace(" ", "")):
+        raise HTTPException(422, f"'{name}' must be an international phone number: {PHONE_FORM}")
+    return value.replace(" ", "")
+
+
+def text_field(data: dict[str, Any], name: str, *, required: bool = True, limit: int = 65536) -> str | None:
+    value = data.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= limit:
+        raise HTTPException(422, f"'{name}' must be a string of 1 to {limit} characters")
+    return value
 
 
 @requires_auth
@@ -14,4 +69,87 @@ async def status(request: Request) -> JSONResponse:
     return JSONResponse(await request.app.state.services.status())
 
 
-ROUTES = [Route("/api/status", status)]
+@requires_auth
+async def session_qr(request: Request) -> JSONResponse:
+    snapshot = supervisor_of(request).snapshot()
+    if snapshot.qr is None:
+        raise HTTPException(409, f"no QR code on offer: the session is {snapshot.state.value}")
+    svg = segno.make(snapshot.qr["payload"], error="l").svg_inline(scale=5, border=2)
+    return JSONResponse({**snapshot.qr, "svg": svg}, headers={"Cache-Control": "no-store"})
+
+
+@requires_auth
+async def session_pair_code(request: Request) -> JSONResponse:
+    phone = phone_field(await json_body(request), "phone")
+    assert phone is not None
+    code = await supervisor_of(request).pair_code(phone.removeprefix("+"))
+    return JSONResponse({"code": code}, headers={"Cache-Control": "no-store"})
+
+
+@requires_auth
+async def session_reconnect(request: Request) -> JSONResponse:
+    return JSONResponse(await supervisor_of(request).reconnect(), status_code=202)
+
+
+@requires_auth
+async def session_logout(request: Request) -> JSONResponse:
+    return JSONResponse(await supervisor_of(request).logout(), status_code=202)
+
+
+@requires_auth
+async def session_pair(request: Request) -> JSONResponse:
+    return JSONResponse(await supervisor_of(request).pair(), status_code=202)
+
+
+@requires_auth
+async def simulator(request: Request) -> JSONResponse:
+    """POST /api/simulator/{action}: drive the simulated WhatsApp (404 unless WHATSAPP_BACKEND=simulator)."""
+    supervisor = supervisor_of(request)
+    if supervisor.backend != "simulator":
+        raise HTTPException(404, "the simulator is not in use (WHATSAPP_BACKEND=simulator turns it on)")
+    action = request.path_params["action"]
+    data = await json_body(request)
+    args: dict[str, Any]
+    if action == "pair":
+        args = {
+            "phone": phone_field(data, "phone", required=False),
+            "push_name": text_field(data, "push_name", required=False, limit=100),
+        }
+    elif action == "incoming":
+        args = {
+            "from": phone_field(data, "from"),
+            "text": text_field(data, "text", required=False),
+            "message_id": text_field(data, "message_id", required=False, limit=128),
+            "push_name": text_field(data, "push_name", required=False, limit=100),
+            "group": text_field(data, "group", required=False, limit=64),
+            "type": text_field(data, "type", required=False, limit=16) or "text",
+            "media": data.get("media") if isinstance(data.get("media"), dict) else None,
+        }
+    elif action == "receipt":
+        ids = data.get("message_ids")
+        if not isinstance(ids, list) or not ids or not all(isinstance(item, str) for item in ids):
+            raise HTTPException(422, "'message_ids' must be a non-empty list of WhatsApp message ids")
+        if data.get("status", "delivered") not in ("delivered", "read", "played"):
+            raise HTTPException(422, "'status' must be delivered, read or played")
+        args = {"from": phone_field(data, "from"), "message_ids": ids, "status": data.get("status", "delivered")}
+    elif action == "disconnect":
+        reason = data.get("reason", "connection_lost")
+        if reason not in DISCONNECT_REASONS:
+            raise HTTPException(422, f"'reason' must be one of {', '.join(DISCONNECT_REASONS)}")
+        args = {"reason": reason, "seconds": data.get("seconds", 3600)}
+    elif action in ("crash", "hang"):
+        args = {}
+    else:
+        raise HTTPException(404, f"unknown simulator action {action!r}")
+    return JSONResponse(await supervisor.simulate(action, args), status_code=202)
+
+
+ROUTES = [
+    Route("/api/status", status),
+    Route("/api/session/qr", session_qr),
+    Route("/api/session/pair-code", session_pair_code, methods=["POST"]),
+    Route("/api/session/reconnect", session_reconnect, methods=["POST"]),
+    Route("/api/session/logout", session_logout, methods=["POST"]),
+    Route("/api/session/pair", session_pair, methods=["POST"]),
+    Route("/api/simulator/{action}", simulator, methods=["POST"]),
+]

@@ -11,6 +11,8 @@ from starlette.types import ExceptionHandler
 
 from app.errors import DatabaseUnavailable
 from app.observability import report
+from app.session.supervisor import SessionError
+from app.whatsapp.process import WorkerError
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +25,7 @@ ERROR_CODES = {
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    502: "bad_gateway",
     422: "invalid_request",
     429: "too_many_requests",
     500: "internal_error",
@@ -45,6 +48,15 @@ async def database_unavailable(request: Request, exc: Exception) -> Response:
     return error_response(503, "the database is unavailable; try again shortly", {"Retry-After": "5"})
 
 
+async def session_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SessionError)
+    return error_response(exc.status, str(exc))
+
+
+async def worker_error(request: Request, exc: Exception) -> Response:
+    return error_response(503, f"WhatsApp is not available right now: {exc}", {"Retry-After": "5"})
+
+
 async def internal_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
     report(exc)
@@ -54,5 +66,7 @@ async def internal_error(request: Request, exc: Exception) -> Response:
 EXCEPTION_HANDLERS: dict[type[Exception] | int, ExceptionHandler] = {
     HTTPException: http_exception,
     DatabaseUnavailable: database_unavailable,
+    SessionError: session_error,
+    WorkerError: worker_error,
     Exception: internal_error,
 }

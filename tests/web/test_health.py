@@ -26,7 +26,8 @@ async def client(database_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIte
 async def test_healthz_is_public_and_reports_the_state(client: httpx.AsyncClient) -> None:
     response = await client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"ok": True, "state": "starting"}
+    assert response.json()["ok"] is True
+    assert response.json()["state"] in {"starting", "connecting", "pairing"}  # a fresh database has no device
 
 
 async def test_errors_are_json(client: httpx.AsyncClient) -> None:
@@ -52,4 +53,4 @@ async def test_api_status_with_the_token(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/status", headers={"Authorization": f"Bearer {TOKEN}"})
     assert response.status_code == 200
     body = response.json()
-    assert body["state"] == "starting" and body["schema_version"] >= 1
+    assert body["schema_version"] >= 1 and body["auth_store"]["kind"] == "postgres"

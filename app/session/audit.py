@@ -1,0 +1,160 @@
+"""The session's audit trail in Postgres: every transition with its reason, the current status row, the heartbeat,
+and the figures derived from them (disconnects, reconnects and uptime over 24 h).
+
+Functions take a connection so the caller owns the transaction: a transition, the status row and its
+`session.state_changed` outbox event are written together or not at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from typing import Any
+
+import asyncpg
+
+from app.session.states import State
+
+WINDOW = dt.timedelta(hours=24)
+
+INSERT_TRANSITION = """
+INSERT INTO session_transitions (at, from_state, to_state, reason, detail, process)
+VALUES ($1, $2, $3, $4, $5, $6)"""
+UPSERT_STATUS = """
+INSERT INTO session_status (singleton, state, since, reason, account_jid, push_name, retry_at, process, updated_at)
+VALUES (true, $1, $2, $3, $4, $5, $6, $7, now())
+ON CONFLICT (singleton) DO UPDATE SET
+    state = EXCLUDED.state, since = EXCLUDED.since, reason = EXCLUDED.reason,
+    account_jid = COALESCE(EXCLUDED.account_jid, session_status.account_jid),
+    push_name = COALESCE(EXCLUDED.push_name, session_status.push_name),
+    retry_at = EXCLUDED.retry_at, process = EXCLUDED.process, updated_at = now()"""
+INSERT_EVENT = "INSERT INTO outbox_events (type, chat, data) VALUES ($1, $2, $3::jsonb) RETURNING id"
+UPDATE_HEARTBEAT = """
+UPDATE session_status SET last_heartbeat_at = $1, heartbeat_ok = $2, updated_at = now() WHERE process = $3"""
+SELECT_STATUS = "SELECT * FROM session_status WHERE singleton"
+SELECT_WINDOW = """
+SELECT at, from_state, to_state FROM session_transitions WHERE at >= $1
+UNION ALL
+(SELECT at, from_state, to_state FROM session_transitions WHERE at < $1 ORDER BY at DESC, id DESC LIMIT 1)
+ORDER BY at"""
+SELECT_LAST_CONNECTED = "SELECT max(at) FROM session_transitions WHERE to_state = 'connected'"
+SELECT_RECENT = """
+SELECT at, from_state, to_state, reason, detail FROM session_transitions ORDER BY at DESC, id DESC LIMIT $1"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Transition:
+    at: dt.datetime
+    from_state: State | None
+    to_state: State
+    reason: str
+    detail: str | None = None
+    account_jid: str | None = None
+    push_name: str | None = None
+    retry_at: dt.datetime | None = None
+
+
+async def record_transition(connection: asyncpg.Connection, transition: Transition, process: str) -> None:
+    """Store the transition, the new status and its webhook event (call inside a transaction)."""
+    await connection.execute(
+        INSERT_TRANSITION,
+        transition.at,
+        transition.from_state.value if transition.from_state else None,
+        transition.to_state.value,
+        transition.reason,
+        transition.detail,
+        process,
+    )
+    await connection.execute(
+        UPSERT_STATUS,
+        transition.to_state.value,
+        transition.at,
+        transition.reason,
+        transition.account_jid,
+        transition.push_name,
+        transition.retry_at,
+        process,
+    )
+    data = {
+        "from": transition.from_state.value if transition.from_state else None,
+        "to": transition.to_state.value,
+        "reason": transition.reason,
+        "detail": transition.detail,
+        "at": transition.at.isoformat(),
+    }
+    if transition.retry_at is not None:
+        data["retry_at"] = transition.retry_at.isoformat()
+    await connection.execute(INSERT_EVENT, "session.state_changed", None, json.dumps(data))
+
+
+async def close_unfinished(connection: asyncpg.Connection, process: str, heartbeat_interval: float) -> None:
+    """A new lease holder closes what a previous holder left open when it died without shutting down (kill -9,
+    a dyno crash): its last state ends at its last sign of life, so the gap does not count as connected time."""
+    row = await connection.fetchrow(SELECT_STATUS)
+    if row is None or row["state"] in (State.STOPPED.value, State.STANDBY.value):
+        return
+    last_seen = max(filter(None, (row["last_heartbeat_at"], row["since"])))
+    ended = min(dt.datetime.now(dt.UTC), last_seen + dt.timedelta(seconds=heartbeat_interval))
+    await record_transition(
+        connection,
+        Transition(
+            ended, State(row["state"]), State.STOPPED, "process_lost", f"{row['process']} ended without a shutdown"
+        ),
+        process,
+    )
+
+
+async def record_heartbeat(connection: asyncpg.Connection, at: dt.datetime, ok: bool | None, process: str) -> None:
+    await connection.execute(UPDATE_HEARTBEAT, at, ok, process)
+
+
+async def figures(connection: asyncpg.Connection, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Stability figures over the last 24 h, derived from the transitions alone."""
+    now = now or dt.datetime.now(dt.UTC)
+    start = now - WINDOW
+    rows = await connection.fetch(SELECT_WINDOW, start)
+    connected = dt.timedelta()
+    disconnects = reconnects = 0
+    for index, row in enumerate(rows):
+        begin = max(row["at"], start)
+        end = rows[index + 1]["at"] if index + 1 < len(rows) else now
+        if row["to_state"] == State.CONNECTED and end > begin:
+            connected += end - begin
+        if row["at"] >= start:
+            if row["from_state"] == State.CONNECTED and row["to_state"] != State.CONNECTED:
+                disconnects += 1
+            if row["to_state"] == State.CONNECTED and row["from_state"] != State.PAIRING:
+                reconnects += 1
+    observed = now - max(start, rows[0]["at"]) if rows else dt.timedelta()
+    last_connected = await connection.fetchval(SELECT_LAST_CONNECTED)
+    status = await connection.fetchrow(SELECT_STATUS)
+    return {
+        "disconnects_24h": disconnects,
+        "reconnects_24h": reconnects,
+        "uptime_24h_percent": round(100 * connected / observed, 2) if observed.total_seconds() > 0 else None,
+        "last_connected_at": last_connected.isoformat() if last_connected else None,
+        "seconds_since_connected": (now - last_connected).total_seconds() if last_connected else None,
+        "last_heartbeat_at": status["last_heartbeat_at"].isoformat()
+        if status and status["last_heartbeat_at"]
+        else None,
+        "heartbeat_ok": status["heartbeat_ok"] if status else None,
+    }
+
+
+async def recent_transitions(connection: asyncpg.Connection, limit: int = 20) -> list[dict[str, Any]]:
+    return [
+        {
+            "at": row["at"].isoformat(),
+            "from": row["from_state"],
+            "to": row["to_state"],
+            "reason": row["reason"],
+            "detail": row["detail"],
+        }
+        for row in await connection.fetch(SELECT_RECENT, limit)
+    ]
+
+
+async def stored_status(connection: asyncpg.Connection) -> dict[str, Any] | None:
+    row = await connection.fetchrow(SELECT_STATUS)
+    return dict(row) if row else None

@@ -1,0 +1,540 @@
+"""The session supervisor: holds the lease, runs one worker at a time, applies the reconnect policy, beats the heart.
+
+Everything that changes the session (worker events, worker exits, heartbeat findings, retry timers, operator actions,
+losing the lease) goes through one queue and is handled by one task, in order. That is what rules out two connection
+attempts at once: a new worker is started only after the previous one is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import datetime as dt
+import logging
+import os
+import random
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from app.db.database import Database
+from app.errors import AppError, DatabaseUnavailable
+from app.observability import report
+from app.session import audit
+from app.session.lease import Lease
+from app.session.policy import DEFAULT, TRANSIENT, Policy, decide
+from app.session.states import Reason, State
+from app.whatsapp import backend as events
+from app.whatsapp import protocol
+from app.whatsapp.process import WorkerError, WorkerGone, WorkerProcess
+
+log = logging.getLogger(__name__)
+
+PING_TIMEOUT = 10.0  # a worker that does not answer a ping within this (or two heartbeat intervals) is hung
+PAIRING_ROUNDS = 3  # at most this many QR rounds ...
+PAIRING_ROUNDS_WINDOW = 120.0  # ... per this many seconds
+COMMAND_TIMEOUT = 30.0
+
+MessageSink = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+class SessionError(AppError):
+    """An operator action that the session cannot carry out now; `status` is the HTTP status that fits."""
+
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def log_only_sink(name: str, data: dict[str, Any]) -> None:
+    log.info("%s event from WhatsApp (no store attached)", name)
+
+
+@dataclasses.dataclass
+class Snapshot:
+    """The session as this process sees it, for the status function."""
+
+    state: State
+    since: dt.datetime
+    reason: str
+    detail: str | None
+    retry_at: dt.datetime | None
+    account: dict[str, Any] | None
+    qr: dict[str, Any] | None
+    worker: dict[str, Any] | None
+    pairing_rounds_left: int
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def process_name() -> str:
+    return f"{os.environ.get('DYNO') or socket.gethostname()}:{os.getpid()}"
+
+
+class Supervisor:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        database_url: str,
+        backend: str,
+        heartbeat_interval: float,
+        sink: MessageSink = log_only_sink,
+        worker_env: dict[str, str] | None = None,
+        rng: random.Random | None = None,
+        policy: Policy = DEFAULT,
+    ) -> None:
+        self.database = database
+        self.database_url = database_url
+        self.backend = backend
+        self.heartbeat_interval = heartbeat_interval
+        self.ping_timeout = min(PING_TIMEOUT, 2 * heartbeat_interval)
+        self.sink = sink
+        self.worker_env = worker_env or {}
+        self.rng = rng or random.Random()
+        self.policy = policy
+        self.process = process_name()
+        self.lease = Lease(database_url)
+
+        self.state = State.STARTING
+        self.since = utcnow()
+        self.reason = "process starting"
+        self.detail: str | None = None
+        self.retry_at: dt.datetime | None = None
+        self.account: dict[str, Any] | None = None
+        self.qr: dict[str, Any] | None = None
+        self.worker: WorkerProcess | None = None
+        self.attempt = 0  # failures since the session was last stable
+        self.connected_at: float | None = None
+        self.replaced_at: list[dt.datetime] = []
+        self.pairing_rounds: collections.deque[float] = collections.deque()
+        self.last_heartbeat: dt.datetime | None = None
+        self.state_changed = asyncio.Condition()  # notified on every transition and QR rotation (live page)
+
+        self._inputs: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+        self._retry: asyncio.TimerHandle | None = None
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._side_tasks: set[asyncio.Task[Any]] = set()
+
+    # ---- life cycle -------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="session-supervisor")
+        self._task.add_done_callback(self._on_task_done)
+
+    def _on_task_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            error = task.exception()
+            assert error is not None
+            log.critical("the session supervisor died: %r", error, exc_info=error)
+            report(error)
+            self.state, self.reason = State.STOPPED, "supervisor_failed"
+
+    async def stop(self, budget: float = 9.0) -> None:
+        """Stop taking work, stop the worker without logging out, release the lease; all within `budget` seconds."""
+        self._stopping.set()
+        self._inputs.put_nowait(("shutdown",))
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), budget)
+        except TimeoutError:
+            log.error("the supervisor did not stop within %.0f s; killing its worker", budget)
+            self._task.cancel()
+            if self.worker is not None:
+                await self.worker.kill()
+            await self.lease.release()
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            if not await self.lease.try_acquire():
+                await self._transition(State.STANDBY, "lease_held_elsewhere", "another process holds the session")
+                if not await self.lease.acquire(self._stopping):
+                    break
+            log.info("this process now holds the session lease")
+            await self._write(lambda c: audit.close_unfinished(c, self.process, self.heartbeat_interval))
+            lease_watch = self._side_task(self._watch_lease(), "session-lease-watch")
+            heartbeat = self._side_task(self._heartbeat_loop(), "session-heartbeat")
+            try:
+                lost = await self._hold()
+            finally:
+                heartbeat.cancel()
+                lease_watch.cancel()
+                self._cancel_retry()
+            if lost:
+                # Another process may be connecting already: no polite stop, the worker goes now.
+                if self.worker is not None:
+                    worker, self.worker = self.worker, None
+                    await worker.kill()
+                await self._transition(State.STANDBY, "lease_lost", "lost the lease connection; worker stopped")
+                continue
+            break
+        await self._retire_worker()
+        if self.lease.held:
+            await self._transition(State.STOPPED, "shutdown", "the process is shutting down")
+        await self.lease.release()
+
+    def _side_task(self, coroutine: Awaitable[Any], name: str) -> asyncio.Task[Any]:
+        """A named background task; if it dies of an error, the error is logged and the supervisor is told."""
+        task: asyncio.Task[Any] = asyncio.ensure_future(coroutine)
+        task.set_name(name)
+        self._side_tasks.add(task)
+
+        def done(finished: asyncio.Task[Any]) -> None:
+            self._side_tasks.discard(finished)
+            if not finished.cancelled() and finished.exception() is not None:
+                log.error("%s died: %r", name, finished.exception(), exc_info=finished.exception())
+                report(finished.exception())  # type: ignore[arg-type]
+
+        task.add_done_callback(done)
+        return task
+
+    async def _watch_lease(self) -> None:
+        await self.lease.watch()
+        self._inputs.put_nowait(("lease_lost",))
+
+    # ---- the one loop that changes the session ----------------------------------------------------------------
+
+    async def _hold(self) -> bool:
+        """Run the session while holding the lease; True if the lease was lost, False on shutdown."""
+        await self._spawn("boot")
+        while True:
+            item = await self._inputs.get()
+            kind = item[0]
+            if kind == "shutdown":
+                return False
+            if kind == "lease_lost":
+                return True
+            try:
+                await self._handle(item)
+            except Exception as error:  # the loop must survive anything one input does
+                log.exception("error while handling %s", kind)
+                report(error)
+                if len(item) > 1 and isinstance(item[-1], asyncio.Future) and not item[-1].done():
+                    item[-1].set_exception(error)
+
+    async def _handle(self, item: tuple[Any, ...]) -> None:
+        kind = item[0]
+        if kind == "event":
+            _, generation, name, data = item
+            if self.worker is not None and generation == self.worker.generation:
+                await self._on_event(name, data)
+        elif kind == "exited":
+            _, generation, returncode = item
+            if self.worker is not None and generation == self.worker.generation:
+                self.worker = None
+                await self._fail(Reason.WORKER_CRASHED, f"the worker exited with status {returncode}")
+        elif kind == "hung":
+            if self.worker is not None and item[1] == self.worker.generation:
+                worker, self.worker = self.worker, None
+                await worker.kill()
+                await self._fail(Reason.WORKER_HUNG, f"no reply to a ping within {self.ping_timeout:g} s; killed")
+        elif kind == "dead_link":
+            if self.worker is not None and item[1] == self.worker.generation and self.state is State.CONNECTED:
+                await self._fail(Reason.HEARTBEAT_LOST, "the worker reports no connection behind 'connected'")
+        elif kind == "retry":
+            if self._retry is not None and item[1] is self._retry:
+                self._retry = None
+                await self._spawn(item[2])
+        elif kind == "operator":
+            _, action, future = item
+            try:
+                result = await action()
+            except Exception as error:
+                if not future.done():
+                    future.set_exception(error)
+            else:
+                if not future.done():
+                    future.set_result(result)
+
+    async def _on_event(self, name: str, data: dict[str, Any]) -> None:
+        if name == events.QR:
+            if self.state is not State.PAIRING:
+                self.pairing_rounds.append(time.monotonic())
+                self.qr = {"payload": data["payload"], "received_at": utcnow().isoformat(), "rotation": 1}
+                await self._transition(State.PAIRING, "qr_offered", "scan the QR code with WhatsApp on the phone")
+            else:
+                rotation = (self.qr or {}).get("rotation", 0) + 1
+                self.qr = {"payload": data["payload"], "received_at": utcnow().isoformat(), "rotation": rotation}
+                await self._notify()
+        elif name == events.CONNECTED:
+            paired = self.state is State.PAIRING
+            self.account = {"jid": data.get("jid"), "push_name": data.get("push_name")}
+            self.qr = None
+            self.connected_at = time.monotonic()
+            await self._transition(
+                State.CONNECTED,
+                "paired" if paired else "logged_in",
+                "linked by scanning the QR code" if paired else "connected with the stored device",
+            )
+        elif name == events.DISCONNECTED:
+            reason = str(data.get("reason") or "connection_lost")
+            kind = (
+                Reason.DIAL_FAILED
+                if reason == "dial_failed"
+                else Reason.CONNECT_FAILURE
+                if reason.startswith("connect_failure")
+                else Reason.CONNECTION_LOST
+            )
+            await self._fail(kind, data.get("detail") or reason)
+        elif name == events.LOGGED_OUT:
+            await self._fail(Reason.LOGGED_OUT, str(data.get("reason") or "logged out"))
+        elif name == events.REPLACED:
+            await self._fail(Reason.REPLACED, "another client connected with this session")
+        elif name == events.BANNED:
+            until = dt.datetime.fromisoformat(data["until"]) if data.get("until") else None
+            await self._fail(Reason.BANNED, f"ban code {data.get('code')}", banned_until=until)
+        elif name == events.OUTDATED:
+            await self._fail(Reason.OUTDATED, data.get("detail"))
+        elif name == events.PAIRING_EXPIRED:
+            await self._fail(Reason.PAIRING_EXPIRED, None)
+        elif name in (events.MESSAGE, events.RECEIPT):
+            await self.sink(name, data)
+        elif name != protocol.READY:
+            log.warning("unknown event %r from the worker", name)
+
+    async def _fail(self, reason: Reason, detail: str | None, *, banned_until: dt.datetime | None = None) -> None:
+        """The worker's one connection is over: retire it and let the policy decide what comes next."""
+        await self._retire_worker()
+        now = utcnow()
+        if self.connected_at is not None and time.monotonic() - self.connected_at >= self.policy.stable_after:
+            self.attempt = 0
+        self.connected_at = None
+        self.qr = None
+        decision = decide(
+            reason,
+            attempt=self.attempt,
+            now=now,
+            replaced_at=tuple(self.replaced_at),
+            banned_until=banned_until,
+            rng=self.rng,
+            policy=self.policy,
+        )
+        if reason in TRANSIENT:
+            self.attempt += 1
+        if reason is Reason.REPLACED:
+            self.replaced_at = [at for at in self.replaced_at if now - at <= self.policy.replaced_window] + [now]
+        retry_at = now + dt.timedelta(seconds=decision.delay) if decision.delay is not None else None
+        text = f"{decision.explanation} ({detail})" if detail else decision.explanation
+        await self._transition(decision.state, reason.value, text, retry_at=retry_at)
+        if decision.delay is not None:
+            self._schedule_retry(decision.delay, f"retry after {reason.value}")
+        elif reason is Reason.LOGGED_OUT and self._pairing_round_allowed():
+            await self._spawn("pairing offered after logout")
+
+    async def _spawn(self, why: str) -> None:
+        assert self.worker is None, "one worker at a time"
+        self._cancel_retry()
+        await self._transition(State.CONNECTING, "connecting", why)
+        try:
+            worker = await WorkerProcess.spawn(self.backend, self.database_url, self._on_worker_event, self.worker_env)
+        except OSError as error:
+            await self._fail(Reason.WORKER_CRASHED, f"could not start the worker: {error}")
+            return
+        self.worker = worker
+        self._side_task(self._wait_for_exit(worker), f"worker-{worker.generation}-exit")
+
+    async def _wait_for_exit(self, worker: WorkerProcess) -> None:
+        returncode = await worker.wait()
+        self._inputs.put_nowait(("exited", worker.generation, returncode))
+
+    def _on_worker_event(self, worker: WorkerProcess, name: str, data: dict[str, Any]) -> None:
+        self._inputs.put_nowait(("event", worker.generation, name, data))
+
+    async def _retire_worker(self) -> None:
+        """Stop the current worker without logging out (ask, then SIGKILL after 5 s)."""
+        worker, self.worker = self.worker, None
+        if worker is not None:
+            returncode = await worker.stop()
+            log.info("worker %d stopped (status %s)", worker.generation, returncode)
+
+    def _schedule_retry(self, delay: float, why: str) -> None:
+        self._cancel_retry()
+        loop = asyncio.get_running_loop()
+        handle: list[asyncio.TimerHandle] = []
+        handle.append(loop.call_later(delay, lambda: self._inputs.put_nowait(("retry", handle[0], why))))
+        self._retry = handle[0]
+
+    def _cancel_retry(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+
+    def _pairing_round_allowed(self) -> bool:
+        cutoff = time.monotonic() - PAIRING_ROUNDS_WINDOW
+        while self.pairing_rounds and self.pairing_rounds[0] < cutoff:
+            self.pairing_rounds.popleft()
+        return len(self.pairing_rounds) < PAIRING_ROUNDS
+
+    # ---- transitions, persistence, heartbeat ------------------------------------------------------------------
+
+    async def _transition(
+        self, state: State, reason: str, detail: str | None = None, *, retry_at: dt.datetime | None = None
+    ) -> None:
+        previous = self.state
+        self.state, self.since, self.reason, self.detail, self.retry_at = state, utcnow(), reason, detail, retry_at
+        log.info("session %s -> %s (%s%s)", previous.value, state.value, reason, f": {detail}" if detail else "")
+        if self.lease.held and state is not State.STANDBY:
+            # Only the lease holder writes the session's trail: a standby process would overwrite the holder's.
+            transition = audit.Transition(
+                self.since,
+                previous,
+                state,
+                reason,
+                detail,
+                account_jid=(self.account or {}).get("jid"),
+                push_name=(self.account or {}).get("push_name"),
+                retry_at=retry_at,
+            )
+            await self._write(lambda c: audit.record_transition(c, transition, self.process))
+        await self._notify()
+
+    async def _notify(self) -> None:
+        async with self.state_changed:
+            self.state_changed.notify_all()
+
+    async def _write(self, operation: Callable[[Any], Awaitable[None]]) -> None:
+        """Run a write in a transaction; if Postgres is down, log it and carry on (the session matters more)."""
+        try:
+            async with self.database.transaction() as connection:
+                await operation(connection)
+        except DatabaseUnavailable as error:
+            log.warning("could not record the session's state: %s", error)
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            await self.heartbeat()
+
+    async def heartbeat(self) -> None:
+        """Ping the worker, record state and time; a hung worker or a dead link goes to the loop as an input."""
+        worker, ok = self.worker, None
+        if worker is not None and worker.ready.is_set():
+            try:
+                reply = await worker.request(protocol.PING, timeout=self.ping_timeout)
+                ok = bool(reply.get("connected")) if self.state is State.CONNECTED else True
+                if self.state is State.CONNECTED and not reply.get("connected"):
+                    self._inputs.put_nowait(("dead_link", worker.generation))
+            except WorkerGone:
+                ok = False
+                if worker.running:
+                    self._inputs.put_nowait(("hung", worker.generation))
+            except WorkerError:
+                ok = False
+        now = utcnow()
+        self.last_heartbeat = now
+        try:
+            async with self.database.connection() as connection:
+                await audit.record_heartbeat(connection, now, ok, self.process)
+        except DatabaseUnavailable as error:
+            log.warning("could not record the heartbeat: %s", error)
+
+    # ---- operator actions -------------------------------------------------------------------------------------
+
+    async def _through_loop(self, action: Callable[[], Awaitable[Any]]) -> Any:
+        """Run `action` inside the supervisor's loop, in order with everything else, and return its result."""
+        if not self.lease.held:
+            raise SessionError("another process holds the session; this one is in standby")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._inputs.put_nowait(("operator", action, future))
+        return await asyncio.wait_for(future, COMMAND_TIMEOUT)
+
+    async def reconnect(self) -> dict[str, Any]:
+        async def action() -> dict[str, Any]:
+            self.attempt, self.replaced_at = 0, []  # the operator acted: start counting afresh
+            await self._retire_worker()
+            await self._spawn("reconnect requested by the operator")
+            return {"state": self.state.value}
+
+        result: dict[str, Any] = await self._through_loop(action)
+        return result
+
+    async def logout(self) -> dict[str, Any]:
+        async def action() -> dict[str, Any]:
+            if self.worker is None or self.state is not State.CONNECTED:
+                raise SessionError(f"not logged in (the session is {self.state.value})")
+            try:
+                await self.worker.request(protocol.LOGOUT, timeout=COMMAND_TIMEOUT)
+            except WorkerError as error:
+                raise SessionError(f"logout failed: {error}", 502) from error
+            await self._retire_worker()
+            self.account = None
+            await self._fail(Reason.LOGGED_OUT, "logged out by the operator")
+            return {"state": self.state.value}
+
+        result: dict[str, Any] = await self._through_loop(action)
+        return result
+
+    async def pair(self) -> dict[str, Any]:
+        """Start a new QR pairing round (after logout or after a round expired unscanned)."""
+
+        async def action() -> dict[str, Any]:
+            if self.state in (State.CONNECTED, State.PAIRING, State.CONNECTING):
+                raise SessionError(f"a pairing round needs a logged-out session; it is {self.state.value}")
+            if not self._pairing_round_allowed():
+                raise SessionError(f"at most {PAIRING_ROUNDS} QR rounds per 2 minutes; try again shortly", 429)
+            await self._retire_worker()
+            await self._spawn("pairing requested by the operator")
+            return {"state": self.state.value}
+
+        result: dict[str, Any] = await self._through_loop(action)
+        return result
+
+    async def pair_code(self, phone: str) -> str:
+        if self.state is not State.PAIRING or self.worker is None:
+            raise SessionError(f"no pairing round is open (the session is {self.state.value})")
+        try:
+            reply = await self.worker.request(protocol.PAIR_CODE, {"phone": phone}, timeout=COMMAND_TIMEOUT)
+        except WorkerError as error:
+            raise SessionError(f"WhatsApp did not give a pair code: {error}", 502) from error
+        return str(reply["code"])
+
+    async def send_text(self, to: str, text: str) -> dict[str, Any]:
+        if self.state is not State.CONNECTED or self.worker is None:
+            raise WorkerError(f"not connected (the session is {self.state.value})")
+        return await self.worker.request(protocol.SEND_TEXT, {"to": to, "text": text}, timeout=COMMAND_TIMEOUT)
+
+    async def simulate(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
+        if self.backend != "simulator":
+            raise SessionError("the simulator is not in use", 404)
+        worker = self.worker
+        if worker is None:
+            raise SessionError(f"no worker is running (the session is {self.state.value})")
+        if action in ("crash", "hang"):
+            # No reply will come: the worker dies or stops answering. Send, and let the supervisor notice.
+            with contextlib.suppress(WorkerGone):
+                await worker.request(protocol.SIMULATE, {"action": action}, timeout=0.5)
+            return {"action": action, "worker_pid": worker.pid}
+        try:
+            return await worker.request(protocol.SIMULATE, {**args, "action": action}, timeout=COMMAND_TIMEOUT)
+        except WorkerError as error:
+            raise SessionError(str(error), 409 if error.permanent else 503) from error
+
+    # ---- what the status function reads -----------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        worker = None
+        if self.worker is not None:
+            worker = {
+                "pid": self.worker.pid,
+                "generation": self.worker.generation,
+                "uptime_seconds": round(time.monotonic() - self.worker.started_at, 1),
+            }
+        self._pairing_round_allowed()  # drops rounds older than the window
+        return Snapshot(
+            state=self.state,
+            since=self.since,
+            reason=self.reason,
+            detail=self.detail,
+            retry_at=self.retry_at,
+            account=self.account,
+            qr=self.qr,
+            worker=worker,
+            pairing_rounds_left=PAIRING_ROUNDS - len(self.pairing_rounds),
+        )

@@ -1,0 +1,52 @@
+"""The private channel between the web process and its worker: length-prefixed JSON frames over a socketpair.
+
+Never stdout: Go code inside neonize writes there. Three kinds of frame:
+  {"type": "command", "id": 7, "name": "send_text", "args": {...}}           parent -> worker
+  {"type": "reply", "id": 7, "ok": true, "result": {...}}                       worker -> parent
+  {"type": "reply", "id": 7, "ok": false, "error": "...", "permanent": false}   worker -> parent
+  {"type": "event", "name": "connected", "data": {...}}                         worker -> parent
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+from typing import Any
+
+HEADER = struct.Struct(">I")
+MAX_FRAME = 16 * 2**20  # a message text is at most 64 KiB; anything near this size is a bug, not data
+
+# Commands the worker understands.
+PING = "ping"
+PAIR_CODE = "pair_code"
+SEND_TEXT = "send_text"
+LOGOUT = "logout"
+STOP = "stop"
+SIMULATE = "simulate"  # simulator backend only: drive the fake WhatsApp (pair, incoming, disconnect, crash, hang)
+
+READY = "ready"  # the first event of every worker: {"pid": int, "backend": str}
+
+
+class ChannelClosed(Exception):
+    """The other end went away (its process exited or was killed)."""
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(body) > MAX_FRAME:
+        raise ValueError(f"frame of {len(body)} bytes exceeds {MAX_FRAME}")
+    return HEADER.pack(len(body)) + body
+
+
+async def read_frame(reader: asyncio.StreamReader) -> dict[str, Any]:
+    try:
+        header = await reader.readexactly(HEADER.size)
+        (length,) = HEADER.unpack(header)
+        if length > MAX_FRAME:
+            raise ChannelClosed(f"peer sent a frame of {length} bytes; closing the channel")
+        body = await reader.readexactly(length)
+    except (asyncio.IncompleteReadError, ConnectionError) as error:
+        raise ChannelClosed(str(error) or type(error).__name__) from error
+    message: dict[str, Any] = json.loads(body)
+    return message

@@ -1,0 +1,215 @@
+"""A simulated WhatsApp behind the same worker protocol, so everything above the worker runs for real without a phone.
+
+Like whatsmeow, it keeps its "device" in Postgres (table simulator_devices): once paired, a restart reconnects without
+pairing. It is driven through the `simulate` command (the API's /api/simulator/* routes): pair, incoming, receipt,
+disconnect (connection_lost | logged_out | replaced | banned | outdated), crash (dies like a Go panic) and hang.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import secrets
+import signal
+import time
+from typing import Any
+
+import asyncpg
+
+from app.whatsapp import backend as events
+from app.whatsapp.backend import Backend, BackendError, Emit
+
+log = logging.getLogger(__name__)
+
+# WhatsApp shows the first QR code for 60 s, then five more for 20 s each, then closes the socket (NEONIZE.md).
+DEFAULT_QR_SECONDS = "60,20,20,20,20,20"
+HANDSHAKE_SECONDS = 0.05  # a stored device "logs in" after this, standing in for WhatsApp's own handshake
+DEFAULT_PHONE = "+15550001111"
+DEFAULT_PUSH_NAME = "Simulated Phone"
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+def phone_to_jid(phone: str) -> str:
+    return phone.removeprefix("+") + "@s.whatsapp.net"
+
+
+def message_id() -> str:
+    return "3EB0" + secrets.token_hex(8).upper()  # the shape of a WhatsApp Web message id
+
+
+class SimulatorBackend(Backend):
+    def __init__(self, database_url: str, emit: Emit) -> None:
+        super().__init__(database_url, emit)
+        self.qr_seconds = [
+            float(part) for part in os.environ.get("SIMULATOR_QR_SECONDS", DEFAULT_QR_SECONDS).split(",")
+        ]
+        self.account: dict[str, Any] | None = None
+        self.connected = False
+        self.pairing = False
+        self.dead = False  # after a disconnect event: this worker's one connection is over
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def _connection(self) -> asyncpg.Connection:
+        return await asyncpg.connect(self.database_url)
+
+    async def connect(self) -> None:
+        connection = await self._connection()
+        try:
+            row = await connection.fetchrow("SELECT jid, push_name FROM simulator_devices LIMIT 1")
+        finally:
+            await connection.close()
+        if row is not None:
+            self._spawn(self._log_in(dict(row)), "simulator-login")
+        else:
+            self.pairing = True
+            self._spawn(self._qr_round(), "simulator-qr-round")
+
+    def _spawn(self, coroutine: Any, name: str) -> None:
+        task = asyncio.create_task(coroutine, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _log_in(self, account: dict[str, Any]) -> None:
+        await asyncio.sleep(HANDSHAKE_SECONDS)
+        self._set_connected(account)
+
+    def _set_connected(self, account: dict[str, Any]) -> None:
+        self.account, self.connected, self.pairing = account, True, False
+        self.emit(events.CONNECTED, {"jid": account["jid"], "push_name": account["push_name"]})
+
+    async def _qr_round(self) -> None:
+        for seconds in self.qr_seconds:
+            if not self.pairing:
+                return
+            payload = f"2@{secrets.token_urlsafe(30)},{secrets.token_urlsafe(32)},{secrets.token_urlsafe(32)},sim"
+            self.emit(events.QR, {"payload": payload})
+            await asyncio.sleep(seconds)
+        if self.pairing:
+            self.pairing = False
+            self.emit(events.PAIRING_EXPIRED, {})
+
+    async def pair_phone(self, phone: str) -> str:
+        if not self.pairing:
+            raise BackendError("not pairing: the device is already linked or the round is over")
+        alphabet = "ABCDEFGHJKLMNPQRSTVWXYZ23456789"
+        return "".join(secrets.choice(alphabet) for _ in range(8))
+
+    async def send_text(self, to: str, text: str) -> dict[str, Any]:
+        if not self.connected:
+            raise BackendError("websocket not connected")
+        return {"message_id": message_id(), "timestamp": now_iso(), "to": to, "sent_at": time.time()}
+
+    async def logout(self) -> None:
+        if self.account is None:
+            raise BackendError("not logged in")
+        await self._forget_device()
+        self.connected = False
+
+    async def _forget_device(self) -> None:
+        connection = await self._connection()
+        try:
+            await connection.execute("DELETE FROM simulator_devices")
+        finally:
+            await connection.close()
+        self.account = None
+
+    async def status(self) -> dict[str, Any]:
+        return {"connected": self.connected, "logged_in": self.account is not None}
+
+    async def stop(self) -> None:
+        self.pairing = self.connected = False
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def simulate(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Drive the simulated WhatsApp; the API validated `args` already."""
+        if action == "pair":
+            return await self._pair(
+                str(args.get("phone") or DEFAULT_PHONE), str(args.get("push_name") or DEFAULT_PUSH_NAME)
+            )
+        if action == "incoming":
+            return self._incoming(args)
+        if action == "receipt":
+            return self._receipt(args)
+        if action == "disconnect":
+            return await self._disconnect(str(args.get("reason", "connection_lost")), args)
+        if action == "crash":
+            log.critical("simulated Go panic: killing the worker process")
+            os.kill(os.getpid(), signal.SIGABRT)  # exit status 134, like neonize's uncatchable panics
+        if action == "hang":
+            log.warning("simulated hang: the worker stops answering")
+            time.sleep(3600)  # noqa: ASYNC251 - blocks the event loop on purpose, as a stuck Go call would
+        raise BackendError(f"unknown simulator action {action!r}", permanent=True)
+
+    async def _pair(self, phone: str, push_name: str) -> dict[str, Any]:
+        if not self.pairing:
+            raise BackendError("no pairing round is open (already paired, or the QR round is over)", permanent=True)
+        account = {"jid": phone_to_jid(phone), "push_name": push_name}
+        connection = await self._connection()
+        try:
+            await connection.execute(
+                "INSERT INTO simulator_devices (jid, push_name) VALUES ($1, $2)", account["jid"], push_name
+            )
+        finally:
+            await connection.close()
+        self._set_connected(account)
+        return account
+
+    def _incoming(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not self.connected:
+            raise BackendError("the simulated account is not connected", permanent=True)
+        sender = str(args["from"])
+        group = args.get("group")
+        chat = f"{group}@g.us" if group else phone_to_jid(sender)
+        text = args.get("text")
+        media = args.get("media")
+        message = {
+            "message_id": str(args.get("message_id") or message_id()),
+            "chat": chat,
+            "from": sender,
+            "sender_jid": phone_to_jid(sender),
+            "push_name": args.get("push_name") or "Simulated Contact",
+            "timestamp": now_iso(),
+            "is_group": bool(group),
+            "is_from_me": False,
+            "type": str(args.get("type") or "text"),
+            "text": text,
+            "media": media,
+        }
+        self.emit(events.MESSAGE, message)
+        return {"message_id": message["message_id"], "chat": chat}
+
+    def _receipt(self, args: dict[str, Any]) -> dict[str, Any]:
+        receipt = {
+            "chat": phone_to_jid(str(args["from"])) if args.get("from") else str(args.get("chat", "")),
+            "message_ids": [str(item) for item in args["message_ids"]],
+            "status": str(args.get("status", "delivered")),
+            "timestamp": now_iso(),
+        }
+        self.emit(events.RECEIPT, receipt)
+        return receipt
+
+    async def _disconnect(self, reason: str, args: dict[str, Any]) -> dict[str, Any]:
+        self.connected = False
+        if reason == "connection_lost":
+            self.emit(events.DISCONNECTED, {"reason": "connection_lost", "detail": "simulated"})
+        elif reason == "logged_out":
+            await self._forget_device()  # whatsmeow deletes the device rows before it reports the logout
+            self.emit(events.LOGGED_OUT, {"reason": "401: logged out from the phone (simulated)"})
+        elif reason == "replaced":
+            self.emit(events.REPLACED, {})
+        elif reason == "banned":
+            until = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=float(args.get("seconds", 3600)))
+            self.emit(events.BANNED, {"until": until.isoformat(), "code": 101})
+        elif reason == "silent":
+            pass  # the link died and nothing said so: only the heartbeat's status check can notice
+        elif reason == "outdated":
+            self.emit(events.OUTDATED, {"detail": "405: client outdated (simulated)"})
+        else:
+            raise BackendError(f"unknown disconnect reason {reason!r}", permanent=True)
+        return {"reason": reason}

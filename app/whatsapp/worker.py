@@ -1,0 +1,162 @@
+"""The session worker: a child process that owns one WhatsApp client for one connection attempt.
+
+Started by the supervisor as `python -m app.whatsapp.worker --fd N --backend neonize|simulator`, with DATABASE_URL in
+its environment. It is the only process that imports neonize. It exits when told to stop, when the parent goes away
+(the channel closes; on Linux the kernel also sends SIGKILL), or when it crashes, and the supervisor respawns it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from typing import Any
+
+from app.logs import configure_logging
+from app.observability import report
+from app.whatsapp import protocol
+from app.whatsapp.backend import Backend, BackendError
+
+log = logging.getLogger("app.worker")
+
+STOP_BUDGET = 3.0  # seconds for backend.stop(); the parent SIGKILLs us 5 s after asking anyway
+
+
+class Worker:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.loop = asyncio.get_running_loop()
+        self.backend: Backend | None = None
+        self.stopping = asyncio.Event()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self._loop_thread = threading.get_ident()
+
+    def emit(self, name: str, data: dict[str, Any]) -> None:
+        """Send an event to the parent; callable from any thread, never blocks."""
+        frame = protocol.encode({"type": "event", "name": name, "data": data})
+        if threading.get_ident() == self._loop_thread:
+            self.writer.write(frame)
+        else:
+            self.loop.call_soon_threadsafe(self.writer.write, frame)
+
+    async def run(self, backend: Backend) -> None:
+        self.backend = backend
+        self.emit(protocol.READY, {"pid": os.getpid(), "backend": type(backend).__name__})
+        await backend.connect()
+        reader = asyncio.create_task(self._read_commands(), name="worker-commands")
+        stopped = asyncio.create_task(self.stopping.wait(), name="worker-stopping")
+        await asyncio.wait({reader, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        reader.cancel()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(backend.stop(), STOP_BUDGET)
+        with contextlib.suppress(ConnectionError):
+            await self.writer.drain()
+
+    async def _read_commands(self) -> None:
+        while True:
+            try:
+                message = await protocol.read_frame(self.reader)
+            except protocol.ChannelClosed:
+                log.info("the web process went away; stopping")
+                self.stopping.set()
+                return
+            if message.get("type") == "command":
+                task = asyncio.create_task(self._execute(message), name=f"command-{message.get('name')}")
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+
+    async def _execute(self, command: dict[str, Any]) -> None:
+        reply: dict[str, Any] = {"type": "reply", "id": command.get("id")}
+        try:
+            result = await self._dispatch(str(command.get("name")), command.get("args") or {})
+            reply.update(ok=True, result=result)
+        except BackendError as error:
+            reply.update(ok=False, error=str(error), permanent=error.permanent)
+        except Exception as error:  # a command must always get a reply, or the parent waits for nothing
+            log.exception("command %s failed", command.get("name"))
+            report(error)
+            reply.update(ok=False, error=f"{type(error).__name__}: {error}", permanent=False)
+        self.writer.write(protocol.encode(reply))
+        if command.get("name") == protocol.STOP:
+            self.stopping.set()
+
+    async def _dispatch(self, name: str, args: dict[str, Any]) -> Any:
+        backend = self.backend
+        assert backend is not None
+        if name == protocol.PING:
+            return {"pid": os.getpid(), **(await backend.status())}
+        if name == protocol.PAIR_CODE:
+            return {"code": await backend.pair_phone(str(args["phone"]))}
+        if name == protocol.SEND_TEXT:
+            return await backend.send_text(str(args["to"]), str(args["text"]))
+        if name == protocol.LOGOUT:
+            await backend.logout()
+            return {}
+        if name == protocol.STOP:
+            return {}
+        if name == protocol.SIMULATE:
+            simulate = getattr(backend, "simulate", None)
+            if simulate is None:
+                raise BackendError("the simulator is not in use", permanent=True)
+            result: dict[str, Any] = await simulate(str(args.get("action")), args)
+            return result
+        raise BackendError(f"unknown command {name!r}", permanent=True)
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies, so an orphan can never keep the account connected
+    while a new web process takes over. (The closed channel stops us too; this also covers a hung worker.)"""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def make_backend(kind: str, database_url: str, emit: Any) -> Backend:
+    if kind == "simulator":
+        from app.whatsapp.simulator import SimulatorBackend
+
+        return SimulatorBackend(database_url, emit)
+    from app.whatsapp.neonize_backend import NeonizeBackend  # the one import of neonize in the whole app
+
+    return NeonizeBackend(database_url, emit)
+
+
+async def serve(fd: int, kind: str) -> None:
+    sock = socket.socket(fileno=fd)
+    reader, writer = await asyncio.open_unix_connection(sock=sock)
+    worker = Worker(reader, writer)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        # The platform signals every process of the dyno; the parent decides when we stop, within its own budget.
+        loop.add_signal_handler(signum, lambda: None)
+    await worker.run(make_backend(kind, os.environ["DATABASE_URL"], worker.emit))
+    writer.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app.whatsapp.worker", description=__doc__)
+    parser.add_argument("--fd", type=int, required=True, help="the inherited socketpair end to talk over")
+    parser.add_argument("--backend", choices=("neonize", "simulator"), required=True)
+    args = parser.parse_args(argv)
+    die_with_parent()
+    level = os.environ.get("LOG_LEVEL", "INFO")
+    configure_logging(level, [os.environ.get("DATABASE_URL", "")], stream=sys.stderr)
+    if os.environ.get("SENTRY_DSN"):
+        import sentry_sdk
+
+        sentry_sdk.init(dsn=os.environ["SENTRY_DSN"], send_default_pii=False)
+    asyncio.run(serve(args.fd, args.backend))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Supervisors running real simulator workers against this test's database, and ways to await their states."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from app.db.database import Database
+from app.session.policy import Policy
+from app.session.states import State
+from app.session.supervisor import Supervisor
+
+# Short delays so that tests run in seconds; the decisions themselves are the production ones (test_policy.py).
+FAST = Policy(base_delay=0.2, min_delay=0.05, max_delay=1.0, replaced_delay=0.2)
+
+MakeSupervisor = Callable[..., Supervisor]
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    database = await Database.open(database_url)
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+async def make_supervisor(database: Database, database_url: str) -> AsyncIterator[MakeSupervisor]:
+    started: list[Supervisor] = []
+
+    def make(heartbeat: float = 30.0, qr_seconds: str = "60,20", policy: Policy = FAST) -> Supervisor:
+        supervisor = Supervisor(
+            database=database,
+            database_url=database_url,
+            backend="simulator",
+            heartbeat_interval=heartbeat,
+            worker_env={"SIMULATOR_QR_SECONDS": qr_seconds},
+            policy=policy,
+        )
+        supervisor.start()
+        started.append(supervisor)
+        return supervisor
+
+    yield make
+    for supervisor in started:
+        await supervisor.stop()
+
+
+async def wait_state(supervisor: Supervisor, *states: State, timeout: float = 15.0) -> State:
+    """Await the supervisor reaching one of `states` (it notifies on every transition)."""
+    async with supervisor.state_changed:
+        await asyncio.wait_for(supervisor.state_changed.wait_for(lambda: supervisor.state in states), timeout)
+    return supervisor.state
+
+
+async def wait_qr_rotation(supervisor: Supervisor, rotation: int, timeout: float = 15.0) -> None:
+    def rotated() -> bool:
+        return supervisor.qr is not None and supervisor.qr["rotation"] >= rotation
+
+    async with supervisor.state_changed:
+        await asyncio.wait_for(supervisor.state_changed.wait_for(rotated), timeout)
+
+
+async def paired(make: MakeSupervisor, **options: object) -> Supervisor:
+    """A supervisor whose simulated account has just been linked."""
+    supervisor = make(**options)
+    await wait_state(supervisor, State.PAIRING)
+    await supervisor.simulate("pair", {"phone": "+6281234567890", "push_name": "Toko Maju"})
+    await wait_state(supervisor, State.CONNECTED)
+    return supervisor
