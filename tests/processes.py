@@ -91,6 +91,17 @@ class AppProcess:
             time.sleep(0.05)
         raise AssertionError(f"app not healthy within {timeout} s:\n{self.output()}")
 
+    def wait_state(self, *states: str, timeout: float = 30.0) -> str:
+        """Poll /healthz until the session is in one of `states` (another process's state can only be polled)."""
+        deadline = time.monotonic() + timeout
+        seen = ""
+        while time.monotonic() < deadline:
+            seen = str(self.wait_healthy(timeout)["state"])
+            if seen in states:
+                return seen
+            time.sleep(0.05)
+        raise AssertionError(f"state {seen!r}, not one of {states}, after {timeout} s:\n{self.output()}")
+
     def api(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10.0)
 

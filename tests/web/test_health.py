@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 
-from app.main import create_app
-from app.settings import load_settings
-from tests.processes import BASE_ENV, TOKEN
-
-
-@pytest.fixture
-async def client(database_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
-    for name, value in {**BASE_ENV, "DATABASE_URL": database_url}.items():
-        monkeypatch.setenv(name, value)
-    app = create_app(load_settings())
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            yield http
+from tests.processes import TOKEN
 
 
 async def test_healthz_is_public_and_reports_the_state(client: httpx.AsyncClient) -> None:

@@ -535,7 +535,8 @@ async def settled_connections(url: str, expected: int) -> int:
     return count
 
 
-ATTEMPTS = 20  # as in the issue: 20 connect/stop cycles in ONE process hold 20 connections (NEONIZE.md)
+# A few here: the issue's 20 failed attempts run under the supervisor (tests/session/test_neonize_supervisor.py).
+ATTEMPTS = 4
 
 
 async def test_failed_attempts_in_fresh_processes_do_not_leak_connections(database_url: str, tmp_path: Path) -> None:

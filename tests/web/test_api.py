@@ -1,0 +1,103 @@
+"""The session and simulator API: authentication on every route, validation, and the flows through a real worker."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from app.session.states import State
+from app.session.supervisor import Supervisor
+from tests.processes import TOKEN
+from tests.session.conftest import wait_state
+from tests.web.conftest import ClientFactory
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+ROUTES = [
+    ("GET", "/api/status"),
+    ("GET", "/api/session/qr"),
+    ("POST", "/api/session/pair-code"),
+    ("POST", "/api/session/reconnect"),
+    ("POST", "/api/session/logout"),
+    ("POST", "/api/session/pair"),
+    ("POST", "/api/simulator/pair"),
+    ("POST", "/api/simulator/incoming"),
+    ("POST", "/api/simulator/receipt"),
+    ("POST", "/api/simulator/disconnect"),
+    ("POST", "/api/simulator/crash"),
+    ("POST", "/api/simulator/hang"),
+]
+
+
+def supervisor(client: httpx.AsyncClient) -> Supervisor:
+    found: Supervisor = client.app.state.services.supervisor  # type: ignore[attr-defined]
+    return found
+
+
+async def test_every_api_route_refuses_without_credentials(client: httpx.AsyncClient) -> None:
+    for method, path in ROUTES:
+        for headers in ({}, {"Authorization": "Bearer nope"}):
+            response = await client.request(method, path, headers=headers, json={})
+            assert response.status_code == 401, (method, path)
+            assert response.json()["error"] == "unauthorized"
+
+
+async def test_pairing_flow_over_the_api(client: httpx.AsyncClient) -> None:
+    await wait_state(supervisor(client), State.PAIRING)
+    qr = await client.get("/api/session/qr", headers=AUTH)
+    assert qr.status_code == 200 and qr.headers["cache-control"] == "no-store"
+    assert qr.json()["payload"].startswith("2@") and qr.json()["svg"].startswith("<svg")
+    code = await client.post("/api/session/pair-code", headers=AUTH, json={"phone": "+6281234567890"})
+    assert code.status_code == 200 and len(code.json()["code"]) == 8
+    paired = await client.post("/api/simulator/pair", headers=AUTH, json={"phone": "+6281234567890"})
+    assert paired.status_code == 202 and paired.json()["jid"] == "6281234567890@s.whatsapp.net"
+    await wait_state(supervisor(client), State.CONNECTED)
+    assert (await client.get("/healthz")).json()["state"] == "connected"
+    no_qr = await client.get("/api/session/qr", headers=AUTH)
+    assert no_qr.status_code == 409 and "connected" in no_qr.json()["detail"]
+    incoming = await client.post("/api/simulator/incoming", headers=AUTH, json={"from": "+628111", "text": "halo"})
+    assert incoming.status_code == 422  # too short to be a phone number
+    incoming = await client.post("/api/simulator/incoming", headers=AUTH, json={"from": "+6281111111", "text": "x"})
+    assert incoming.status_code == 202 and incoming.json()["message_id"].startswith("3EB0")
+    logout = await client.post("/api/session/logout", headers=AUTH)
+    assert logout.status_code == 202
+    await wait_state(supervisor(client), State.PAIRING)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        ({"phone": "081234567890"}, 422, "+<country code><number>"),
+        ({"phone": "+62 812-3456"}, 422, "+<country code><number>"),
+        ({"phone": 6281234567890}, 422, "international phone number"),
+        ({}, 422, "'phone'"),
+        ([1, 2], 422, "JSON object"),
+    ],
+)
+async def test_pair_code_validation(client: httpx.AsyncClient, body: object, status: int, words: str) -> None:
+    response = await client.post("/api/session/pair-code", headers=AUTH, json=body)
+    assert response.status_code == status
+    assert words in response.json()["detail"]
+
+
+async def test_malformed_bodies_get_clear_4xx(client: httpx.AsyncClient) -> None:
+    broken = await client.post(
+        "/api/simulator/incoming", headers={**AUTH, "Content-Type": "application/json"}, content=b"{not json"
+    )
+    assert broken.status_code == 400 and "not valid JSON" in broken.json()["detail"]
+    form = await client.post("/api/simulator/incoming", headers=AUTH, data={"from": "+6281111111"})
+    assert form.status_code == 415
+    unknown = await client.post("/api/simulator/explode", headers=AUTH)
+    assert unknown.status_code == 404 and unknown.json()["error"] == "not_found"
+    reason = await client.post("/api/simulator/disconnect", headers=AUTH, json={"reason": "meteor"})
+    assert reason.status_code == 422 and "connection_lost" in reason.json()["detail"]
+
+
+async def test_simulator_routes_are_404_with_the_neonize_backend(app_client: ClientFactory) -> None:
+    async with app_client(WHATSAPP_BACKEND="neonize") as client:
+        for action in ("pair", "incoming", "disconnect", "crash"):
+            response = await client.post(f"/api/simulator/{action}", headers=AUTH, json={})
+            assert response.status_code == 404, action
+            assert "simulator is not in use" in response.json()["detail"]
+        # offline, the neonize worker's dial fails and the session backs off instead of crashing
+        await wait_state(supervisor(client), State.RECONNECTING, timeout=30)
+        assert supervisor(client).reason == "dial_failed"
