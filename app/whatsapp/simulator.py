@@ -18,6 +18,7 @@ from typing import Any
 
 import asyncpg
 
+from app.db.database import CONNECTION_ERRORS, describe
 from app.whatsapp import backend as events
 from app.whatsapp.backend import Backend, BackendError, Emit
 
@@ -58,11 +59,16 @@ class SimulatorBackend(Backend):
         return await asyncpg.connect(self.database_url)
 
     async def connect(self) -> None:
-        connection = await self._connection()
         try:
-            row = await connection.fetchrow("SELECT jid, push_name FROM simulator_devices LIMIT 1")
-        finally:
-            await connection.close()
+            connection = await self._connection()
+            try:
+                row = await connection.fetchrow("SELECT jid, push_name FROM simulator_devices LIMIT 1")
+            finally:
+                await connection.close()
+        except CONNECTION_ERRORS as error:
+            # Like whatsmeow's "failed to upgrade database": this attempt is over, the supervisor backs off.
+            self.emit(events.DISCONNECTED, {"reason": "dial_failed", "detail": f"device store: {describe(error)}"})
+            return
         if row is not None:
             self._spawn(self._log_in(dict(row)), "simulator-login")
         else:

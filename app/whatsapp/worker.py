@@ -154,7 +154,12 @@ def main(argv: list[str] | None = None) -> int:
         import sentry_sdk
 
         sentry_sdk.init(dsn=os.environ["SENTRY_DSN"], send_default_pii=False)
-    asyncio.run(serve(args.fd, args.backend))
+    try:
+        asyncio.run(serve(args.fd, args.backend))
+    except Exception as error:  # one log line and a clear exit status; the supervisor respawns us
+        log.critical("the worker failed: %r", error, exc_info=error)
+        report(error)
+        return 1
     return 0
 
 
