@@ -29,7 +29,7 @@ from app.session.policy import DEFAULT, TRANSIENT, Policy, decide
 from app.session.states import Reason, State
 from app.whatsapp import backend as events
 from app.whatsapp import protocol
-from app.whatsapp.process import WorkerError, WorkerGone, WorkerProcess
+from app.whatsapp.process import READY_TIMEOUT, WorkerError, WorkerGone, WorkerProcess
 
 log = logging.getLogger(__name__)
 
@@ -415,7 +415,11 @@ class Supervisor:
     async def heartbeat(self) -> None:
         """Ping the worker, record state and time; a hung worker or a dead link goes to the loop as an input."""
         worker, ok = self.worker, None
-        if worker is not None and worker.ready.is_set():
+        if worker is not None and not worker.ready.is_set():
+            if time.monotonic() - worker.started_at > READY_TIMEOUT:
+                ok = False
+                self._inputs.put_nowait(("hung", worker.generation))
+        elif worker is not None:
             try:
                 reply = await worker.request(protocol.PING, timeout=self.ping_timeout)
                 ok = bool(reply.get("connected")) if self.state is State.CONNECTED else True

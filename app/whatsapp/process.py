@@ -12,12 +12,14 @@ import socket
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from app.whatsapp import protocol
 
 log = logging.getLogger(__name__)
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent  # `-m app.whatsapp.worker` resolves from here
 READY_TIMEOUT = 30.0  # importing neonize takes ~0.5 s; a worker not ready after this is broken
 STOP_GRACE = 5.0  # ask, then SIGKILL after this many seconds
 
@@ -63,6 +65,7 @@ class WorkerProcess:
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "app.whatsapp.worker", "--fd", str(child_end.fileno()), "--backend", backend,
                 pass_fds=(child_end.fileno(),),
+                cwd=PROJECT_ROOT,
                 env=environment,
                 stdin=asyncio.subprocess.DEVNULL,
             )  # fmt: skip
