@@ -21,16 +21,15 @@ import asyncpg
 import pytest
 
 from app.whatsapp.backend import BANNED, DISCONNECTED, LOGGED_OUT, OUTDATED, BackendError
-from app.whatsapp.neonize_backend import (
+from app.whatsapp.neonize_backend import NeonizeBackend, load_neonize
+from app.whatsapp.neonize_mapping import (
     CONNECT_FAILURES,
     RECEIPT_STATUSES,
     TEMP_BAN_CODES,
-    NeonizeBackend,
     command_error,
     connect_failure_to_event,
     is_internal_message,
     jid_to_str,
-    load_neonize,
     logged_out_to_dict,
     message_to_dict,
     receipt_to_dict,
