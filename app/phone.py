@@ -48,11 +48,11 @@ def normalise_phone(value: str) -> str:
     try:
         number = phonenumbers.parse(text, None)
     except NumberParseException as error:
-        reason = PARSE_REASONS.get(error.error_type, "is not a phone number")
-        raise InvalidPhone(f"{value!r} {reason}: write it as {EXPECTED_FORM}") from None
-    reason = phonenumbers.is_possible_number_with_reason(number)
-    if reason in REASONS:
-        raise InvalidPhone(f"{value!r} {REASONS[reason]}: write it as {EXPECTED_FORM}")
+        problem = PARSE_REASONS.get(error.error_type, "is not a phone number")
+        raise InvalidPhone(f"{value!r} {problem}: write it as {EXPECTED_FORM}") from None
+    possible = phonenumbers.is_possible_number_with_reason(number)
+    if possible in REASONS:
+        raise InvalidPhone(f"{value!r} {REASONS[possible]}: write it as {EXPECTED_FORM}")
     if not phonenumbers.is_valid_number(number):
         raise InvalidPhone(f"{value!r} is not a valid number in its country: write it as {EXPECTED_FORM}")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

@@ -178,7 +178,8 @@ async def test_interrupted_send_is_failed_not_resent(
 ) -> None:
     message_id = await enqueue(database, "in flight when the process died")
     async with database.transaction() as connection:
-        assert (await queue.claim_next(connection))["id"] == message_id  # as the dead process had done
+        claimed = await queue.claim_next(connection)  # as the process that died had done
+    assert claimed is not None and claimed["id"] == message_id
     waiting = await enqueue(database, "still queued")
     supervisor = await paired(make_supervisor)
     make_sender(supervisor)
