@@ -32,6 +32,7 @@ RETRY_BASE = 5.0  # seconds; doubled per attempt, with jitter
 RETRY_CAP = 300.0
 POLL_INTERVAL = 1.0  # a safety net: an enqueue in this process wakes the sender at once
 WINDOW = 60.0
+STOP_BUDGET = 3.0  # on shutdown, a send in flight gets this long to finish and be recorded
 
 
 class RateLimiter:
@@ -91,6 +92,9 @@ class Sender:
         self.rng = rng or random.Random()
         self.limiter = RateLimiter(per_minute, min_interval, self.rng)
         self._wake = asyncio.Event()
+        self._idle = asyncio.Event()  # clear while a message is in WhatsApp's hands
+        self._idle.set()
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
@@ -106,9 +110,12 @@ class Sender:
             log.critical("the message sender died: %r", task.exception(), exc_info=task.exception())
             report(task.exception())  # type: ignore[arg-type]
 
-    async def stop(self) -> None:
-        """Stop taking messages. A send in flight is abandoned; its row stays `sending` and is settled at the next
-        start (see fail_interrupted): the process is going away anyway."""
+    async def stop(self, budget: float = STOP_BUDGET) -> None:
+        """Stop taking messages; let a send in flight finish and be recorded, within `budget` seconds. Past that it
+        is abandoned: its row stays `sending` and the next start settles it (see queue.fail_interrupted)."""
+        self._stopping = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), budget)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -151,14 +158,20 @@ class Sender:
         if wait > 0:
             await asyncio.sleep(wait)
             return  # look at the session again before sending
-        async with self.database.transaction() as connection:
-            row = await queue.claim_next(connection)
+        if self._stopping:
+            await asyncio.Event().wait()  # take nothing more; stop() cancels us
+        self._idle.clear()
+        try:
+            async with self.database.transaction() as connection:
+                row = await queue.claim_next(connection)
+            if row is not None:
+                await self._deliver(row)
+        finally:
+            self._idle.set()
         if row is None:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL)
-            return
-        await self._deliver(row)
 
     async def _deliver(self, row: Any) -> None:
         message_id: uuid.UUID = row["id"]

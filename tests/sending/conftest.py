@@ -1,5 +1,6 @@
-"""The session fixtures (a database, supervisors with real simulator workers) for the sending tests."""
+"""Fixtures the sending tests share with the session and web tests."""
 
 from tests.session.conftest import database, make_supervisor
+from tests.web.conftest import app_client
 
-__all__ = ["database", "make_supervisor"]
+__all__ = ["app_client", "database", "make_supervisor"]
