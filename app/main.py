@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -84,6 +85,10 @@ class Services:
         )
         self.supervisor.start()  # in the background: HTTP answers (state "starting"/"standby") meanwhile
         self.sender.start()  # sends only while the session is connected
+        # Everything loaded so far lives as long as the process: keep the garbage collector from rescanning it on
+        # every collection (shorter pauses, so a steadier tail latency under load).
+        gc.collect()
+        gc.freeze()
         log.info("started")
 
     async def stop(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 
 import phonenumbers
@@ -40,6 +41,7 @@ class Recipient:
     is_group: bool
 
 
+@functools.lru_cache(maxsize=4096)  # senders write to the same customers again and again; parsing is not free
 def normalise_phone(value: str) -> str:
     """'+62 812-3456-7890' -> '+6281234567890'; InvalidPhone with the reason otherwise."""
     text = value.strip()

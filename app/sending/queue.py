@@ -22,11 +22,20 @@ RECEIPT_TRANSITIONS = {
 }
 FINAL = frozenset({"read", "failed", "cancelled"})
 
+# The message and its first `message.status` event in one statement: one round trip on the API's hot path.
 INSERT = """
-INSERT INTO outgoing_messages (recipient, jid, text, idempotency_key, request_hash)
-VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (idempotency_key) DO NOTHING
-RETURNING *"""
+WITH inserted AS (
+    INSERT INTO outgoing_messages (recipient, jid, text, idempotency_key, request_hash)
+    VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING *
+), event AS (
+    INSERT INTO outbox_events (type, chat, data)
+    SELECT 'message.status', jid, jsonb_build_object(
+        'id', id::text, 'message_id', whatsapp_id, 'status', status, 'error', error, 'to', recipient, 'at', updated_at
+    ) FROM inserted
+)
+SELECT * FROM inserted"""
 SELECT_BY_KEY = "SELECT * FROM outgoing_messages WHERE idempotency_key = $1"
 SELECT_ONE = "SELECT * FROM outgoing_messages WHERE id = $1"
 SELECT_PAGE = """
@@ -145,7 +154,6 @@ async def enqueue(
                 "this Idempotency-Key was already used for a different message; use a new key for a new message"
             )
         return Enqueued(public(existing), created=False)
-    await emit_status(connection, row)
     return Enqueued(public(row), created=True)
 
 

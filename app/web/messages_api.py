@@ -51,7 +51,7 @@ async def create(request: Request) -> JSONResponse:
     key = request.headers.get("idempotency-key")
     if key is not None and not 1 <= len(key) <= MAX_KEY:
         raise HTTPException(422, f"the Idempotency-Key header must be 1 to {MAX_KEY} characters")
-    async with database_of(request).transaction() as connection:
+    async with database_of(request).connection() as connection:  # one statement: no explicit transaction needed
         try:
             result = await queue.enqueue(connection, recipient, text, key)
         except queue.IdempotencyConflict as error:
