@@ -52,6 +52,7 @@ def migrate(database_url: str | None) -> int:
 
 
 def serve(settings: Settings) -> int:
+    import uvloop
     from hypercorn.asyncio import serve as hypercorn_serve
     from hypercorn.config import Config
 
@@ -69,7 +70,7 @@ def serve(settings: Settings) -> int:
             loop.add_signal_handler(signum, stop.set)
         await hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
 
-    asyncio.run(run())
+    uvloop.run(run())  # the same event loop as the Procfile's hypercorn (worker_class = "uvloop")
     return 0
 
 

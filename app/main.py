@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,14 +16,17 @@ from starlette.routing import Route
 from app.db.database import Database
 from app.db.migrations import migrate
 from app.observability import flush_sentry
+from app.sending import queue
+from app.sending.sender import Sender
 from app.session.states import State
 from app.session.status import session_status
 from app.session.supervisor import Supervisor
 from app.settings import Settings
-from app.web import api
+from app.web import api, messages_api
 from app.web.errors import EXCEPTION_HANDLERS
 from app.web.health import healthz
 from app.web.middleware import RequestLogMiddleware
+from app.whatsapp import backend as events
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +42,7 @@ class Services:
         self.settings = settings
         self.database: Database | None = None
         self.supervisor: Supervisor | None = None
+        self.sender: Sender | None = None
 
     def session_state(self) -> str:
         return self.supervisor.state.value if self.supervisor else State.STARTING.value
@@ -44,7 +50,19 @@ class Services:
     async def status(self) -> dict[str, Any]:
         """What /api/status and the page show; every figure comes from here."""
         assert self.database is not None and self.supervisor is not None
-        return await session_status(self.supervisor, self.database)
+        status = await session_status(self.supervisor, self.database)
+        async with self.database.connection() as connection:
+            status["send_queue"] = await queue.figures(connection)
+        return status
+
+    async def on_whatsapp_event(self, name: str, data: dict[str, Any]) -> None:
+        """Incoming messages and receipts from the worker, in the order WhatsApp delivered them."""
+        assert self.database is not None
+        if name == events.RECEIPT:
+            async with self.database.transaction() as connection:
+                await queue.apply_receipt(connection, data["message_ids"], data["status"], receipt_time(data))
+        else:
+            log.info("%s event from WhatsApp (no store attached)", name)
 
     async def start(self) -> None:
         settings = self.settings
@@ -57,13 +75,27 @@ class Services:
             database_url=settings.database_url,
             backend=settings.whatsapp_backend,
             heartbeat_interval=settings.heartbeat_interval,
+            sink=self.on_whatsapp_event,
+        )
+        self.sender = Sender(
+            self.database,
+            self.supervisor,
+            per_minute=settings.send_rate_per_minute,
+            min_interval=settings.send_min_interval,
         )
         self.supervisor.start()  # in the background: HTTP answers (state "starting"/"standby") meanwhile
+        self.sender.start()  # sends only while the session is connected
+        # Everything loaded so far lives as long as the process: keep the garbage collector from rescanning it on
+        # every collection (shorter pauses, so a steadier tail latency under load).
+        gc.collect()
+        gc.freeze()
         log.info("started")
 
     async def stop(self) -> None:
         log.info("shutting down")
         try:
+            if self.sender is not None:
+                await self.sender.stop()
             if self.supervisor is not None:
                 await self.supervisor.stop(SUPERVISOR_BUDGET)
             if self.database is not None:
@@ -71,6 +103,11 @@ class Services:
         finally:
             flush_sentry()
             log.info("shutdown complete")
+
+
+def receipt_time(data: dict[str, Any]) -> dt.datetime:
+    stamp = data.get("timestamp")
+    return dt.datetime.fromisoformat(stamp) if isinstance(stamp, str) else dt.datetime.now(dt.UTC)
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -85,7 +122,7 @@ def create_app(settings: Settings) -> Starlette:
             await services.stop()
 
     app = Starlette(
-        routes=[Route("/healthz", healthz), *api.ROUTES],
+        routes=[Route("/healthz", healthz), *api.ROUTES, *messages_api.ROUTES],
         middleware=[Middleware(RequestLogMiddleware)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

@@ -32,6 +32,12 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+async def keep_session(connection: asyncpg.Connection) -> None:
+    """Pool release hook. asyncpg's default sends RESET ALL / UNLISTEN * / pg_advisory_unlock_all() on every release,
+    a round trip per request. Pooled connections here never keep session state (LISTEN and advisory locks live on
+    dedicated connections; migrations unlock before release), and asyncpg still rolls back an open transaction."""
+
+
 def is_connection_error(error: BaseException) -> bool:
     return isinstance(error, CONNECTION_ERRORS)
 
@@ -46,7 +52,12 @@ class Database:
     async def open(cls, url: str, *, max_size: int = 5) -> Database:
         try:
             pool = await asyncpg.create_pool(
-                url, min_size=0, max_size=max_size, command_timeout=COMMAND_TIMEOUT, timeout=ACQUIRE_TIMEOUT
+                url,
+                min_size=0,
+                max_size=max_size,
+                command_timeout=COMMAND_TIMEOUT,
+                timeout=ACQUIRE_TIMEOUT,
+                reset=keep_session,
             )
         except CONNECTION_ERRORS as error:
             raise DatabaseUnavailable(f"cannot connect to Postgres: {describe(error)}") from error

@@ -137,6 +137,15 @@ async def simulator(request: Request) -> JSONResponse:
         if reason not in DISCONNECT_REASONS:
             raise HTTPException(422, f"'reason' must be one of {', '.join(DISCONNECT_REASONS)}")
         args = {"reason": reason, "seconds": data.get("seconds", 3600)}
+    elif action == "send_failures":
+        count = data.get("count", 1)
+        if not isinstance(count, int) or not 1 <= count <= 100:
+            raise HTTPException(422, "'count' must be a whole number from 1 to 100")
+        args = {
+            "count": count,
+            "permanent": bool(data.get("permanent", False)),
+            "error": text_field(data, "error", required=False, limit=200),
+        }
     elif action in ("crash", "hang"):
         args = {}
     else:

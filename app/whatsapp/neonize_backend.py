@@ -45,6 +45,7 @@ from app.whatsapp.neonize_mapping import (
     recipient,
     short,
     temporary_ban_to_dict,
+    text_message,
 )
 
 log = logging.getLogger(__name__)
@@ -427,8 +428,7 @@ class NeonizeBackend(Backend):
         user, server = recipient(to)
         self._require_client()
         jid = self._nz.proto.JID(User=user, Server=server, RawAgent=0, Device=0, Integrator=0, IsEmpty=False)
-        # A plain str would become an extendedTextMessage with every "@<digits>" turned into a mention.
-        message = self._nz.e2e.Message(conversation=text)
+        message = text_message(self._nz.e2e, text)
         try:
             response = await self._client.send_message(jid, message)
         except self._nz.NeonizeError as error:

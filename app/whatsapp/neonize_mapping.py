@@ -254,3 +254,9 @@ def short(error: BaseException | None, limit: int = 300) -> str | None:
         return None
     text = str(error) or type(error).__name__
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def text_message(e2e: Any, text: str) -> Any:
+    """A plain-text waE2E Message. neonize turns a plain str into an extendedTextMessage that mentions every
+    "@<digits>" in it; a `conversation` message carries the text as it is, mentioning nobody."""
+    return e2e.Message(conversation=text)

@@ -52,7 +52,7 @@ class SimulatorBackend(Backend):
         self.account: dict[str, Any] | None = None
         self.connected = False
         self.pairing = False
-        self.dead = False  # after a disconnect event: this worker's one connection is over
+        self.failures: list[dict[str, Any]] = []  # injected failures for the next sends (see simulate)
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def _connection(self) -> asyncpg.Connection:
@@ -108,7 +108,11 @@ class SimulatorBackend(Backend):
     async def send_text(self, to: str, text: str) -> dict[str, Any]:
         if not self.connected:
             raise BackendError("websocket not connected")
-        return {"message_id": message_id(), "timestamp": now_iso(), "to": to, "sent_at": time.time()}
+        if self.failures:
+            failure = self.failures.pop(0)
+            raise BackendError(str(failure["error"]), permanent=bool(failure["permanent"]))
+        log.info("simulated send to %s (%d characters)", to, len(text))
+        return {"message_id": message_id(), "timestamp": now_iso()}
 
     async def logout(self) -> None:
         if self.account is None:
@@ -144,6 +148,12 @@ class SimulatorBackend(Backend):
             return self._receipt(args)
         if action == "disconnect":
             return await self._disconnect(str(args.get("reason", "connection_lost")), args)
+        if action == "send_failures":
+            self.failures = [
+                {"error": args.get("error") or "simulated failure", "permanent": bool(args.get("permanent"))}
+                for _ in range(int(args.get("count", 1)))
+            ]
+            return {"failing_sends": len(self.failures)}
         if action == "crash":
             log.critical("simulated Go panic: killing the worker process")
             os.kill(os.getpid(), signal.SIGABRT)  # exit status 134, like neonize's uncatchable panics

@@ -35,6 +35,7 @@ from app.whatsapp.neonize_mapping import (
     receipt_to_dict,
     recipient,
     temporary_ban_to_dict,
+    text_message,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -72,6 +73,13 @@ def message_event(
 
 
 # -- messages ---------------------------------------------------------------------------------------------------------
+
+
+def test_outgoing_text_mentions_nobody() -> None:
+    message = text_message(E2E, "call @6281234567890 or email a@b.c")
+    assert message.conversation == "call @6281234567890 or email a@b.c"
+    assert not message.HasField("extendedTextMessage")  # where neonize would put automatic mentions
+    assert [field.name for field, _ in message.ListFields()] == ["conversation"]
 
 
 def test_plain_text_message() -> None:

@@ -1,0 +1,76 @@
+"""Phone numbers and WhatsApp addresses as users type them: validated with libphonenumber, normalised to E.164/JIDs."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+
+import phonenumbers
+from phonenumbers import NumberParseException, ValidationResult
+
+EXPECTED_FORM = "+<country code><number>, for example +6281234567890"
+USER_JID = re.compile(r"^(\d{6,15})(?::\d+)?@(s\.whatsapp\.net|c\.us)$")
+GROUP_JID = re.compile(r"^(\d{6,20}(?:-\d{6,12})?)@g\.us$")
+
+REASONS = {
+    ValidationResult.INVALID_COUNTRY_CODE: "has an unknown country code",
+    ValidationResult.TOO_SHORT: "is too short",
+    ValidationResult.TOO_LONG: "is too long",
+    ValidationResult.INVALID_LENGTH: "has the wrong number of digits for its country",
+    ValidationResult.IS_POSSIBLE_LOCAL_ONLY: "can only be dialled locally",
+}
+
+
+PARSE_REASONS = {
+    NumberParseException.INVALID_COUNTRY_CODE: "has an unknown country code",
+    NumberParseException.TOO_SHORT_NSN: "is too short",
+    NumberParseException.TOO_SHORT_AFTER_IDD: "is too short",
+    NumberParseException.TOO_LONG: "is too long",
+}
+
+
+class InvalidPhone(ValueError):
+    """A phone number or address that cannot be used; the message says why and shows the expected form."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipient:
+    address: str  # what the caller gave, normalised: "+6281234567890" or a JID
+    jid: str  # where WhatsApp delivers it
+    is_group: bool
+
+
+@functools.lru_cache(maxsize=4096)  # senders write to the same customers again and again; parsing is not free
+def normalise_phone(value: str) -> str:
+    """'+62 812-3456-7890' -> '+6281234567890'; InvalidPhone with the reason otherwise."""
+    text = value.strip()
+    if not text.startswith("+"):
+        raise InvalidPhone(f"{value!r} is not in international form: write it as {EXPECTED_FORM}")
+    try:
+        number = phonenumbers.parse(text, None)
+    except NumberParseException as error:
+        problem = PARSE_REASONS.get(error.error_type, "is not a phone number")
+        raise InvalidPhone(f"{value!r} {problem}: write it as {EXPECTED_FORM}") from None
+    possible = phonenumbers.is_possible_number_with_reason(number)
+    if possible in REASONS:
+        raise InvalidPhone(f"{value!r} {REASONS[possible]}: write it as {EXPECTED_FORM}")
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidPhone(f"{value!r} is not a valid number in its country: write it as {EXPECTED_FORM}")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def parse_recipient(value: str) -> Recipient:
+    """A phone number in international form, a user JID (…@s.whatsapp.net) or a group JID (…@g.us)."""
+    text = value.strip()
+    if match := USER_JID.match(text):
+        return Recipient(f"{match.group(1)}@s.whatsapp.net", f"{match.group(1)}@s.whatsapp.net", False)
+    if match := GROUP_JID.match(text):
+        return Recipient(text, text, True)
+    if "@" in text:
+        raise InvalidPhone(
+            f"{value!r} is not a WhatsApp address: give a phone number ({EXPECTED_FORM}), "
+            "a user JID (<digits>@s.whatsapp.net) or a group JID (<id>@g.us)"
+        )
+    phone = normalise_phone(text)
+    return Recipient(phone, phone.removeprefix("+") + "@s.whatsapp.net", False)

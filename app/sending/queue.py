@@ -1,0 +1,246 @@
+"""The outgoing-message queue in Postgres: every operation by intent, each status change with its `message.status`
+event written in the same transaction. Functions take the connection; the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import uuid
+from typing import Any
+
+import asyncpg
+
+from app.phone import Recipient
+
+# Statuses a receipt may move a message to, and from which statuses (never backwards: read stays read).
+RECEIPT_TRANSITIONS = {
+    "delivered": ("sent",),
+    "read": ("sent", "delivered"),
+}
+FINAL = frozenset({"read", "failed", "cancelled"})
+
+# The message and its first `message.status` event in one statement: one round trip on the API's hot path.
+INSERT = """
+WITH inserted AS (
+    INSERT INTO outgoing_messages (recipient, jid, text, idempotency_key, request_hash)
+    VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING *
+), event AS (
+    INSERT INTO outbox_events (type, chat, data)
+    SELECT 'message.status', jid, jsonb_build_object(
+        'id', id::text, 'message_id', whatsapp_id, 'status', status, 'error', error, 'to', recipient, 'at', updated_at
+    ) FROM inserted
+)
+SELECT * FROM inserted"""
+SELECT_BY_KEY = "SELECT * FROM outgoing_messages WHERE idempotency_key = $1"
+SELECT_ONE = "SELECT * FROM outgoing_messages WHERE id = $1"
+SELECT_PAGE = """
+SELECT * FROM outgoing_messages
+WHERE ($1::text IS NULL OR status = $1) AND ($2::timestamptz IS NULL OR created_at < $2)
+ORDER BY created_at DESC, id DESC
+LIMIT $3"""
+CANCEL = """
+UPDATE outgoing_messages SET status = 'cancelled', updated_at = now()
+WHERE id = $1 AND status = 'queued'
+RETURNING *"""
+CLAIM_NEXT = """
+UPDATE outgoing_messages SET status = 'sending', attempts = attempts + 1, updated_at = now()
+WHERE id = (
+    SELECT id FROM outgoing_messages
+    WHERE status = 'queued' AND next_attempt_at <= now()
+    ORDER BY next_attempt_at, created_at
+    FOR UPDATE SKIP LOCKED
+    LIMIT 1
+)
+RETURNING *"""
+MARK_SENT = """
+UPDATE outgoing_messages SET status = 'sent', whatsapp_id = $2, sent_at = $3, error = NULL, updated_at = now()
+WHERE id = $1 AND status = 'sending'
+RETURNING *"""
+REQUEUE = """
+UPDATE outgoing_messages
+SET status = 'queued', next_attempt_at = now() + make_interval(secs => $2), error = $3,
+    attempts = attempts - $4::int, updated_at = now()
+WHERE id = $1 AND status = 'sending'
+RETURNING *"""
+MARK_FAILED = """
+UPDATE outgoing_messages SET status = 'failed', error = $2, updated_at = now()
+WHERE id = $1 AND status IN ('queued', 'sending')
+RETURNING *"""
+APPLY_RECEIPT = """
+UPDATE outgoing_messages
+SET status = $2,
+    delivered_at = COALESCE(delivered_at, $3),
+    read_at = CASE WHEN $2 = 'read' THEN $3 ELSE read_at END,
+    updated_at = now()
+WHERE whatsapp_id = ANY($1::text[]) AND status = ANY($4::text[])
+RETURNING *"""
+INTERRUPTED = """
+UPDATE outgoing_messages SET status = 'failed', error = $1, updated_at = now()
+WHERE status = 'sending'
+RETURNING *"""
+COUNTS = "SELECT status, count(*) AS n FROM outgoing_messages GROUP BY status"
+OLDEST_QUEUED = "SELECT min(created_at) FROM outgoing_messages WHERE status = 'queued'"
+RECENT_SENDS = "SELECT sent_at FROM outgoing_messages WHERE sent_at > now() - interval '60 seconds' ORDER BY sent_at"
+INSERT_EVENT = "INSERT INTO outbox_events (type, chat, data) VALUES ('message.status', $1, $2::jsonb)"
+
+INTERRUPTED_ERROR = (
+    "interrupted: the process stopped while this message was being handed to WhatsApp, so it may or may not have "
+    "been sent; it is not resent automatically, to avoid a duplicate"
+)
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was used before with a different request."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Enqueued:
+    message: dict[str, Any]
+    created: bool  # False: the same Idempotency-Key and body came before; this is that message
+
+
+def request_hash(recipient: Recipient, text: str) -> str:
+    return hashlib.sha256(json.dumps([recipient.jid, text], ensure_ascii=False).encode()).hexdigest()
+
+
+def public(row: asyncpg.Record) -> dict[str, Any]:
+    """A queue row as the API shows it."""
+
+    def iso(value: dt.datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "id": str(row["id"]),
+        "to": row["recipient"],
+        "jid": row["jid"],
+        "status": row["status"],
+        "error": row["error"],
+        "message_id": row["whatsapp_id"],
+        "attempts": row["attempts"],
+        "created_at": iso(row["created_at"]),
+        "sent_at": iso(row["sent_at"]),
+        "delivered_at": iso(row["delivered_at"]),
+        "read_at": iso(row["read_at"]),
+    }
+
+
+async def emit_status(connection: asyncpg.Connection, row: asyncpg.Record) -> None:
+    """The `message.status` webhook event for the row's current status (ordered per chat by the outbox)."""
+    data = {
+        "id": str(row["id"]),
+        "message_id": row["whatsapp_id"],
+        "status": row["status"],
+        "error": row["error"],
+        "to": row["recipient"],
+        "at": row["updated_at"].isoformat(),
+    }
+    await connection.execute(INSERT_EVENT, row["jid"], json.dumps(data))
+
+
+async def enqueue(
+    connection: asyncpg.Connection, recipient: Recipient, text: str, idempotency_key: str | None
+) -> Enqueued:
+    digest = request_hash(recipient, text)
+    row = await connection.fetchrow(INSERT, recipient.address, recipient.jid, text, idempotency_key, digest)
+    if row is None:  # the key exists: same request -> same message, different request -> conflict
+        existing = await connection.fetchrow(SELECT_BY_KEY, idempotency_key)
+        if existing["request_hash"] != digest:
+            raise IdempotencyConflict(
+                "this Idempotency-Key was already used for a different message; use a new key for a new message"
+            )
+        return Enqueued(public(existing), created=False)
+    return Enqueued(public(row), created=True)
+
+
+async def get(connection: asyncpg.Connection, message_id: uuid.UUID) -> dict[str, Any] | None:
+    row = await connection.fetchrow(SELECT_ONE, message_id)
+    return public(row) if row else None
+
+
+async def page(
+    connection: asyncpg.Connection, status: str | None, before: dt.datetime | None, limit: int
+) -> list[dict[str, Any]]:
+    return [public(row) for row in await connection.fetch(SELECT_PAGE, status, before, limit)]
+
+
+async def cancel(connection: asyncpg.Connection, message_id: uuid.UUID) -> dict[str, Any] | None:
+    """Cancel a queued message; None if it is not queued (any more)."""
+    row = await connection.fetchrow(CANCEL, message_id)
+    if row is None:
+        return None
+    await emit_status(connection, row)
+    return public(row)
+
+
+async def claim_next(connection: asyncpg.Connection) -> asyncpg.Record | None:
+    """Take the oldest due message and mark it `sending` (commit before handing it to WhatsApp)."""
+    row = await connection.fetchrow(CLAIM_NEXT)
+    if row is not None:
+        await emit_status(connection, row)
+    return row
+
+
+async def mark_sent(
+    connection: asyncpg.Connection, message_id: uuid.UUID, whatsapp_id: str, sent_at: dt.datetime
+) -> None:
+    row = await connection.fetchrow(MARK_SENT, message_id, whatsapp_id, sent_at)
+    if row is not None:
+        await emit_status(connection, row)
+
+
+async def requeue(
+    connection: asyncpg.Connection, message_id: uuid.UUID, delay: float, error: str, *, counts: bool
+) -> None:
+    """Back to the queue after `delay` seconds; `counts=False` gives the attempt back (the session was down)."""
+    row = await connection.fetchrow(REQUEUE, message_id, delay, error, 0 if counts else 1)
+    if row is not None:
+        await emit_status(connection, row)
+
+
+async def mark_failed(connection: asyncpg.Connection, message_id: uuid.UUID, error: str) -> None:
+    row = await connection.fetchrow(MARK_FAILED, message_id, error)
+    if row is not None:
+        await emit_status(connection, row)
+
+
+async def apply_receipt(connection: asyncpg.Connection, whatsapp_ids: list[str], status: str, at: dt.datetime) -> int:
+    """Move our sent messages forward on a delivery or read receipt; returns how many changed."""
+    allowed = RECEIPT_TRANSITIONS.get("read" if status == "played" else status)
+    if allowed is None:
+        return 0
+    rows = await connection.fetch(APPLY_RECEIPT, whatsapp_ids, "read" if status == "played" else status, at, allowed)
+    for row in rows:
+        await emit_status(connection, row)
+    return len(rows)
+
+
+async def fail_interrupted(connection: asyncpg.Connection) -> int:
+    """At start: messages left `sending` by a process that died cannot be known to be sent or not (see the docs)."""
+    rows = await connection.fetch(INTERRUPTED, INTERRUPTED_ERROR)
+    for row in rows:
+        await emit_status(connection, row)
+    return len(rows)
+
+
+async def figures(connection: asyncpg.Connection) -> dict[str, Any]:
+    counts = {row["status"]: row["n"] for row in await connection.fetch(COUNTS)}
+    oldest = await connection.fetchval(OLDEST_QUEUED)
+    return {
+        "queued": counts.get("queued", 0),
+        "sending": counts.get("sending", 0),
+        "sent": counts.get("sent", 0),
+        "delivered": counts.get("delivered", 0),
+        "read": counts.get("read", 0),
+        "failed": counts.get("failed", 0),
+        "oldest_queued_at": oldest.isoformat() if oldest else None,
+    }
+
+
+async def recent_send_times(connection: asyncpg.Connection) -> list[dt.datetime]:
+    """When messages went out in the last minute (the rate limiter starts from these after a restart)."""
+    return [row["sent_at"] for row in await connection.fetch(RECENT_SENDS)]

@@ -1,0 +1,222 @@
+"""The one sender loop: takes queued messages in order and hands them to WhatsApp, only while connected, never faster
+than SEND_RATE_PER_MINUTE and never closer than SEND_MIN_INTERVAL (plus a small random extra) apart.
+
+Sending too fast gets an account banned, so the pace is kept across restarts too: the limiter starts from the send
+times stored in the last minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import datetime as dt
+import logging
+import random
+import time
+import uuid
+from typing import Any
+
+from app.db.database import Database
+from app.errors import DatabaseUnavailable
+from app.observability import report
+from app.sending import queue
+from app.session.states import State
+from app.session.supervisor import Supervisor
+from app.whatsapp.process import WorkerError, WorkerGone
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5  # transient failures are retried, up to this many attempts in all
+RETRY_BASE = 5.0  # seconds; doubled per attempt, with jitter
+RETRY_CAP = 300.0
+POLL_INTERVAL = 1.0  # a safety net: an enqueue in this process wakes the sender at once
+WINDOW = 60.0
+STOP_BUDGET = 3.0  # on shutdown, a send in flight gets this long to finish and be recorded
+
+
+class RateLimiter:
+    """At most `per_minute` sends in any 60 s window, and at least `min_interval` (+ jitter) between two sends."""
+
+    def __init__(self, per_minute: int, min_interval: float, rng: random.Random | None = None) -> None:
+        self.per_minute = per_minute
+        self.min_interval = min_interval
+        self.rng = rng or random.Random()
+        self.jitter = min(0.5, 0.25 * min_interval)  # "a small random extra": never a metronome
+        self.sent: collections.deque[float] = collections.deque()
+        self.gap = self._next_gap()
+
+    def _next_gap(self) -> float:
+        return self.min_interval + self.rng.uniform(0, self.jitter)
+
+    def seed(self, times: list[float]) -> None:
+        """Start from sends that happened before (epoch seconds), e.g. stored ones after a restart."""
+        self.sent.extend(sorted(times))
+
+    def delay(self, now: float) -> float:
+        """Seconds to wait before the next send may go out."""
+        while self.sent and self.sent[0] <= now - WINDOW:
+            self.sent.popleft()
+        waits = [0.0]
+        if self.sent:
+            waits.append(self.sent[-1] + self.gap - now)
+        if len(self.sent) >= self.per_minute:
+            waits.append(self.sent[-self.per_minute] + WINDOW - now)
+        return max(waits)
+
+    def record(self, at: float) -> None:
+        self.sent.append(at)
+        self.gap = self._next_gap()
+
+
+def retry_delay(attempt: int, rng: random.Random, base: float = RETRY_BASE) -> float:
+    """Exponential backoff with jitter in [ceiling / 2, ceiling] after the `attempt`-th failed attempt."""
+    ceiling = min(RETRY_CAP, base * 2 ** max(0, attempt - 1))
+    return rng.uniform(ceiling / 2, ceiling)
+
+
+class Sender:
+    def __init__(
+        self,
+        database: Database,
+        supervisor: Supervisor,
+        *,
+        per_minute: int,
+        min_interval: float,
+        rng: random.Random | None = None,
+        retry_base: float = RETRY_BASE,
+    ) -> None:
+        self.database = database
+        self.retry_base = retry_base
+        self.supervisor = supervisor
+        self.rng = rng or random.Random()
+        self.limiter = RateLimiter(per_minute, min_interval, self.rng)
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()  # clear while a message is in WhatsApp's hands
+        self._idle.set()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """Something was enqueued: look now instead of at the next poll."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="message-sender")
+        self._task.add_done_callback(self._died)
+
+    def _died(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.critical("the message sender died: %r", task.exception(), exc_info=task.exception())
+            report(task.exception())  # type: ignore[arg-type]
+
+    async def stop(self, budget: float = STOP_BUDGET) -> None:
+        """Stop taking messages; let a send in flight finish and be recorded, within `budget` seconds. Past that it
+        is abandoned: its row stays `sending` and the next start settles it (see queue.fail_interrupted)."""
+        self._stopping = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), budget)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        seeded = False
+        while True:
+            try:
+                await self._until_connected()
+                if not seeded:
+                    await self._recover()
+                    seeded = True
+                await self._send_one()
+            except DatabaseUnavailable as error:
+                log.warning("sender paused: %s", error)
+                await asyncio.sleep(POLL_INTERVAL)
+            except Exception as error:  # the loop must outlive any one message
+                log.exception("sender error")
+                report(error)
+                await asyncio.sleep(POLL_INTERVAL)
+
+    async def _until_connected(self) -> None:
+        supervisor = self.supervisor
+        async with supervisor.state_changed:
+            await supervisor.state_changed.wait_for(lambda: supervisor.state is State.CONNECTED)
+
+    async def _recover(self) -> None:
+        """Once this process sends for the first time: settle what a dead process left `sending`, and start the
+        rate limiter from the last minute's sends."""
+        async with self.database.transaction() as connection:
+            interrupted = await queue.fail_interrupted(connection)
+            recent = await queue.recent_send_times(connection)
+        if interrupted:
+            log.warning("%d message(s) were being sent when a process stopped; marked failed (not resent)", interrupted)
+        self.limiter.seed([at.timestamp() for at in recent])
+
+    async def _send_one(self) -> None:
+        wait = self.limiter.delay(time.time())
+        if wait > 0:
+            await asyncio.sleep(wait)
+            return  # look at the session again before sending
+        if self._stopping:
+            await asyncio.Event().wait()  # take nothing more; stop() cancels us
+        self._idle.clear()
+        try:
+            async with self.database.transaction() as connection:
+                row = await queue.claim_next(connection)
+            if row is not None:
+                await self._deliver(row)
+        finally:
+            self._idle.set()
+        if row is None:
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL)
+
+    async def _deliver(self, row: Any) -> None:
+        message_id: uuid.UUID = row["id"]
+        try:
+            result = await self.supervisor.send_text(row["jid"], row["text"])
+        except WorkerGone as error:
+            # No reply: the worker died or hung with the message in its hands. It may have gone out.
+            self.limiter.record(time.time())
+            await self._settle(queue.mark_failed, message_id, f"{queue.INTERRUPTED_ERROR} ({error})")
+            return
+        except WorkerError as error:
+            if self.supervisor.state is not State.CONNECTED:
+                # The session dropped between claim and send: nothing went out; wait for the reconnect.
+                await self._settle(queue.requeue, message_id, 0.0, str(error), counts=False)
+            elif error.permanent:
+                self.limiter.record(time.time())
+                await self._settle(queue.mark_failed, message_id, str(error))
+            elif row["attempts"] >= MAX_ATTEMPTS:
+                self.limiter.record(time.time())
+                await self._settle(queue.mark_failed, message_id, f"gave up after {MAX_ATTEMPTS} attempts: {error}")
+            else:
+                self.limiter.record(time.time())
+                delay = retry_delay(row["attempts"], self.rng, self.retry_base)
+                await self._settle(queue.requeue, message_id, delay, str(error), counts=True)
+            return
+        sent_at = _parse_time(result.get("timestamp"))
+        self.limiter.record(time.time())
+        await self._settle(queue.mark_sent, message_id, str(result["message_id"]), sent_at)
+        log.info("sent message %s as %s", message_id, result["message_id"])
+
+    async def _settle(self, operation: Any, *args: Any, **kwargs: Any) -> None:
+        """Record a send's outcome; if Postgres is down, keep trying: the outcome must not be lost."""
+        while True:
+            try:
+                async with self.database.transaction() as connection:
+                    await operation(connection, *args, **kwargs)
+                return
+            except DatabaseUnavailable as error:
+                log.warning("cannot record a send's outcome yet: %s", error)
+                await asyncio.sleep(POLL_INTERVAL)
+
+
+def _parse_time(value: object) -> dt.datetime:
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            parsed = dt.datetime.fromisoformat(value)
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    return dt.datetime.now(dt.UTC)
