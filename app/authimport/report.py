@@ -47,6 +47,7 @@ class Report:
 
     def refuse(self, refusal: Refusal) -> None:
         self.outcome, self.reason, self.message = REFUSED, refusal.reason, refusal.message
+        self.copied, self.kept = {}, {}  # a refusal during the copy rolled it back
 
     def fail(self, reason: str, message: str) -> None:
         self.outcome, self.reason, self.message = FAILED, reason, message

@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 
 from tests.authimport.fake_store import FakeDevice, copy_store, fill, make_empty_store
+from tests.web.conftest import app_client  # noqa: F401 - the web tests' fixture: the app in-process, lifespan and all
 
 SHOP = FakeDevice()
 OTHER = FakeDevice(phone="15550001111", device=3, lid="999999999999999", push_name="Other Shop")
