@@ -1,12 +1,6 @@
-"""File-auth import benchmark: a whatsmeow SQLite store with 10,000 rows in sessions and pre-keys, into Postgres.
-
-1. the import itself (read, convert, COPY every table, verify, record), whatsmeow's tables already in Postgres;
-2. the same from an empty database: whatsmeow first creates its tables (a child process that imports neonize).
-Each is the median of 5 runs, each run into a fresh database. The store is made by whatsmeow (schema) and filled with
-fake keys of the real sizes (tests/authimport/fake_store.py).
-
-    python -m bench.auth_import      # embedded Postgres, or BENCH_DATABASE_URL=postgresql://... for a server
-"""
+"""File-auth import: a whatsmeow store with 10,000 rows in sessions and pre-keys into Postgres, with whatsmeow's tables
+already there and into an empty database (median of 5, fresh database each). `python -m bench.auth_import`
+(embedded Postgres, or BENCH_DATABASE_URL=postgresql://... for a server)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""Where a file-based login may be: the usual neonize/whatsmeow SQLite files of an app directory, and the auth folders
-of Baileys and whatsapp-web.js, which hold another library's keys and cannot be imported.
-
-A file counts as a store only if it really is SQLite with whatsmeow's tables; a store without a device (never paired)
-holds no login and is ignored.
+"""Where a file-based login may be: whatsmeow SQLite stores holding a device among an app directory's usual files, and
+the auth folders of Baileys and whatsapp-web.js, which hold another library's keys and cannot be imported.
 """
 
 from __future__ import annotations
@@ -13,7 +10,7 @@ import sqlite3
 from pathlib import Path
 
 from app.authimport.refusal import PAIR_ONCE, Refusal
-from app.authimport.source import BUSY_TIMEOUT, DEVICE_TABLE, VERSION_TABLE, is_sqlite
+from app.authimport.source import BUSY_TIMEOUT, DEVICE_TABLE, VERSION_TABLE, is_sqlite, read_only_uri
 
 FOLDERS = (".", "auth")  # the app directory itself, and auth/
 PATTERNS = ("*.db", "*.sqlite", "*.sqlite3")  # neonize.db, db.sqlite3, <name>.sqlite3, ...
@@ -127,7 +124,7 @@ def _probe(path: Path) -> str:
     if not is_sqlite(path):
         return "other"
     try:
-        connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT)
+        connection = sqlite3.connect(read_only_uri(path), uri=True, timeout=BUSY_TIMEOUT)
         try:
             names = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if not {DEVICE_TABLE, VERSION_TABLE} <= names:

@@ -1,9 +1,5 @@
-"""One import of a file-based whatsmeow store into Postgres: check everything, then copy every table in one transaction.
-
-Order of work: read the file (read-only) and pick the device; take the import lock; stop if Postgres already holds a
-device; compare schema versions; let whatsmeow create its tables in Postgres if they are missing; then, in one
-transaction, copy table by table in foreign-key order, verify the counts and record the attempt. Anything that goes
-wrong rolls the whole copy back, so Postgres either holds the complete device or nothing of it.
+"""One import of a file-based whatsmeow store into Postgres: check everything first, then copy every table in one
+transaction, so that Postgres ends up with the complete device or with nothing of it.
 """
 
 from __future__ import annotations
@@ -28,6 +24,7 @@ log = logging.getLogger(__name__)
 
 IMPORT_LOCK_KEY = 0x77616761_61757468  # "wagaauth": one import at a time across processes (start and CLI)
 CONNECT_TIMEOUT = 10.0
+LOCK_TIMEOUT = 30  # seconds any statement of the copy may wait for a table lock
 
 
 class ImportBusy(Exception):
@@ -69,6 +66,9 @@ async def run(
     return report
 
 
+# Order of work: stop if Postgres already holds a device; read the file (read-only) and pick the device; take the
+# import lock; compare schema versions; let whatsmeow create its tables in Postgres if they are missing; then in one
+# transaction copy table by table in foreign-key order, verify the counts and record the attempt.
 async def _attempt(
     connection: asyncpg.Connection, database_url: str, path: Path, jid: str | None, report: Report, started: float
 ) -> None:
@@ -104,7 +104,9 @@ async def _copy(
         report.store_version = await target.version(connection)
         _check_versions(report, exists=True)
     async with connection.transaction():
-        # Keeps a worker that is pairing right now from adding a second device until this transaction ends.
+        # A start must not wait forever on a lock; then keep a worker that is pairing right now from adding a second
+        # device until this transaction ends.
+        await connection.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}s'")
         await connection.execute(f"LOCK TABLE {DEVICE_TABLE} IN SHARE ROW EXCLUSIVE MODE")
         if await _already_paired(connection, report):
             return

@@ -1,7 +1,5 @@
 """Why a file-based login is not imported: one exception with a stable reason code, and the CLI's exit codes.
-
-A refusal is decided before anything is written to whatsmeow's tables (or inside the import's transaction, which then
-rolls back), so a refused file leaves Postgres exactly as it was.
+A refusal comes before anything is written to whatsmeow's tables, or inside the import's transaction, which rolls back.
 """
 
 from __future__ import annotations

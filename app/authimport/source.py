@@ -46,11 +46,29 @@ class Device:
 
 
 def is_sqlite(path: Path) -> bool:
+    return _header(path)[: len(SQLITE_HEADER)] == SQLITE_HEADER
+
+
+def _header(path: Path) -> bytes:
     try:
         with path.open("rb") as file:
-            return file.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+            return file.read(100)
     except OSError:
-        return False
+        return b""
+
+
+def read_only_uri(path: Path) -> str:
+    """A URI that opens `path` read-only without creating any file beside it.
+
+    mode=ro keeps the journal untouched; it still takes a shared lock while reading, so a writer in the middle of a
+    write shows up as "locked" instead of as a torn snapshot. A WAL-mode file (whatsmeow's default is a rollback
+    journal, but an app may switch) would get -wal and -shm files created beside it even read-only: when no -wal file
+    exists, no connection is open and everything is in the main file, so it is opened as immutable instead."""
+    uri = f"{path.as_uri()}?mode=ro"
+    wal_mode = _header(path)[18:20] == b"\x02\x02"
+    if wal_mode and not path.with_name(path.name + "-wal").exists():
+        uri += "&immutable=1"
+    return uri
 
 
 class SourceStore:
@@ -75,11 +93,7 @@ class SourceStore:
         if not is_sqlite(path):
             raise Refusal("not_a_store", f"{path} is not a SQLite database, so not a whatsmeow/neonize store")
         try:
-            # mode=ro: SQLite opens the file read-only and creates no journal; it still takes a shared lock while
-            # reading, so a writer in the middle of a write shows up as "locked" instead of as a torn snapshot.
-            connection = sqlite3.connect(
-                f"{path.as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT, isolation_level=None
-            )
+            connection = sqlite3.connect(read_only_uri(path), uri=True, timeout=BUSY_TIMEOUT, isolation_level=None)
         except sqlite3.Error as error:
             raise _refusal(path, error) from error
         store = cls(path, connection)

@@ -1,7 +1,5 @@
 """The import at app start, before the worker connects: find a file-based login, import it if Postgres has none.
-
-It never stops the app: whatever happens is logged in one line and returned for /api/status, and the session then
-starts as usual (it connects with the imported device, or offers pairing when there is none).
+It never stops the app: the outcome is logged and returned for /api/status, and the session then starts as usual.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
 """whatsmeow's store in Postgres as the import sees it: its version and devices, and the copy of a file's rows into it.
-
-Functions take the connection; the caller owns the transaction (the whole copy is one). Values are converted from
-what go-sqlite3 stored (booleans as 0/1, UUIDs as text) by each column's declared type, which whatsmeow declares the
-same way for both databases.
+Functions take the connection: the caller owns the transaction (the whole copy is one).
 """
 
 from __future__ import annotations
@@ -130,6 +127,8 @@ class _Counted:
             yield record
 
 
+# Values are converted from what go-sqlite3 stored (booleans as 0/1, UUIDs as text) by each column's declared type,
+# which whatsmeow declares the same way for both databases (checked by check_schema).
 def _converted(table: Table, rows: Iterable[tuple[Any, ...]]) -> Generator[tuple[Any, ...], None, None]:
     converters = [CONVERTERS.get(kind, _same) for _, kind in table.columns]
     for number, row in enumerate(rows, 1):

@@ -1,7 +1,5 @@
-"""whatsmeow's own view of a store, asked in a child process: the schema version it creates, and the devices it loads.
-
-The web process never imports neonize (Go panics kill the process; neonize keeps a process-global event loop), so
-`ask()` runs `python -m app.authimport.whatsmeow COMMAND` and reads its JSON answer from a file (Go prints to stdout).
+"""whatsmeow's own view of a store, asked in a child process (the web process never imports neonize): the schema
+version it creates, and the devices it loads from a store, creating its tables there if they are missing.
 """
 
 from __future__ import annotations
@@ -23,7 +21,7 @@ from app.errors import AppError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 STORE_VARIABLE = "WHATSMEOW_STORE"  # the store goes by environment, never argv: a Postgres URL holds a password
 DEVICE_SEPARATOR = "|\u0001|"  # how neonize's GetAllDevices joins devices
-TIMEOUT = 60.0  # importing neonize takes ~0.5 s and opening a store well under a second; this is a hung child
+TIMEOUT = 30.0  # importing neonize takes ~0.5 s and opening a store well under a second; this is a hung child
 
 DEVICES = "devices"  # open the store (whatsmeow creates or upgrades its tables) and list its devices, no connection
 VERSION = "version"  # the schema version this whatsmeow creates, read from a scratch SQLite store
@@ -35,6 +33,7 @@ class WhatsmeowError(AppError):
     """The whatsmeow child failed or did not answer."""
 
 
+# `ask()` runs `python -m app.authimport.whatsmeow COMMAND`, which answers in JSON in a file (Go prints to stdout).
 async def ask(command: str, store: str = "", timeout: float = TIMEOUT) -> dict[str, Any]:
     """Run one command in a child process and return its answer; WhatsmeowError if it fails."""
     with tempfile.TemporaryDirectory(prefix="whatsmeow-") as scratch:

@@ -1,8 +1,5 @@
-"""Realistic whatsmeow SQLite stores for tests and the benchmark: whatsmeow creates the schema, we add the rows.
-
-A store made by neonize itself (in a child process) has every table but no rows: WhatsApp is unreachable here, so no
-pairing can fill it. `fill()` then writes rows the way go-sqlite3 would (booleans as 0/1, keys as BLOBs, JIDs as
-text) with fake keys of the real sizes, into every one of whatsmeow's tables.
+"""Realistic whatsmeow SQLite stores for tests and the benchmark: whatsmeow creates the schema (no pairing is possible
+offline), then `fill()` writes rows into every table as go-sqlite3 would (0/1 booleans, BLOB keys of the real sizes).
 """
 
 from __future__ import annotations

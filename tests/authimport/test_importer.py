@@ -76,6 +76,20 @@ async def test_imports_every_table_and_whatsmeow_loads_the_device_from_postgres(
     assert attempt["duration_ms"] >= 0
 
 
+async def test_a_wal_mode_file_gets_no_files_beside_it(
+    store_file: Path, database_url: str, pg: asyncpg.Connection
+) -> None:
+    connection = sqlite3.connect(store_file)
+    assert connection.execute("PRAGMA journal_mode = WAL").fetchone() == ("wal",)
+    connection.close()  # a clean close checkpoints and removes the -wal file
+    before = fingerprint(store_file)
+
+    report = await importer.run(database_url, store_file)
+
+    assert report.outcome == IMPORTED
+    assert fingerprint(store_file) == before  # SQLite would have created -wal and -shm files, even read-only
+
+
 async def test_a_second_run_does_nothing_and_says_why(
     store_file: Path, database_url: str, pg: asyncpg.Connection
 ) -> None:
