@@ -184,6 +184,19 @@ async def test_a_different_schema_version_is_refused_naming_both(
     assert await imported_rows(pg) == 0
 
 
+async def test_same_version_but_different_tables_is_refused(
+    store_file: Path, database_url: str, pg: asyncpg.Connection
+) -> None:
+    await whatsmeow.devices(database_url)
+    await pg.execute("ALTER TABLE whatsmeow_contacts DROP COLUMN redacted_phone")  # someone edited the store by hand
+
+    report = await importer.run(database_url, store_file)
+
+    assert (report.outcome, report.reason, report.exit_code) == (REFUSED, "schema_mismatch", EXIT_VERSION)
+    assert "whatsmeow_contacts differs" in report.message and "redacted_phone" in report.message
+    assert await imported_rows(pg) == 0
+
+
 def damage(path: Path, how: str) -> None:
     data = path.read_bytes()
     if how == "truncated":
