@@ -168,7 +168,8 @@ class SourceStore:
         if len(self.devices) > 1:
             raise Refusal(
                 "several_devices",
-                f"{self.path} holds {len(self.devices)} devices: {listing}; choose one with --jid JID",
+                f"{self.path} holds {len(self.devices)} devices: {listing}; choose one with --jid: "
+                f"python -m app migrate-auth {self.path} --jid JID",
             )
         return self.devices[0]
 
