@@ -1,4 +1,5 @@
-"""Command line: `python -m app` serves; `python -m app migrate` applies the schema migrations."""
+"""Command line: `python -m app` serves; `python -m app migrate` applies the schema migrations;
+`python -m app migrate-auth PATH` imports a file-based WhatsApp login into Postgres."""
 
 from __future__ import annotations
 
@@ -19,11 +20,15 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="python -m app",
         description="WhatsApp gateway. Configuration comes from the environment (see README.md). "
-        "Exit status: 0 success, 1 invalid configuration or failure.",
+        "Exit status: 0 success, 1 invalid configuration or failure "
+        "(migrate-auth has more: python -m app migrate-auth --help).",
     )
     commands = root.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("serve", help="serve the web app and keep the WhatsApp session (the default)")
     commands.add_parser("migrate", help="apply pending database migrations and exit (the release phase)")
+    from app.authimport.cli import add_parser as add_migrate_auth
+
+    add_migrate_auth(commands)
     return root
 
 
@@ -34,6 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     settings = bootstrap(load_or_exit())
     if args.command == "migrate":
         return migrate(settings.database_url)
+    if args.command == "migrate-auth":
+        from app.authimport.cli import migrate_auth
+
+        assert settings.database_url
+        return migrate_auth(settings.database_url, args.path, dry_run=args.dry_run, jid=args.jid)
     return serve(settings)
 
 

@@ -7,12 +7,14 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
+from app.authimport.startup import import_at_start
 from app.db.database import Database
 from app.db.migrations import migrate
 from app.observability import flush_sentry
@@ -43,6 +45,7 @@ class Services:
         self.database: Database | None = None
         self.supervisor: Supervisor | None = None
         self.sender: Sender | None = None
+        self.auth_import: dict[str, Any] | None = None  # what the import of a file-based login did at this start
 
     def session_state(self) -> str:
         return self.supervisor.state.value if self.supervisor else State.STARTING.value
@@ -50,7 +53,7 @@ class Services:
     async def status(self) -> dict[str, Any]:
         """What /api/status and the page show; every figure comes from here."""
         assert self.database is not None and self.supervisor is not None
-        status = await session_status(self.supervisor, self.database)
+        status = await session_status(self.supervisor, self.database, self.auth_import)
         async with self.database.connection() as connection:
             status["send_queue"] = await queue.figures(connection)
         return status
@@ -70,6 +73,11 @@ class Services:
         self.database = await Database.open(settings.database_url, max_size=settings.database_pool_max)
         async with self.database.connection() as connection:
             await migrate(connection)
+        # Before the worker connects: a file-based login found here is copied into Postgres (never raises; a refusal
+        # or failure is logged and shown in /api/status, and the session then starts as usual, pairing if need be).
+        self.auth_import = await import_at_start(
+            settings.database_url, settings.auth_migrate_from, Path.cwd(), settings.whatsapp_backend
+        )
         self.supervisor = Supervisor(
             database=self.database,
             database_url=settings.database_url,

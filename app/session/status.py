@@ -7,6 +7,7 @@ from typing import Any
 import asyncpg
 
 from app import __version__
+from app.authimport import record as auth_import_record
 from app.db.database import Database
 from app.session import audit
 from app.session.states import State
@@ -31,7 +32,9 @@ def phone_of(jid: str | None) -> str | None:
     return "+" + jid.split("@")[0].split(":")[0]
 
 
-async def session_status(supervisor: Supervisor, database: Database) -> dict[str, Any]:
+async def session_status(
+    supervisor: Supervisor, database: Database, auth_import: dict[str, Any] | None = None
+) -> dict[str, Any]:
     snapshot = supervisor.snapshot()
     async with database.connection() as connection:
         figures = await audit.figures(connection)
@@ -40,6 +43,7 @@ async def session_status(supervisor: Supervisor, database: Database) -> dict[str
         devices = await device_count(connection, supervisor.backend)
         schema_version = await connection.fetchval("SELECT max(version) FROM schema_migrations")
         outbox = await connection.fetchval("SELECT count(*) FROM outbox_events")
+        last_import = await auth_import_record.latest(connection)
     account = None
     if snapshot.account:
         account = {**snapshot.account, "phone": phone_of(snapshot.account.get("jid"))}
@@ -60,7 +64,13 @@ async def session_status(supervisor: Supervisor, database: Database) -> dict[str
         "heartbeat_interval": supervisor.heartbeat_interval,
         **figures,
         "recent_transitions": transitions,
-        "auth_store": {"kind": "postgres", "backend": supervisor.backend, "devices": devices},
+        "auth_store": {
+            "kind": "postgres",
+            "backend": supervisor.backend,
+            "devices": devices,
+            # Import of a file-based login: what this process did at start, and the latest recorded attempt.
+            "import": {"at_start": auth_import, "last": last_import},
+        },
         "outbox": {"events": outbox},
         "version": __version__,
         "schema_version": schema_version,

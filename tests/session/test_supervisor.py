@@ -41,7 +41,12 @@ async def test_boot_without_device_offers_pairing_then_pair_connects(
     assert [row[1] for row in await transitions(database)] == ["connecting", "pairing", "connected"]
     status = await session_status(supervisor, database)
     assert status["account"]["phone"] == "+6281234567890"
-    assert status["auth_store"] == {"kind": "postgres", "backend": "simulator", "devices": 1}
+    assert status["auth_store"] == {
+        "kind": "postgres",
+        "backend": "simulator",
+        "devices": 1,
+        "import": {"at_start": None, "last": None},  # no file-based login was imported (issue 5)
+    }
 
 
 async def test_restart_with_stored_device_connects_without_pairing(

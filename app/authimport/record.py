@@ -1,0 +1,79 @@
+"""The `auth_imports` table: every import attempt with its file, versions, rows per table, duration and outcome."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+
+from app.authimport.report import IMPORTED, Report
+from app.session.supervisor import process_name
+
+INSERT_ATTEMPT = """
+INSERT INTO auth_imports (trigger, outcome, reason, message, source_path, source_sha256, source_schema_version,
+                          store_schema_version, device_jid, rows_per_table, total_rows, duration_ms, process)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13)
+RETURNING id"""
+# The same refusal again (same file, same reason, same words): count it on the latest row instead of adding rows.
+REPEAT_ATTEMPT = """
+UPDATE auth_imports SET attempts = attempts + 1, last_attempt_at = now(), trigger = $1, duration_ms = $2, process = $3
+WHERE id = (SELECT max(id) FROM auth_imports)
+  AND outcome = $4 AND reason IS NOT DISTINCT FROM $5 AND message = $6 AND source_path = $7
+  AND source_sha256 IS NOT DISTINCT FROM $8
+RETURNING id"""
+SELECT_LATEST = """
+SELECT id, started_at, last_attempt_at, attempts, trigger, outcome, reason, message, source_path, source_sha256,
+       source_schema_version, store_schema_version, device_jid, rows_per_table, total_rows, duration_ms, process
+FROM auth_imports ORDER BY id DESC LIMIT 1"""
+SELECT_LAST_IMPORTED = """
+SELECT started_at, source_path FROM auth_imports WHERE outcome = 'imported' AND device_jid = $1
+ORDER BY id DESC LIMIT 1"""
+
+
+async def save(connection: asyncpg.Connection, report: Report) -> int:
+    """Store the attempt; a refusal or failure identical to the latest one only bumps its count."""
+    duration_ms = round(report.duration * 1000)
+    if report.outcome != IMPORTED:
+        repeated = await connection.fetchval(
+            REPEAT_ATTEMPT, report.trigger, duration_ms, process_name(),
+            report.outcome, report.reason, report.message, report.source, report.sha256,
+        )  # fmt: skip
+        if repeated is not None:
+            return int(repeated)
+    rows = report.copied if report.outcome == IMPORTED else {}
+    attempt_id: int = await connection.fetchval(
+        INSERT_ATTEMPT,
+        report.trigger,
+        report.outcome,
+        report.reason,
+        report.message,
+        report.source,
+        report.sha256,
+        report.source_version[0] if report.source_version else None,
+        report.store_version[0] if report.store_version else None,
+        report.device.jid if report.device else None,
+        json.dumps(rows),
+        sum(rows.values()),
+        duration_ms,
+        process_name(),
+    )
+    return attempt_id
+
+
+async def latest(connection: asyncpg.Connection) -> dict[str, Any] | None:
+    """The latest attempt, JSON-ready (for /api/status), or None if there never was one."""
+    row = await connection.fetchrow(SELECT_LATEST)
+    if row is None:
+        return None
+    attempt = dict(row)
+    for name in ("started_at", "last_attempt_at"):
+        attempt[name] = attempt[name].isoformat()
+    attempt["rows_per_table"] = json.loads(attempt["rows_per_table"])
+    return attempt
+
+
+async def last_imported(connection: asyncpg.Connection, jid: str) -> tuple[str, str] | None:
+    """(when, from which file) the device `jid` was imported, if it was."""
+    row = await connection.fetchrow(SELECT_LAST_IMPORTED, jid)
+    return (row["started_at"].isoformat(timespec="seconds"), str(row["source_path"])) if row else None
