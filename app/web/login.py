@@ -34,7 +34,10 @@ async def form_fields(request: Request) -> dict[str, str]:
     body = await request.body()
     if len(body) > MAX_FORM:
         return {}
-    fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=20)
+    try:
+        fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=20)
+    except ValueError:  # more fields than any of our forms has
+        return {}
     return {name: values[0] for name, values in fields.items() if values}
 
 
