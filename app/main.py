@@ -24,6 +24,7 @@ from app.web import api, login, page
 from app.web.cookie import CookieSessions
 from app.web.errors import EXCEPTION_HANDLERS
 from app.web.health import healthz
+from app.web.keepalive import DrainRequestBodyMiddleware
 from app.web.middleware import RequestLogMiddleware
 from app.web.openapi import openapi_json
 from app.web.security import SecurityHeadersMiddleware
@@ -103,7 +104,11 @@ def create_app(settings: Settings) -> Starlette:
             *api.ROUTES,
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
-        middleware=[Middleware(RequestLogMiddleware), Middleware(SecurityHeadersMiddleware)],
+        middleware=[
+            Middleware(RequestLogMiddleware),
+            Middleware(DrainRequestBodyMiddleware),
+            Middleware(SecurityHeadersMiddleware),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
