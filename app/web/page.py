@@ -22,7 +22,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response, Stream
 from app.errors import DatabaseUnavailable
 from app.session.supervisor import PAIRING_ROUNDS, PAIRING_ROUNDS_WINDOW, Supervisor
 from app.web import render
-from app.web.auth import cookie_session, requires_auth
+from app.web.auth import bearer_token_valid, cookie_session, requires_auth
 from app.whatsapp.simulator import DEFAULT_QR_SECONDS
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,8 @@ async def page_events(request: Request) -> AsyncIterator[str]:
     yield f"retry: {RETRY_MILLISECONDS}\n\n"
     deadline = time.monotonic() + STREAM_SECONDS
     while time.monotonic() < deadline:
+        if not bearer_token_valid(request) and cookie_session(request) is None:
+            break  # signed out (in another tab) or expired since the stream began: the page learns on reconnect
         seen = fingerprint(supervisor) if supervisor is not None else None
         view = await view_of(request)
         message = {"now": view.now.isoformat(), "state": view.status.get("state"), "sections": render.sections(view)}

@@ -294,7 +294,8 @@ def health_section(view: View) -> str:
         items.append(("Last connected", ago(last_connected, now)))
     worker = status.get("worker")
     if worker:
-        started = now - dt.timedelta(seconds=float(worker.get("uptime_seconds") or 0))
+        # Whole seconds, so that the section is the same from one refresh to the next (page.js keeps it ticking).
+        started = (now - dt.timedelta(seconds=float(worker.get("uptime_seconds") or 0))).replace(microsecond=0)
         items.append(
             (
                 "Worker",
@@ -404,6 +405,8 @@ def login_page(*, error: str | None = None, notice: str | None = None, disabled:
     else:
         form = (
             '<form method="post" action="/login" class="login-form">'
+            # One account; the name is there for password managers, which expect one.
+            '<input type="text" name="username" value="admin" autocomplete="username" hidden>'
             '<label for="password">Admin password</label>'
             '<input id="password" name="password" type="password" autocomplete="current-password" required autofocus>'
             '<button type="submit" class="primary wide">Sign in</button></form>'

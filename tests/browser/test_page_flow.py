@@ -89,8 +89,12 @@ def test_operator_journey(browser: Browser, screenshots: Path, database_url: str
         shoot(page, screenshots, "06-invalid-phone")
         page.fill("#pair-phone", PHONE)
         page.click("#pair-code-form button[type=submit]")
-        expect(page.locator(".pair-code .code")).to_have_text(re.compile(r"^[A-Z0-9]{4}-[A-Z0-9]{4}$"))
+        code = page.locator(".pair-code .code")
+        expect(code).to_have_text(re.compile(r"^[A-Z0-9]{4}-[A-Z0-9]{4}$"))
         shoot(page, screenshots, "07-pair-code")
+        shown = code.inner_text()
+        expect(page.locator("#qr figure.qr")).not_to_have_attribute("data-rotation", "1")
+        expect(code).to_have_text(shown)  # the QR's rotation leaves the code being typed on the phone alone
 
         # 5. The phone links (the simulator "scans"): connected, with the number, without a reload.
         with app.api() as api:
@@ -106,7 +110,13 @@ def test_operator_journey(browser: Browser, screenshots: Path, database_url: str
         shoot(page, screenshots, "09-connected-phone")
         page.set_viewport_size({"width": 1280, "height": 900})
 
-        # 6. Log the account out, through the confirmation (cancel once first).
+        # 6. Reconnect now: a fresh connection, the stored device, no pairing.
+        page.click("button[data-action=reconnect]")
+        expect(page.locator("#history")).to_contain_text("reconnect requested by the operator")
+        expect(page.locator("#history .timeline li").first).to_contain_text("logged_in")
+        expect(page.locator("#session .badge")).to_have_text("connected")
+
+        # 7. Log the account out, through the confirmation (cancel once first).
         page.click("button[data-action=logout]")
         dialog = page.locator("#logout-dialog")
         expect(dialog).to_be_visible()
@@ -125,7 +135,7 @@ def test_operator_journey(browser: Browser, screenshots: Path, database_url: str
         shoot(page, screenshots, "11-logged-out")
         assert page.evaluate("window.__sameDocument") is True  # every change above came live
 
-        # 7. Sign out of the page.
+        # 8. Sign out of the page.
         page.click("button:has-text('Sign out')")
         expect(page).to_have_url(f"{app.url}/login?signed_out=1")
         expect(page.locator(".notice-text")).to_have_text("You are signed out.")

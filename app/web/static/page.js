@@ -5,7 +5,7 @@
 (() => {
   const csrf = document.querySelector('meta[name="csrf-token"]')?.getAttribute("content") || "";
   const ORDER = ["banner", "session", "pairing", "qr", "health", "storage", "history"];
-  const applied = new Map(); // section -> the HTML last swapped in
+  const applied = new Map(); // section -> the HTML last swapped in (clocks blanked, see stable())
   let clockOffset = 0; // server time minus this browser's time, so ages are right even with a wrong phone clock
   let source = null;
 
@@ -49,15 +49,19 @@
 
   // ---- live sections ----------------------------------------------------------------------------------------
 
+  // A section whose only change is the text of its clocks ("12 s ago") is left alone: the clocks tick here, and a
+  // button or a half-typed phone number is not replaced under the operator's finger every few seconds.
+  const stable = (html) => html.replace(/(<time\b[^>]*>)[^<]*(<\/time>)/g, "$1$2");
+
   function apply(message) {
     if (message.now) clockOffset = Date.parse(message.now) - Date.now();
     for (const name of ORDER) {
       const html = message.sections?.[name];
-      if (html === undefined || applied.get(name) === html) continue;
+      if (html === undefined || applied.get(name) === stable(html)) continue;
       const element = document.getElementById(name);
       if (!element) continue;
       element.innerHTML = html;
-      applied.set(name, html);
+      applied.set(name, stable(html));
       if (element.tagName === "SECTION") element.hidden = html === "";
       if (name === "pairing") applied.delete("qr"); // a fresh, empty QR box: fill it again below
     }
