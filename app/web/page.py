@@ -78,7 +78,11 @@ async def view_of(request: Request) -> render.View:
             "since": snapshot.since.isoformat(),
             "reason": snapshot.reason,
             "detail": snapshot.detail,
+            "retry_at": snapshot.retry_at.isoformat() if snapshot.retry_at else None,
+            "account": snapshot.account,
             "pairing": {"rounds_left": snapshot.pairing_rounds_left},
+            "worker": snapshot.worker,
+            "heartbeat_interval": supervisor.heartbeat_interval,
             "auth_store": {"kind": "postgres", "backend": supervisor.backend},
         }
     return render.View(
@@ -113,7 +117,10 @@ async def page_events(request: Request) -> AsyncIterator[str]:
             break  # signed out (in another tab) or expired since the stream began: the page learns on reconnect
         seen = fingerprint(supervisor) if supervisor is not None else None
         view = await view_of(request)
-        message = {"now": view.now.isoformat(), "state": view.status.get("state"), "sections": render.sections(view)}
+        sections = render.sections(view)
+        if view.banner:  # the database is away: keep the figures the page has rather than blank them
+            sections = {name: html for name, html in sections.items() if name not in render.STORED_SECTIONS}
+        message = {"now": view.now.isoformat(), "state": view.status.get("state"), "sections": sections}
         yield f"event: page\ndata: {json.dumps(message)}\n\n"
         supervisor = supervisor_of(request)
         if supervisor is None:

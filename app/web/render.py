@@ -43,6 +43,7 @@ TONES = {
 # Where "Reconnect now" makes sense: the account is (or was) linked and this process holds the session.
 RECONNECTABLE = ("connected", "reconnecting", "replaced", "banned", "stopped", "connecting")
 SECTIONS = ("banner", "session", "pairing", "qr", "health", "storage", "history")
+STORED_SECTIONS = ("health", "storage", "history")  # figures read from Postgres
 LOGO = (
     '<svg class="logo" viewBox="0 0 32 32" aria-hidden="true"><circle cx="16" cy="16" r="15" fill="#1f9d55"/>'
     '<path d="M9 23l1.4-4.2A7.5 7.5 0 1 1 13.6 22z" fill="none" stroke="#fff" stroke-width="2" '
@@ -313,7 +314,9 @@ def storage_section(view: View) -> str:
     status = view.status
     store = status.get("auth_store") or {}
     devices = store.get("devices")
-    if devices is None:
+    if "devices" not in store:
+        device = "device unknown"
+    elif devices is None:
         device = "no device store yet"
     elif devices:
         device = "device present" if devices == 1 else f"{devices} devices present"

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.errors import DatabaseUnavailable
 from app.session.states import State
 from app.web import render
 from tests.processes import BASE_ENV, TOKEN, AppProcess
@@ -275,3 +276,18 @@ async def test_security_headers_everywhere(client: httpx.AsyncClient, path: str)
     assert response.headers["x-content-type-options"] == "nosniff"
     expected = "no-cache" if path.startswith("/static/") else "no-store"
     assert response.headers["cache-control"] == expected
+
+
+async def test_page_without_the_database_says_so(client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    await login(client)
+    await wait_state(supervisor(client), State.PAIRING)
+
+    async def unavailable() -> dict[str, object]:
+        raise DatabaseUnavailable("connection refused")
+
+    monkeypatch.setattr(client.app.state.services, "status", unavailable)  # type: ignore[attr-defined]
+    page = await client.get("/")
+    assert page.status_code == 200
+    assert "The database is unavailable" in page.text
+    assert 'data-state="pairing"' in page.text and '<figure class="qr"' in page.text  # the session still shows
+    assert "device unknown" in page.text
