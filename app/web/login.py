@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from app.web.cookie import CookieSessions, csrf_problem, same_origin
-from app.web.render import login_page
+from app.web.render import LOGO, h, layout
 from app.web.throttle import LoginThrottle, client_address
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,34 @@ async def form_fields(request: Request) -> dict[str, str]:
 def sessions_of(request: Request) -> CookieSessions:
     sessions: CookieSessions = request.app.state.cookie_sessions
     return sessions
+
+
+def login_page(*, error: str | None = None, notice: str | None = None, disabled: str | None = None) -> str:
+    message = ""
+    if error:
+        message = f'<p class="alert" role="alert">{h(error)}</p>'
+    elif notice:
+        message = f'<p class="notice-text" role="status">{h(notice)}</p>'
+    if disabled:
+        form = f'<p class="alert" role="alert">{h(disabled)}</p>'
+    else:
+        form = (
+            '<form method="post" action="/login" class="login-form">'
+            # One account; the name is there for password managers, which expect one.
+            '<input type="text" name="username" value="admin" autocomplete="username" hidden>'
+            '<label for="password">Admin password</label>'
+            '<input id="password" name="password" type="password" autocomplete="current-password" required autofocus>'
+            '<button type="submit" class="primary wide">Sign in</button></form>'
+        )
+    body = (
+        '<main class="login"><div class="card login-card">'
+        f'<div class="brand">{LOGO}<span>WhatsApp gateway</span></div>'
+        "<h1>Sign in</h1>"
+        '<p class="muted">The password is the app\'s <code>ADMIN_PASSWORD</code>. '
+        "Running locally without one, it was printed when the app started.</p>"
+        f"{message}{form}</div></main>"
+    )
+    return layout("Sign in", body, css="login-body")
 
 
 async def login_form(request: Request) -> Response:

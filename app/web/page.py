@@ -19,10 +19,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
+from app import __version__
 from app.errors import DatabaseUnavailable
 from app.session.supervisor import PAIRING_ROUNDS, PAIRING_ROUNDS_WINDOW, Supervisor
 from app.web import render
 from app.web.auth import bearer_token_valid, cookie_session, requires_auth
+from app.web.render import LOGO, h, layout
 from app.whatsapp.simulator import DEFAULT_QR_SECONDS
 
 log = logging.getLogger(__name__)
@@ -95,11 +97,53 @@ async def view_of(request: Request) -> render.View:
     )
 
 
+def status_page(view: render.View, csrf: str) -> str:
+    rendered = render.sections(view)
+    # The QR box is a placeholder inside the pairing section; fill it for the first load.
+    pairing = rendered["pairing"].replace(
+        '<div id="qr" class="qr-box" data-section="qr"></div>',
+        f'<div id="qr" class="qr-box" data-section="qr">{rendered["qr"]}</div>',
+    )
+
+    def card(name: str, content: str, css: str = "card") -> str:
+        hidden = "" if content else " hidden"
+        return f'<section id="{name}" class="{css}" data-section="{name}"{hidden}>{content}</section>'
+
+    status = view.status
+    body = (
+        '<header class="top"><div class="brand">'
+        f'{LOGO}<span>WhatsApp gateway</span></div><div class="top-right">'
+        '<span id="live" class="live" title="live updates">connecting…</span>'
+        '<form method="post" action="/logout" class="signout">'
+        f'<input type="hidden" name="csrf" value="{h(csrf)}"><button type="submit" class="link">Sign out</button>'
+        "</form></div></header>"
+        + card("banner", rendered["banner"], "banner")
+        + '<div id="toast" class="toast" role="status" aria-live="polite" hidden></div>'
+        '<main class="grid"><div class="col">'
+        + card("session", rendered["session"])
+        + card("pairing", pairing if rendered["pairing"] else "", "card pairing")
+        + '</div><div class="col">'
+        + card("health", rendered["health"])
+        + card("storage", rendered["storage"])
+        + card("history", rendered["history"])
+        + "</div></main>"
+        f'<footer class="foot">version {h(status.get("version") or __version__)} · schema '
+        f"{h(status.get('schema_version'))} · process {h(status.get('process'))} · backend "
+        f"{h((status.get('auth_store') or {}).get('backend'))}</footer>"
+        '<dialog id="logout-dialog" aria-labelledby="logout-title"><h2 id="logout-title">Log out of WhatsApp?</h2>'
+        '<p>This unlinks the gateway from <strong class="dialog-account">this account</strong>. '
+        "Incoming messages stop arriving and sending stops until someone links it again with a QR code.</p>"
+        '<div class="actions end"><button type="button" data-action="cancel">Cancel</button>'
+        '<button type="button" class="danger" data-action="confirm-logout">Log out</button></div></dialog>'
+    )
+    return layout("Status", body, csrf=csrf, script=True, css="status-body")
+
+
 async def index(request: Request) -> Response:
     session = cookie_session(request)
     if session is None:
         return RedirectResponse("/login", 303)
-    return HTMLResponse(render.status_page(await view_of(request), session.csrf))
+    return HTMLResponse(status_page(await view_of(request), session.csrf))
 
 
 def fingerprint(supervisor: Supervisor) -> tuple[Any, ...]:

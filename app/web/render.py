@@ -1,8 +1,9 @@
-"""HTML for the login and status pages, built from `session_status()` alone (plus the current QR code).
+"""HTML of the status page's sections, built from `session_status()` alone (plus the current QR code), and the frame
+every page shares.
 
-The status page is a set of sections, each rendered here both for the first page load and for every live update
-(Server-Sent Events send the same fragments), so there is one renderer and the browser's script only swaps them in
-and ticks the clocks. Every value is escaped; the page carries no inline script or style (the CSP forbids both).
+Each section is rendered here both for the first page load (app/web/page.py) and for every live update (Server-Sent
+Events send the same fragments), so there is one renderer and the browser's script only swaps them in and ticks the
+clocks. Every value is escaped; no page carries inline script or style (the CSP forbids both).
 """
 
 from __future__ import annotations
@@ -380,7 +381,7 @@ def sections(view: View) -> dict[str, str]:
     return {name: RENDERERS[name](view) for name in SECTIONS}
 
 
-# ---- whole pages --------------------------------------------------------------------------------------------------
+# ---- the frame of every page ---------------------------------------------------------------------------------------
 
 
 def layout(title: str, body: str, *, csrf: str | None = None, script: bool = False, css: str = "") -> str:
@@ -395,73 +396,3 @@ def layout(title: str, body: str, *, csrf: str | None = None, script: bool = Fal
         f'<link rel="stylesheet" href="/static/page.css?v={__version__}">{js}</head>'
         f'<body class="{h(css)}">{body}</body></html>'
     )
-
-
-def login_page(*, error: str | None = None, notice: str | None = None, disabled: str | None = None) -> str:
-    message = ""
-    if error:
-        message = f'<p class="alert" role="alert">{h(error)}</p>'
-    elif notice:
-        message = f'<p class="notice-text" role="status">{h(notice)}</p>'
-    if disabled:
-        form = f'<p class="alert" role="alert">{h(disabled)}</p>'
-    else:
-        form = (
-            '<form method="post" action="/login" class="login-form">'
-            # One account; the name is there for password managers, which expect one.
-            '<input type="text" name="username" value="admin" autocomplete="username" hidden>'
-            '<label for="password">Admin password</label>'
-            '<input id="password" name="password" type="password" autocomplete="current-password" required autofocus>'
-            '<button type="submit" class="primary wide">Sign in</button></form>'
-        )
-    body = (
-        '<main class="login"><div class="card login-card">'
-        f'<div class="brand">{LOGO}<span>WhatsApp gateway</span></div>'
-        "<h1>Sign in</h1>"
-        '<p class="muted">The password is the app\'s <code>ADMIN_PASSWORD</code>. '
-        "Running locally without one, it was printed when the app started.</p>"
-        f"{message}{form}</div></main>"
-    )
-    return layout("Sign in", body, css="login-body")
-
-
-def status_page(view: View, csrf: str) -> str:
-    rendered = sections(view)
-    # The QR box is a placeholder inside the pairing section; fill it for the first load.
-    pairing = rendered["pairing"].replace(
-        '<div id="qr" class="qr-box" data-section="qr"></div>',
-        f'<div id="qr" class="qr-box" data-section="qr">{rendered["qr"]}</div>',
-    )
-
-    def card(name: str, content: str, css: str = "card") -> str:
-        hidden = "" if content else " hidden"
-        return f'<section id="{name}" class="{css}" data-section="{name}"{hidden}>{content}</section>'
-
-    status = view.status
-    body = (
-        '<header class="top"><div class="brand">'
-        f'{LOGO}<span>WhatsApp gateway</span></div><div class="top-right">'
-        '<span id="live" class="live" title="live updates">connecting…</span>'
-        '<form method="post" action="/logout" class="signout">'
-        f'<input type="hidden" name="csrf" value="{h(csrf)}"><button type="submit" class="link">Sign out</button>'
-        "</form></div></header>"
-        + card("banner", rendered["banner"], "banner")
-        + '<div id="toast" class="toast" role="status" aria-live="polite" hidden></div>'
-        '<main class="grid"><div class="col">'
-        + card("session", rendered["session"])
-        + card("pairing", pairing if rendered["pairing"] else "", "card pairing")
-        + '</div><div class="col">'
-        + card("health", rendered["health"])
-        + card("storage", rendered["storage"])
-        + card("history", rendered["history"])
-        + "</div></main>"
-        f'<footer class="foot">version {h(status.get("version") or __version__)} · schema '
-        f"{h(status.get('schema_version'))} · process {h(status.get('process'))} · backend "
-        f"{h((status.get('auth_store') or {}).get('backend'))}</footer>"
-        '<dialog id="logout-dialog" aria-labelledby="logout-title"><h2 id="logout-title">Log out of WhatsApp?</h2>'
-        '<p>This unlinks the gateway from <strong class="dialog-account">this account</strong>. '
-        "Incoming messages stop arriving and sending stops until someone links it again with a QR code.</p>"
-        '<div class="actions end"><button type="button" data-action="cancel">Cancel</button>'
-        '<button type="button" class="danger" data-action="confirm-logout">Log out</button></div></dialog>'
-    )
-    return layout("Status", body, csrf=csrf, script=True, css="status-body")

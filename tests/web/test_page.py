@@ -14,7 +14,7 @@ import pytest
 
 from app.errors import DatabaseUnavailable
 from app.session.states import State
-from app.web import render
+from app.web import page, render
 from tests.processes import BASE_ENV, TOKEN, AppProcess
 from tests.session.conftest import wait_state
 from tests.web.test_api import AUTH, ROUTES, supervisor
@@ -159,7 +159,7 @@ def view(state: str, **status: object) -> render.View:
 
 
 def test_render_standby_names_the_holder_and_offers_no_actions() -> None:
-    html = render.status_page(
+    html = page.status_page(
         view("standby", holder={"process": "web.1:42", "state": "connected"}, reason="lease_held_elsewhere"), "t"
     )
     assert "Another process holds the session" in html and "web.1:42" in html
