@@ -12,7 +12,8 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from app.authimport.startup import import_at_start
 from app.db.database import Database
@@ -24,10 +25,15 @@ from app.session.states import State
 from app.session.status import session_status
 from app.session.supervisor import Supervisor
 from app.settings import Settings
-from app.web import api, messages_api
+from app.web import api, login, messages_api, page
+from app.web.cookie import CookieSessions
 from app.web.errors import EXCEPTION_HANDLERS
 from app.web.health import healthz
+from app.web.keepalive import DrainRequestBodyMiddleware
 from app.web.middleware import RequestLogMiddleware
+from app.web.openapi import openapi_json
+from app.web.security import SecurityHeadersMiddleware
+from app.web.throttle import LoginThrottle
 from app.whatsapp import backend as events
 
 log = logging.getLogger(__name__)
@@ -35,6 +41,7 @@ log = logging.getLogger(__name__)
 # After hypercorn's 8 s of draining (app/hypercorn_config.py), our own shutdown: 8 + 9 + 2 = 19 s < 20 s.
 SUPERVISOR_BUDGET = 9.0  # the worker gets 5 s to stop before SIGKILL, then the lease is released
 POOL_CLOSE_BUDGET = 2.0
+STATIC = Path(__file__).parent / "web" / "static"
 
 
 class Services:
@@ -130,12 +137,29 @@ def create_app(settings: Settings) -> Starlette:
             await services.stop()
 
     app = Starlette(
-        routes=[Route("/healthz", healthz), *api.ROUTES, *messages_api.ROUTES],
-        middleware=[Middleware(RequestLogMiddleware)],
+        routes=[
+            Route("/healthz", healthz),
+            Route("/", page.index),
+            Route("/login", login.login_form, methods=["GET"]),
+            Route("/login", login.login_submit, methods=["POST"]),
+            Route("/logout", login.logout, methods=["POST"]),
+            Route("/events", page.events),
+            Route("/api/openapi.json", openapi_json),
+            *api.ROUTES,
+            *messages_api.ROUTES,
+            Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        ],
+        middleware=[
+            Middleware(RequestLogMiddleware),
+            Middleware(DrainRequestBodyMiddleware),
+            Middleware(SecurityHeadersMiddleware),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.services = services
     app.state.session_state = services.session_state
+    app.state.cookie_sessions = CookieSessions(settings.secret_key, settings.admin_password)
+    app.state.login_throttle = LoginThrottle()
     return app

@@ -15,10 +15,13 @@ from starlette.routing import Route
 from app.session.supervisor import Supervisor
 from app.web.auth import requires_auth
 
-PHONE = re.compile(r"^\+[1-9]\d{6,14}$")
+PHONE = re.compile(r"\+[1-9][0-9]{6,14}")  # ASCII digits only (\d would take any script's digits); fullmatch
 PHONE_FORM = "+<country code><number>, digits only, for example +6281234567890"
 DISCONNECT_REASONS = ("connection_lost", "logged_out", "replaced", "banned", "outdated", "silent")
 MAX_BODY = 256 * 1024
+MAX_BAN_SECONDS = 31 * 86400
+MAX_RECEIPT_IDS = 1000
+MESSAGE_TYPES = ("text", "image", "video", "audio", "document", "sticker", "location", "contact", "other")
 
 
 def supervisor_of(request: Request) -> Supervisor:
@@ -41,6 +44,8 @@ async def json_body(request: Request) -> dict[str, Any]:
         data = json.loads(body)
     except ValueError as error:
         raise HTTPException(400, f"the body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise HTTPException(400, "the body is not valid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise HTTPException(422, "the body must be a JSON object")
     return data
@@ -50,7 +55,7 @@ def phone_field(data: dict[str, Any], name: str, *, required: bool = True) -> st
     value = data.get(name)
     if value is None and not required:
         return None
-    if not isinstance(value, str) or not PHONE.match(value.replace(" ", "")):
+    if not isinstance(value, str) or not PHONE.fullmatch(value.replace(" ", "")):
         raise HTTPException(422, f"'{name}' must be an international phone number: {PHONE_FORM}")
     return value.replace(" ", "")
 
@@ -61,7 +66,45 @@ def text_field(data: dict[str, Any], name: str, *, required: bool = True, limit:
         return None
     if not isinstance(value, str) or not 1 <= len(value) <= limit:
         raise HTTPException(422, f"'{name}' must be a string of 1 to {limit} characters")
+    if not storable(value):
+        raise HTTPException(422, f"'{name}' must be valid Unicode text without NUL characters")
     return value
+
+
+def choice_field(data: dict[str, Any], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = data.get(name, default)
+    if value not in choices:
+        raise HTTPException(422, f"'{name}' must be one of {', '.join(choices)}")
+    return str(value)
+
+
+def media_field(data: dict[str, Any]) -> dict[str, Any] | None:
+    """null or {"mimetype", "size", "file_name"} (each optional), as in a message.received webhook."""
+    media = data.get("media")
+    if media is None:
+        return None
+    problem = "'media' must be null or an object with mimetype (string), size (integer >= 0), file_name (string)"
+    if not isinstance(media, dict) or set(media) - {"mimetype", "size", "file_name"}:
+        raise HTTPException(422, problem)
+    size = media.get("size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or not 0 <= size < 2**53):
+        raise HTTPException(422, problem)
+    for key in ("mimetype", "file_name"):
+        value = media.get(key)
+        if value is not None and (not isinstance(value, str) or len(value) > 255 or not storable(value)):
+            raise HTTPException(422, problem)
+    return media
+
+
+def storable(value: str) -> bool:
+    """Text that Postgres and UTF-8 can hold: no NUL, no lone surrogate (JSON's "\\ud800" escape makes one)."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @requires_auth
@@ -122,13 +165,19 @@ async def simulator(request: Request) -> JSONResponse:
             "message_id": text_field(data, "message_id", required=False, limit=128),
             "push_name": text_field(data, "push_name", required=False, limit=100),
             "group": text_field(data, "group", required=False, limit=64),
-            "type": text_field(data, "type", required=False, limit=16) or "text",
-            "media": data.get("media") if isinstance(data.get("media"), dict) else None,
+            "type": choice_field(data, "type", MESSAGE_TYPES, "text"),
+            "media": media_field(data),
         }
     elif action == "receipt":
         ids = data.get("message_ids")
-        if not isinstance(ids, list) or not ids or not all(isinstance(item, str) for item in ids):
-            raise HTTPException(422, "'message_ids' must be a non-empty list of WhatsApp message ids")
+        if (
+            not isinstance(ids, list)
+            or not 1 <= len(ids) <= MAX_RECEIPT_IDS
+            or not all(isinstance(item, str) and 1 <= len(item) <= 128 and storable(item) for item in ids)
+        ):
+            raise HTTPException(
+                422, f"'message_ids' must be a list of 1 to {MAX_RECEIPT_IDS} WhatsApp message ids (strings)"
+            )
         if data.get("status", "delivered") not in ("delivered", "read", "played"):
             raise HTTPException(422, "'status' must be delivered, read or played")
         args = {"from": phone_field(data, "from"), "message_ids": ids, "status": data.get("status", "delivered")}
@@ -136,7 +185,10 @@ async def simulator(request: Request) -> JSONResponse:
         reason = data.get("reason", "connection_lost")
         if reason not in DISCONNECT_REASONS:
             raise HTTPException(422, f"'reason' must be one of {', '.join(DISCONNECT_REASONS)}")
-        args = {"reason": reason, "seconds": data.get("seconds", 3600)}
+        seconds = data.get("seconds", 3600)
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds <= MAX_BAN_SECONDS:
+            raise HTTPException(422, f"'seconds' must be a number of seconds above 0, at most {MAX_BAN_SECONDS}")
+        args = {"reason": reason, "seconds": seconds}
     elif action == "send_failures":
         count = data.get("count", 1)
         if not isinstance(count, int) or not 1 <= count <= 100:

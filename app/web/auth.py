@@ -1,4 +1,5 @@
-"""Authentication for /api/*: `Authorization: Bearer <API_TOKEN>`, compared in constant time."""
+"""Authentication for /api/* and the page: `Authorization: Bearer <API_TOKEN>` (compared in constant time), or the
+page's login cookie. A state-changing request that relies on the cookie must also pass the CSRF check."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.web.cookie import CookieSessions, Session, csrf_problem
 from app.web.errors import error_response
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -22,15 +24,29 @@ def bearer_token_valid(request: Request) -> bool:
     return hmac.compare_digest(token.strip().encode(), expected.encode())
 
 
+def cookie_session(request: Request) -> Session | None:
+    sessions: CookieSessions = request.app.state.cookie_sessions
+    return sessions.load(request)
+
+
 def requires_auth(endpoint: Endpoint) -> Endpoint:
-    """Refuse the request with 401 unless it carries valid credentials."""
+    """Refuse the request with 401 unless it carries valid credentials, and with 403 if it is a cookie-authenticated
+    POST without the session's CSRF token (or from another site)."""
 
     @functools.wraps(endpoint)
     async def guarded(request: Request) -> Response:
-        if not bearer_token_valid(request):
+        if bearer_token_valid(request):
+            return await endpoint(request)
+        session = cookie_session(request)
+        if session is None:
             return error_response(
-                401, "authentication required: send Authorization: Bearer <API_TOKEN>", {"WWW-Authenticate": "Bearer"}
+                401,
+                "authentication required: send Authorization: Bearer <API_TOKEN>, or sign in on the page",
+                {"WWW-Authenticate": "Bearer"},
             )
+        problem = csrf_problem(request, session)
+        if problem:
+            return error_response(403, f"CSRF check failed: {problem}")
         return await endpoint(request)
 
     return guarded

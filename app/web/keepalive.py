@@ -1,0 +1,50 @@
+"""Reads the rest of a request's body before its response ends, so that the client's connection stays usable.
+
+hypercorn (0.18) reuses a keep-alive connection only if it has parsed the whole request by the time the response
+ends; otherwise it closes the connection without saying so (no `Connection: close`), and the client's next request
+on it fails with "server disconnected". That happens whenever a handler answers without reading the body (a 401, a
+404, a route that takes none) and the body was not parsed yet. The property-based fuzz found it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+DRAIN_LIMIT = 1024 * 1024  # bytes; past this, closing the connection is the right answer anyway
+DRAIN_SECONDS = 2.0
+
+
+class DrainRequestBodyMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        finished = False  # the whole body (or the client's disconnect) has been received
+
+        async def tracked_receive() -> Message:
+            nonlocal finished
+            message = await receive()
+            if message["type"] == "http.disconnect" or not message.get("more_body", False):
+                finished = True
+            return message
+
+        async def drain() -> None:
+            read = 0
+            try:
+                async with asyncio.timeout(DRAIN_SECONDS):
+                    while not finished and read <= DRAIN_LIMIT:
+                        read += len((await tracked_receive()).get("body", b""))
+            except TimeoutError:
+                pass
+
+        async def send_after_draining(message: Message) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body", False) and not finished:
+                await drain()
+            await send(message)
+
+        await self.app(scope, tracked_receive, send_after_draining)

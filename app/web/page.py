@@ -1,0 +1,192 @@
+"""GET / (the QR and status page) and GET /events (its live updates as Server-Sent Events).
+
+Both render `session_status()` through app/web/render.py. The event stream wakes on the supervisor's
+`state_changed` condition (every transition and QR rotation) and otherwise refreshes every few seconds, so the
+heartbeat and the 24 h figures stay current; each message carries the page's sections as HTML fragments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+
+from app import __version__
+from app.errors import DatabaseUnavailable
+from app.session.supervisor import PAIRING_ROUNDS, PAIRING_ROUNDS_WINDOW, Supervisor
+from app.web import render
+from app.web.auth import bearer_token_valid, cookie_session, requires_auth
+from app.web.render import LOGO, h, layout
+from app.whatsapp.simulator import DEFAULT_QR_SECONDS
+
+log = logging.getLogger(__name__)
+
+WHATSAPP_QR_SECONDS = (60.0, 20.0, 20.0, 20.0, 20.0, 20.0)  # WhatsApp's rhythm: 60 s for the first code, then 20 s
+REFRESH_SECONDS = 5.0  # without a transition, send the figures again this often
+STREAM_SECONDS = 300.0  # then end the stream; the browser reconnects at once (keeps proxies and shutdowns happy)
+RETRY_MILLISECONDS = 2000
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def qr_lifetimes(backend: str) -> tuple[float, ...]:
+    """How long each QR code of a round lives, for the page's countdown. The simulator reads its rhythm from
+    SIMULATOR_QR_SECONDS in the worker; the page reads the same variable so that its countdown matches."""
+    if backend != "simulator":
+        return WHATSAPP_QR_SECONDS
+    try:
+        seconds = tuple(float(part) for part in os.environ.get("SIMULATOR_QR_SECONDS", DEFAULT_QR_SECONDS).split(","))
+    except ValueError:
+        return WHATSAPP_QR_SECONDS
+    return seconds or WHATSAPP_QR_SECONDS
+
+
+def next_round_at(supervisor: Supervisor) -> dt.datetime | None:
+    """When every pairing round of the window is used: when the oldest leaves the window."""
+    rounds = supervisor.pairing_rounds
+    if len(rounds) < PAIRING_ROUNDS:
+        return None
+    return utcnow() + dt.timedelta(seconds=max(0.0, rounds[0] + PAIRING_ROUNDS_WINDOW - time.monotonic()))
+
+
+def supervisor_of(request: Request) -> Supervisor | None:
+    supervisor: Supervisor | None = request.app.state.services.supervisor
+    return supervisor
+
+
+async def view_of(request: Request) -> render.View:
+    """The page's content now; if Postgres is down, the session's own view and a banner saying so."""
+    supervisor = supervisor_of(request)
+    if supervisor is None:
+        return render.View({"state": "starting"}, utcnow(), banner="The app is starting.")
+    snapshot = supervisor.snapshot()
+    banner = None
+    try:
+        status = await request.app.state.services.status()
+    except DatabaseUnavailable:
+        banner = "The database is unavailable right now: the figures below may be out of date."
+        status = {
+            "state": snapshot.state.value,
+            "since": snapshot.since.isoformat(),
+            "reason": snapshot.reason,
+            "detail": snapshot.detail,
+            "retry_at": snapshot.retry_at.isoformat() if snapshot.retry_at else None,
+            "account": snapshot.account,
+            "pairing": {"rounds_left": snapshot.pairing_rounds_left},
+            "worker": snapshot.worker,
+            "heartbeat_interval": supervisor.heartbeat_interval,
+            "auth_store": {"kind": "postgres", "backend": supervisor.backend},
+        }
+    return render.View(
+        status=status,
+        now=utcnow(),
+        qr=snapshot.qr,
+        qr_lifetimes=qr_lifetimes(supervisor.backend),
+        next_round_at=next_round_at(supervisor),
+        banner=banner,
+    )
+
+
+def status_page(view: render.View, csrf: str) -> str:
+    rendered = render.sections(view)
+    # The QR box is a placeholder inside the pairing section; fill it for the first load.
+    pairing = rendered["pairing"].replace(
+        '<div id="qr" class="qr-box" data-section="qr"></div>',
+        f'<div id="qr" class="qr-box" data-section="qr">{rendered["qr"]}</div>',
+    )
+
+    def card(name: str, content: str, css: str = "card") -> str:
+        hidden = "" if content else " hidden"
+        return f'<section id="{name}" class="{css}" data-section="{name}"{hidden}>{content}</section>'
+
+    status = view.status
+    body = (
+        '<header class="top"><div class="brand">'
+        f'{LOGO}<span>WhatsApp gateway</span></div><div class="top-right">'
+        '<span id="live" class="live" title="live updates">connecting…</span>'
+        '<form method="post" action="/logout" class="signout">'
+        f'<input type="hidden" name="csrf" value="{h(csrf)}"><button type="submit" class="link">Sign out</button>'
+        "</form></div></header>"
+        + card("banner", rendered["banner"], "banner")
+        + '<div id="toast" class="toast" role="status" aria-live="polite" hidden></div>'
+        '<main class="grid"><div class="col">'
+        + card("session", rendered["session"])
+        + card("pairing", pairing if rendered["pairing"] else "", "card pairing")
+        + '</div><div class="col">'
+        + card("health", rendered["health"])
+        + card("storage", rendered["storage"])
+        + card("history", rendered["history"])
+        + "</div></main>"
+        f'<footer class="foot">version {h(status.get("version") or __version__)} · schema '
+        f"{h(status.get('schema_version'))} · process {h(status.get('process'))} · backend "
+        f"{h((status.get('auth_store') or {}).get('backend'))}</footer>"
+        '<dialog id="logout-dialog" aria-labelledby="logout-title"><h2 id="logout-title">Log out of WhatsApp?</h2>'
+        '<p>This unlinks the gateway from <strong class="dialog-account">this account</strong>. '
+        "Incoming messages stop arriving and sending stops until someone links it again with a QR code.</p>"
+        '<div class="actions end"><button type="button" data-action="cancel">Cancel</button>'
+        '<button type="button" class="danger" data-action="confirm-logout">Log out</button></div></dialog>'
+    )
+    return layout("Status", body, csrf=csrf, script=True, css="status-body")
+
+
+async def index(request: Request) -> Response:
+    session = cookie_session(request)
+    if session is None:
+        return RedirectResponse("/login", 303)
+    return HTMLResponse(status_page(await view_of(request), session.csrf))
+
+
+def fingerprint(supervisor: Supervisor) -> tuple[Any, ...]:
+    """What, when it changes, must reach the page at once."""
+    qr = supervisor.qr or {}
+    return supervisor.state, supervisor.since, qr.get("rotation"), qr.get("payload")
+
+
+async def page_events(request: Request) -> AsyncIterator[str]:
+    supervisor = supervisor_of(request)
+    yield f"retry: {RETRY_MILLISECONDS}\n\n"
+    deadline = time.monotonic() + STREAM_SECONDS
+    while time.monotonic() < deadline:
+        if not bearer_token_valid(request) and cookie_session(request) is None:
+            break  # signed out (in another tab) or expired since the stream began: the page learns on reconnect
+        seen = fingerprint(supervisor) if supervisor is not None else None
+        view = await view_of(request)
+        sections = render.sections(view)
+        if view.banner:  # the database is away: keep the figures the page has rather than blank them
+            sections = {name: html for name, html in sections.items() if name not in render.STORED_SECTIONS}
+        message = {"now": view.now.isoformat(), "state": view.status.get("state"), "sections": sections}
+        yield f"event: page\ndata: {json.dumps(message)}\n\n"
+        supervisor = supervisor_of(request)
+        if supervisor is None:
+            await asyncio.sleep(REFRESH_SECONDS)
+            continue
+        await changed(supervisor, seen, REFRESH_SECONDS)
+
+
+async def changed(supervisor: Supervisor, seen: tuple[Any, ...] | None, timeout: float) -> bool:
+    """Wait until what the page shows of the session differs from `seen`; False after `timeout` without change."""
+    try:
+        async with supervisor.state_changed:
+            await asyncio.wait_for(supervisor.state_changed.wait_for(lambda: fingerprint(supervisor) != seen), timeout)
+    except TimeoutError:
+        return False
+    return True
+
+
+@requires_auth
+async def events(request: Request) -> Response:
+    return StreamingResponse(
+        page_events(request),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
