@@ -10,20 +10,16 @@ from __future__ import annotations
 
 import asyncio
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
+
+from app.web.middleware import HTTPMiddleware
 
 DRAIN_LIMIT = 1024 * 1024  # bytes; past this, closing the connection is the right answer anyway
 DRAIN_SECONDS = 2.0
 
 
-class DrainRequestBodyMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class DrainRequestBodyMiddleware(HTTPMiddleware):
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         finished = False  # the whole body (or the client's disconnect) has been received
 
         async def tracked_receive() -> Message:

@@ -10,7 +10,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 log = logging.getLogger("app.access")
 
 
-class RequestLogMiddleware:
+class HTTPMiddleware:
+    """Base of the app's pure-ASGI middlewares: `handle` sees HTTP requests; other scopes pass straight through."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -18,6 +20,14 @@ class RequestLogMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class RequestLogMiddleware(HTTPMiddleware):
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         status = 500  # what the client sees if the app fails before answering
 

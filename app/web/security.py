@@ -5,7 +5,9 @@ carry the QR code and the session's state, which no cache may keep)."""
 from __future__ import annotations
 
 from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
+
+from app.web.middleware import HTTPMiddleware
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -41,14 +43,8 @@ def came_over_https(scope: Scope) -> bool:
     return False
 
 
-class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class SecurityHeadersMiddleware(HTTPMiddleware):
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         static = scope["path"].startswith(STATIC_PREFIX)
         https = came_over_https(scope)
 
