@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,15 +19,20 @@ from app.session.states import State
 from app.session.status import session_status
 from app.session.supervisor import Supervisor
 from app.settings import Settings
-from app.web import api
+from app.web import api, webhooks_api
 from app.web.errors import EXCEPTION_HANDLERS
 from app.web.health import healthz
 from app.web.middleware import RequestLogMiddleware
+from app.webhooks.dispatcher import Dispatcher
+from app.webhooks.outbox import sync_endpoints
+from app.webhooks.store import MessageStore
 
 log = logging.getLogger(__name__)
 
-# After hypercorn's 8 s of draining (app/hypercorn_config.py), our own shutdown: 8 + 9 + 2 = 19 s < 20 s.
+# After hypercorn's 8 s of draining (app/hypercorn_config.py), our own shutdown: 8 + 9 + 0.5 + 2 = 19.5 s < 20 s.
 SUPERVISOR_BUDGET = 9.0  # the worker gets 5 s to stop before SIGKILL, then the lease is released
+STORE_BUDGET = 0.5  # then the messages the worker sent last are stored
+DISPATCHER_BUDGET = 8.0  # meanwhile, in parallel: webhook requests in flight finish, outcomes are stored
 POOL_CLOSE_BUDGET = 2.0
 
 
@@ -37,6 +43,8 @@ class Services:
         self.settings = settings
         self.database: Database | None = None
         self.supervisor: Supervisor | None = None
+        self.store: MessageStore | None = None
+        self.dispatcher: Dispatcher | None = None
 
     def session_state(self) -> str:
         return self.supervisor.state.value if self.supervisor else State.STARTING.value
@@ -44,7 +52,12 @@ class Services:
     async def status(self) -> dict[str, Any]:
         """What /api/status and the page show; every figure comes from here."""
         assert self.database is not None and self.supervisor is not None
-        return await session_status(self.supervisor, self.database)
+        status = await session_status(self.supervisor, self.database)
+        dispatcher = self.dispatcher
+        status["webhooks"]["dispatcher"] = dispatcher.state if dispatcher else "off (no WEBHOOK_URL)"
+        if dispatcher is not None and dispatcher.last_error:
+            status["webhooks"]["dispatcher_error"] = dispatcher.last_error
+        return status
 
     async def start(self) -> None:
         settings = self.settings
@@ -52,20 +65,38 @@ class Services:
         self.database = await Database.open(settings.database_url, max_size=settings.database_pool_max)
         async with self.database.connection() as connection:
             await migrate(connection)
+        async with self.database.transaction() as connection:
+            await sync_endpoints(connection, settings.webhook_urls)
+        self.store = MessageStore(self.database)
+        self.store.start()
+        if settings.webhook_urls:
+            assert settings.webhook_secret, "settings require WEBHOOK_SECRET with WEBHOOK_URL"
+            self.dispatcher = Dispatcher(self.database, settings.database_url, settings.webhook_secret)
+            self.dispatcher.start()
         self.supervisor = Supervisor(
             database=self.database,
             database_url=settings.database_url,
             backend=settings.whatsapp_backend,
             heartbeat_interval=settings.heartbeat_interval,
+            sink=self.store.sink,
         )
         self.supervisor.start()  # in the background: HTTP answers (state "starting"/"standby") meanwhile
         log.info("started")
 
+    async def _stop_session(self) -> None:
+        if self.supervisor is not None:
+            await self.supervisor.stop(SUPERVISOR_BUDGET)
+        if self.store is not None:
+            await self.store.close(STORE_BUDGET)
+
+    async def _stop_dispatcher(self) -> None:
+        if self.dispatcher is not None:
+            await self.dispatcher.stop(DISPATCHER_BUDGET)
+
     async def stop(self) -> None:
         log.info("shutting down")
         try:
-            if self.supervisor is not None:
-                await self.supervisor.stop(SUPERVISOR_BUDGET)
+            await asyncio.gather(self._stop_session(), self._stop_dispatcher())
             if self.database is not None:
                 await self.database.close(POOL_CLOSE_BUDGET)
         finally:
@@ -85,7 +116,7 @@ def create_app(settings: Settings) -> Starlette:
             await services.stop()
 
     app = Starlette(
-        routes=[Route("/healthz", healthz), *api.ROUTES],
+        routes=[Route("/healthz", healthz), *api.ROUTES, *webhooks_api.ROUTES],
         middleware=[Middleware(RequestLogMiddleware)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

@@ -11,6 +11,7 @@ from app.db.database import Database
 from app.session import audit
 from app.session.states import State
 from app.session.supervisor import Supervisor
+from app.webhooks.deliveries import figures as webhook_figures
 
 DEVICE_TABLES = {"neonize": "whatsmeow_device", "simulator": "simulator_devices"}
 
@@ -40,6 +41,7 @@ async def session_status(supervisor: Supervisor, database: Database) -> dict[str
         devices = await device_count(connection, supervisor.backend)
         schema_version = await connection.fetchval("SELECT max(version) FROM schema_migrations")
         outbox = await connection.fetchval("SELECT count(*) FROM outbox_events")
+        webhooks = await webhook_figures(connection)
     account = None
     if snapshot.account:
         account = {**snapshot.account, "phone": phone_of(snapshot.account.get("jid"))}
@@ -62,6 +64,7 @@ async def session_status(supervisor: Supervisor, database: Database) -> dict[str
         "recent_transitions": transitions,
         "auth_store": {"kind": "postgres", "backend": supervisor.backend, "devices": devices},
         "outbox": {"events": outbox},
+        "webhooks": webhooks,
         "version": __version__,
         "schema_version": schema_version,
     }

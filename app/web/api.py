@@ -19,6 +19,7 @@ PHONE = re.compile(r"^\+[1-9]\d{6,14}$")
 PHONE_FORM = "+<country code><number>, digits only, for example +6281234567890"
 DISCONNECT_REASONS = ("connection_lost", "logged_out", "replaced", "banned", "outdated", "silent")
 MAX_BODY = 256 * 1024
+MAX_BATCH = 5000  # messages per simulated `incoming` command
 
 
 def supervisor_of(request: Request) -> Supervisor:
@@ -124,7 +125,13 @@ async def simulator(request: Request) -> JSONResponse:
             "group": text_field(data, "group", required=False, limit=64),
             "type": text_field(data, "type", required=False, limit=16) or "text",
             "media": data.get("media") if isinstance(data.get("media"), dict) else None,
+            "from_me": data.get("from_me") is True,
         }
+        if "count" in data:
+            count = data["count"]
+            if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_BATCH:
+                raise HTTPException(422, f"'count' must be an integer from 1 to {MAX_BATCH}")
+            args["count"] = count
     elif action == "receipt":
         ids = data.get("message_ids")
         if not isinstance(ids, list) or not ids or not all(isinstance(item, str) for item in ids):
