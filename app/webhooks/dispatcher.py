@@ -33,6 +33,7 @@ from app.webhooks.outbox import CHANNEL, display_url
 from app.webhooks.retry import DEFAULT, RetryPolicy
 
 log = logging.getLogger(__name__)
+logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every request at INFO; failures are logged here
 
 LOCK_KEY = 0x77616761_77686B73  # "wagawhks": held by the one active dispatcher
 CONCURRENCY = 8  # requests in flight per endpoint
@@ -42,6 +43,7 @@ MAX_HELD = 2000  # claimed deliveries held in memory at most
 CLAIM_LIMIT = 500  # per endpoint and claim
 LANE_TURN = 32  # deliveries a sender takes from one lane before letting other lanes have a turn
 FLUSH_BATCH = 2000
+FLUSH_TRIES = 3  # a batch of outcomes that fails this often for a reason other than an outage is dropped
 RECONNECT_MIN, RECONNECT_MAX = 0.5, 15.0
 LOCK_RETRY = 2.0  # how often a standby dispatcher tries for the lock
 MAINTENANCE_INTERVAL = 60.0
@@ -427,7 +429,7 @@ class Dispatcher:
         self._outcomes_arrived.set()
 
     async def _flush_loop(self) -> None:
-        delay = 0.1
+        delay, tries = 0.1, 0
         while True:
             if not self._outcomes:
                 self._flushed.set()
@@ -445,10 +447,16 @@ class Dispatcher:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
-            except Exception as error:  # the claims stay open; the next holder of the lock sends them again
-                log.exception("storing %d delivery outcomes failed; dropping them", len(batch))
+            except Exception as error:  # a driver hiccup while Postgres goes away, or a bug: try again, then give up
+                tries += 1
+                if tries < FLUSH_TRIES:
+                    log.warning("storing %d delivery outcomes failed (%s); trying again", len(batch), describe(error))
+                    await asyncio.sleep(delay)
+                    continue
+                # The claims stay open; the next holder of the lock sends those events again (same ids).
+                log.exception("storing %d delivery outcomes failed %d times; dropping them", len(batch), tries)
                 report(error)
-            delay = 0.1
+            delay, tries = 0.1, 0
             del self._outcomes[: len(batch)]
             async with self._claiming:
                 for outcome, holding, lane, endpoint in batch:

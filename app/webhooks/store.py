@@ -31,6 +31,7 @@ RECEIPT_STATUSES = {"delivered": "delivered", "read": "read", "played": "read"} 
 MAX_BATCH = 500  # items per transaction
 MAX_BUFFER = 50_000  # beyond this the sink waits (and so the supervisor) until Postgres takes messages again
 RETRY_MIN, RETRY_MAX = 0.1, 5.0
+WRITE_TRIES = 3  # a batch failing this often for a reason other than an outage is stored item by item
 
 # A receipt of a message this account sent: the hook of the sending side (issue 7) updates its own records in the
 # same transaction and returns our id of that message, or None if the message was not sent through the API.
@@ -236,7 +237,7 @@ class MessageStore:
                 await self._task
 
     async def _run(self) -> None:
-        delay = RETRY_MIN
+        delay, tries = RETRY_MIN, 0
         while True:
             if not self._buffer:
                 self._drained.set()
@@ -251,11 +252,16 @@ class MessageStore:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
                 continue
-            except Exception as error:  # a bad item must not hold up every message behind it
-                log.exception("storing a batch of %d failed; storing its items one by one", len(batch))
+            except Exception as error:  # a driver hiccup as Postgres goes away, or a bad item: try again, then isolate
+                tries += 1
+                if tries < WRITE_TRIES:
+                    log.warning("storing a batch of %d failed (%s); trying again", len(batch), describe(error))
+                    await asyncio.sleep(delay)
+                    continue
+                log.exception("storing a batch of %d failed %d times; storing its items one by one", len(batch), tries)
                 report(error)
                 await self._write_singly(batch)
-            delay = RETRY_MIN
+            delay, tries = RETRY_MIN, 0
             for _ in batch:
                 self._buffer.popleft()
             self._room.set()

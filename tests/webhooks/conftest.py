@@ -12,7 +12,7 @@ from app.db.database import Database
 from app.webhooks.dispatcher import Dispatcher
 from app.webhooks.outbox import enqueue_event, sync_endpoints
 from app.webhooks.retry import RetryPolicy
-from tests.webhooks.receiver import Receiver, Received
+from tests.webhooks.receiver import Received, Receiver
 
 SECRET = "test-webhook-secret"
 FAST = RetryPolicy(base=0.2, cap=0.5)  # retries within a second; the schedule itself is tested in test_retry.py
