@@ -17,6 +17,7 @@ import datetime as dt
 import logging
 import random
 import time
+import urllib.request
 import uuid
 from collections.abc import Awaitable
 from typing import Any
@@ -31,6 +32,7 @@ from app.webhooks import deliveries, signing
 from app.webhooks.deliveries import UNAVAILABLE, Claimed, Outcome
 from app.webhooks.outbox import CHANNEL, display_url
 from app.webhooks.retry import DEFAULT, RetryPolicy
+from app.webhooks.transport import KeepAliveTransport
 
 log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every request at INFO; failures are logged here
@@ -48,7 +50,6 @@ RECONNECT_MIN, RECONNECT_MAX = 0.5, 15.0
 LOCK_RETRY = 2.0  # how often a standby dispatcher tries for the lock
 MAINTENANCE_INTERVAL = 60.0
 PRUNE_INTERVAL = 3600.0
-KEEPALIVE_EXPIRY = 4.0  # below the 5 s idle timeout of many servers (Node's default), so we never reuse a closing one
 ERROR_SNIPPET = 200
 
 TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
@@ -129,18 +130,14 @@ class Dispatcher:
         self._outcomes_arrived = asyncio.Event()
         self._flushed = asyncio.Event()
         self._flushed.set()
-        self._client: httpx.AsyncClient | None = None
+        self._transport: httpx.AsyncBaseTransport | None = None
         self._task: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
 
     # ---- life cycle -------------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(self.timeout),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64, keepalive_expiry=KEEPALIVE_EXPIRY),
-            follow_redirects=False,
-        )
+        self._transport = http_transport()
         self._flusher = _named(self._flush_loop(), "webhook-outcomes")
         self._task = _named(self._run(), "webhook-dispatcher")
 
@@ -166,9 +163,9 @@ class Dispatcher:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
-        if self._client is not None:
+        if self._transport is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._client.aclose(), 1.0)
+                await asyncio.wait_for(self._transport.aclose(), 1.0)
         self.state = "stopped"
 
     def _left(self, reserve: float = 0.0) -> float:
@@ -368,7 +365,7 @@ class Dispatcher:
             holding.held -= 1
 
     async def _attempt(self, holding: Holding, row: Claimed) -> Outcome:
-        assert self._client is not None
+        assert self._transport is not None
         attempt = row.attempts + 1
         body = signing.envelope(row.event_id, row.event_type, row.created_at, row.data_json)
         headers = signing.headers(self.secret, body, row.event_id, attempt, utcnow())
@@ -378,7 +375,9 @@ class Dispatcher:
         holding.idle.clear()
         try:
             async with asyncio.timeout(self.timeout):
-                response = await self._client.post(row.url, content=body, headers=headers)
+                request = httpx.Request("POST", row.url, content=body, headers=headers)
+                response = await self._transport.handle_async_request(request)
+                await response.aread()
             code = response.status_code
             if not 200 <= code < 300:
                 snippet = " ".join(response.text[:ERROR_SNIPPET].split())
@@ -486,6 +485,16 @@ class Dispatcher:
                             log.info("pruned %d delivered webhook events older than %s", pruned, deliveries.RETENTION)
             except DatabaseUnavailable as error:
                 self._note(str(error))
+
+
+def http_transport() -> httpx.AsyncBaseTransport:
+    """httpx's transport for the webhook POSTs: the lean keep-alive one, or, when the environment names a proxy
+    (HTTP_PROXY, HTTPS_PROXY: a static egress IP for receivers that allow-list), httpx's own, which honours it."""
+    proxies = {scheme: url for scheme, url in urllib.request.getproxies().items() if scheme in ("http", "https")}
+    if proxies:
+        log.info("webhooks go through the proxy named in the environment")
+        return httpx.AsyncHTTPTransport(proxy=proxies.get("https") or proxies["http"], retries=0)
+    return KeepAliveTransport()
 
 
 def _named(coroutine: Awaitable[Any], name: str) -> asyncio.Task[Any]:

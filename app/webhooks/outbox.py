@@ -84,7 +84,8 @@ def message_status_data(
 def json_text(data: Any) -> str:
     """JSON for a jsonb column. Postgres refuses NUL in jsonb strings, and one stray NUL in a message text must not
     stop the store: NULs are dropped."""
-    return json.dumps(_without_nul(data), ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(_without_nul(data), ensure_ascii=False, separators=(",", ":")) if "\\u0000" in text else text
 
 
 def _without_nul(value: Any) -> Any:
