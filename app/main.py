@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -23,9 +23,11 @@ from app.web import api, webhooks_api
 from app.web.errors import EXCEPTION_HANDLERS
 from app.web.health import healthz
 from app.web.middleware import RequestLogMiddleware
-from app.webhooks.dispatcher import Dispatcher
 from app.webhooks.outbox import sync_endpoints
 from app.webhooks.store import MessageStore
+
+if TYPE_CHECKING:
+    from app.webhooks.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,8 @@ class Services:
         self.store.start()
         if settings.webhook_urls:
             assert settings.webhook_secret, "settings require WEBHOOK_SECRET with WEBHOOK_URL"
+            from app.webhooks.dispatcher import Dispatcher  # httpx is imported only when there is a URL to POST to
+
             self.dispatcher = Dispatcher(self.database, settings.database_url, settings.webhook_secret)
             self.dispatcher.start()
         self.supervisor = Supervisor(

@@ -297,11 +297,14 @@ class Dispatcher:
                     self._side(holding, self._sender(holding, endpoint), f"webhook-sender-{endpoint.id}-{number}")
             key = (row.endpoint_id, row.lane)
             lane = holding.lanes.get(key)
+            if lane is not None and lane.blocked:
+                self._record(self._untried(row, holding, "waiting"), holding)
+                continue
+            if endpoint.paused:
+                self._record(self._untried(row, holding, "released"), holding)
+                continue
             if lane is None:
                 lane = holding.lanes[key] = Lane(key)
-            if lane.blocked or endpoint.paused:
-                self._record(self._untried(row, holding, "waiting" if lane.blocked else "released"), holding)
-                continue
             lane.rows.append(row)
             holding.held += 1
             if not lane.queued and not lane.running:

@@ -267,6 +267,13 @@ class MessageStore:
             self._room.set()
 
     async def _write(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
+        if all(name == events.MESSAGE for name, _ in batch):
+            # The usual case: one statement, atomic on its own, so one round trip instead of three.
+            async with self.database.connection() as connection:
+                await store_messages(connection, [data for _, data in batch])
+            self.stored += len(batch)
+            self.last_error = None
+            return
         async with self.database.transaction() as connection:
             # Runs of the same kind, in arrival order, so events keep the order in which WhatsApp gave them.
             for name, group in itertools.groupby(batch, key=lambda item: item[0]):
