@@ -124,8 +124,10 @@ class Dispatcher:
         self._stop_deadline = float("inf")
         self._wake = asyncio.Event()
         self._outcomes: list[tuple[Outcome, Holding, Lane | None, EndpointWork | None]] = []
-        # Held while a claim runs and its rows are handed out, and while lanes are released after their failure is
-        # stored: a claim whose snapshot predates that failure must still find its lane blocked in memory.
+        # Held while a claim runs and its rows are handed out, and while outcomes are written and their lanes
+        # released in memory, in one hold. So a claim never runs beside the transaction that promotes a chat's
+        # waiting deliveries (it could hold back a new one the promotion then misses), a claim whose snapshot
+        # predates a stored failure still finds that chat's lane blocked in memory, and one after finds it released.
         self._claiming = asyncio.Lock()
         self._outcomes_arrived = asyncio.Event()
         self._flushed = asyncio.Event()
@@ -439,36 +441,47 @@ class Dispatcher:
                 await self._outcomes_arrived.wait()
                 continue
             batch = self._outcomes[:FLUSH_BATCH]
-            try:
-                async with self.database.transaction() as connection:
-                    # A lost outcome only means a second delivery with the same id; no need to wait for the disk.
-                    await connection.execute("SET LOCAL synchronous_commit = off")
-                    await deliveries.complete(connection, [item[0] for item in batch])
-            except UNAVAILABLE as error:
+            async with self._claiming:
+                try:
+                    async with self.database.transaction() as connection:
+                        # A lost outcome only means a second delivery with the same id; no need to wait for the disk.
+                        await connection.execute("SET LOCAL synchronous_commit = off")
+                        await deliveries.complete(connection, [item[0] for item in batch])
+                    error: Exception | None = None
+                except Exception as failure:  # handled below, once the lock is released
+                    error = failure
+                if error is None or (tries + 1 >= FLUSH_TRIES and not isinstance(error, UNAVAILABLE)):
+                    del self._outcomes[: len(batch)]
+                    self._settle(batch)
+            if error is None:
+                delay, tries = 0.1, 0
+            elif isinstance(error, UNAVAILABLE):
                 self._note(f"cannot store delivery outcomes, Postgres is unavailable: {describe(error)}")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
-            except Exception as error:  # a driver hiccup while Postgres goes away, or a bug: try again, then give up
+            else:  # a driver hiccup while Postgres goes away, or a bug: try again, then give up
                 tries += 1
                 if tries < FLUSH_TRIES:
                     log.warning("storing %d delivery outcomes failed (%s); trying again", len(batch), describe(error))
                     await asyncio.sleep(delay)
                     continue
                 # The claims stay open; the next holder of the lock sends those events again (same ids).
-                log.exception("storing %d delivery outcomes failed %d times; dropping them", len(batch), tries)
+                log.error("storing %d delivery outcomes failed %d times; dropped", len(batch), tries, exc_info=error)
                 report(error)
-            delay, tries = 0.1, 0
-            del self._outcomes[: len(batch)]
-            async with self._claiming:
-                for outcome, holding, lane, endpoint in batch:
-                    if lane is not None and outcome.kind in ("failed", "paused") and lane.blocked:
-                        lane.blocked = False  # the failure is stored: claims now hold the lane back by themselves
-                        if not (lane.rows or lane.running or lane.queued) and holding.lanes.get(lane.key) is lane:
-                            del holding.lanes[lane.key]
-                    if endpoint is not None and outcome.kind == "paused":
-                        endpoint.paused = False  # likewise, claims now skip the paused endpoint
+                delay, tries = 0.1, 0
             self._wake.set()
+
+    def _settle(self, batch: list[tuple[Outcome, Holding, Lane | None, EndpointWork | None]]) -> None:
+        """Once failures are stored, claims hold their lanes back by themselves: release the lanes in memory. Runs
+        under `_claiming`, in the same hold as the write, so that no claim comes between the two."""
+        for outcome, holding, lane, endpoint in batch:
+            if lane is not None and outcome.kind in ("failed", "paused") and lane.blocked:
+                lane.blocked = False
+                if not (lane.rows or lane.running or lane.queued) and holding.lanes.get(lane.key) is lane:
+                    del holding.lanes[lane.key]
+            if endpoint is not None and outcome.kind == "paused":
+                endpoint.paused = False  # likewise, claims now skip the paused endpoint
 
     # ---- maintenance ------------------------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import random
 import time
 import uuid
 
@@ -261,3 +262,29 @@ async def test_claims_of_a_vanished_dispatcher_are_sent_again(
     make_dispatcher()
     [request] = await receiver.until(lambda got: len(got) == 1)
     assert request.event_id == event_id and json.loads(request.body)["data"]["n"] == 0
+
+
+async def test_order_per_chat_holds_under_random_failures(
+    database: Database, receiver: Receiver, make_dispatcher: MakeDispatcher
+) -> None:
+    rng = random.Random(6)
+    answered: list[tuple[str, str]] = []  # (chat, event id) of each 2xx, in the order they were given
+
+    def respond(request: Received) -> Reply:
+        if rng.random() < 0.3:
+            return Reply(500)
+        answered.append((request.data["chat"], request.event_id))
+        return Reply(200)
+
+    receiver.respond = respond
+    await use_endpoints(database, receiver.url)
+    make_dispatcher(policy=RetryPolicy(base=0.05, cap=0.1))
+    sent: dict[str, list[str]] = {}
+    for n in range(200):
+        chat = f"chat{n % 8}"
+        sent.setdefault(chat, []).append(await enqueue(database, chat, n=n))
+        if n % 50 == 0:
+            await asyncio.sleep(0.05)  # some arrive while earlier ones of their chat are being retried
+    await wait_statuses(database, {"delivered": 200}, timeout=60)
+    for chat, event_ids in sent.items():
+        assert [event_id for answered_chat, event_id in answered if answered_chat == chat] == event_ids
