@@ -179,6 +179,8 @@ class Dispatcher:
             try:
                 await self._hold()
                 delay = RECONNECT_MIN
+                if not self._stopping.is_set():
+                    self._note("its connection to Postgres ended; reconnecting")
             except UNAVAILABLE as error:
                 self._note(f"Postgres is unavailable: {describe(error)}")
             except Exception as error:  # the dispatcher must outlive any one failure; it starts over
