@@ -11,7 +11,7 @@ from app.db.database import Database
 from app.session import audit
 from app.session.states import State
 from app.session.supervisor import Supervisor
-from app.webhooks.deliveries import figures as webhook_figures
+from app.webhooks.operator import figures as webhook_figures
 
 DEVICE_TABLES = {"neonize": "whatsmeow_device", "simulator": "simulator_devices"}
 

@@ -15,7 +15,7 @@ from starlette.routing import Route
 from app.db.database import Database
 from app.web.api import json_body
 from app.web.auth import requires_auth
-from app.webhooks import deliveries
+from app.webhooks import operator
 
 MAX_LIMIT = 500
 BULK_RETRY_STATUSES = ("dead", "failed")
@@ -52,13 +52,13 @@ def int_param(request: Request, name: str, default: int | None, low: int, high: 
 async def list_deliveries(request: Request) -> JSONResponse:
     """GET /api/webhooks/deliveries?status=failed&limit=50&before=<id>: newest first."""
     status = request.query_params.get("status") or None
-    if status is not None and status not in deliveries.STATUSES:
-        raise HTTPException(422, f"'status' must be one of {', '.join(deliveries.STATUSES)}")
+    if status is not None and status not in operator.STATUSES:
+        raise HTTPException(422, f"'status' must be one of {', '.join(operator.STATUSES)}")
     limit = int_param(request, "limit", 50, 1, MAX_LIMIT)
     before = int_param(request, "before", None, 1, 2**63 - 1)
     assert limit is not None
     async with database_of(request).connection() as connection:
-        items = await deliveries.list_deliveries(connection, status, limit=limit, before=before)
+        items = await operator.list_deliveries(connection, status, limit=limit, before=before)
     page: dict[str, Any] = {"deliveries": items}
     if len(items) == limit:
         page["next"] = f"{request.url.path}?" + "&".join(
@@ -73,10 +73,10 @@ async def list_deliveries(request: Request) -> JSONResponse:
 async def get_delivery(request: Request) -> JSONResponse:
     """GET /api/webhooks/deliveries/{id}: the delivery and the event exactly as it is sent."""
     async with database_of(request).connection() as connection:
-        row = await deliveries.get_delivery(connection, request.path_params["id"])
+        row = await operator.get_delivery(connection, request.path_params["id"])
     if row is None:
         raise HTTPException(404, f"no delivery {request.path_params['id']}")
-    shown = deliveries.delivery_json(row)
+    shown = operator.delivery_json(row)
     shown["event"] = {
         "id": str(row["event_id"]),
         "type": row["type"],
@@ -91,9 +91,9 @@ async def retry_delivery(request: Request) -> JSONResponse:
     """POST /api/webhooks/deliveries/{id}/retry: due now, with the same event id (also replays a delivered one)."""
     delivery_id = request.path_params["id"]
     async with database_of(request).transaction() as connection:
-        if await deliveries.get_delivery(connection, delivery_id) is None:
+        if await operator.get_delivery(connection, delivery_id) is None:
             raise HTTPException(404, f"no delivery {delivery_id}")
-        if not await deliveries.retry_delivery(connection, delivery_id):
+        if not await operator.retry_delivery(connection, delivery_id):
             raise HTTPException(409, f"delivery {delivery_id} is being attempted right now")
     wake_dispatcher(request)
     return JSONResponse({"id": delivery_id, "status": "pending"}, status_code=202)
@@ -106,7 +106,7 @@ async def retry_all(request: Request) -> JSONResponse:
     if status not in BULK_RETRY_STATUSES:
         raise HTTPException(422, f"'status' must be one of {', '.join(BULK_RETRY_STATUSES)}")
     async with database_of(request).connection() as connection:
-        count = await deliveries.retry_all(connection, status)
+        count = await operator.retry_all(connection, status)
     wake_dispatcher(request)
     return JSONResponse({"status": status, "retried": count}, status_code=202)
 
@@ -115,7 +115,7 @@ async def retry_all(request: Request) -> JSONResponse:
 async def list_endpoints(request: Request) -> JSONResponse:
     """GET /api/webhooks/endpoints: every WEBHOOK_URL entry with its figures, pause and last error."""
     async with database_of(request).connection() as connection:
-        return JSONResponse({"endpoints": await deliveries.endpoints(connection)})
+        return JSONResponse({"endpoints": await operator.endpoints(connection)})
 
 
 @requires_auth
@@ -123,7 +123,7 @@ async def resume_endpoint(request: Request) -> JSONResponse:
     """POST /api/webhooks/endpoints/{id}/resume: deliver to an endpoint again after it answered 410 Gone."""
     endpoint_id = request.path_params["id"]
     async with database_of(request).connection() as connection:
-        if not await deliveries.resume_endpoint(connection, endpoint_id):
+        if not await operator.resume_endpoint(connection, endpoint_id):
             raise HTTPException(404, f"no endpoint {endpoint_id}")
     wake_dispatcher(request)
     return JSONResponse({"id": endpoint_id, "paused": False}, status_code=202)

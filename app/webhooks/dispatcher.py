@@ -10,14 +10,11 @@ written back in batches by a second task; a crash before that only means the sam
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import dataclasses
 import datetime as dt
 import logging
 import random
 import time
-import urllib.request
 import uuid
 from collections.abc import Awaitable
 from typing import Any
@@ -28,14 +25,14 @@ import httpx
 from app.db.database import Database, describe
 from app.errors import DatabaseUnavailable
 from app.observability import report
-from app.webhooks import deliveries, signing
+from app.webhooks import attempt, deliveries
 from app.webhooks.deliveries import UNAVAILABLE, Claimed, Outcome
+from app.webhooks.holding import EndpointWork, Holding, Lane
 from app.webhooks.outbox import CHANNEL, display_url
+from app.webhooks.outcome import OutcomeWriter
 from app.webhooks.retry import DEFAULT, RetryPolicy
-from app.webhooks.transport import KeepAliveTransport
 
 log = logging.getLogger(__name__)
-logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every request at INFO; failures are logged here
 
 LOCK_KEY = 0x77616761_77686B73  # "wagawhks": held by the one active dispatcher
 CONCURRENCY = 8  # requests in flight per endpoint
@@ -44,54 +41,16 @@ POLL_INTERVAL = 5.0  # the safety net behind NOTIFY
 MAX_HELD = 2000  # claimed deliveries held in memory at most
 CLAIM_LIMIT = 500  # per endpoint and claim
 LANE_TURN = 32  # deliveries a sender takes from one lane before letting other lanes have a turn
-FLUSH_BATCH = 2000
-FLUSH_TRIES = 3  # a batch of outcomes that fails this often for a reason other than an outage is dropped
 RECONNECT_MIN, RECONNECT_MAX = 0.5, 15.0
 LOCK_RETRY = 2.0  # how often a standby dispatcher tries for the lock
 MAINTENANCE_INTERVAL = 60.0
 PRUNE_INTERVAL = 3600.0
-ERROR_SNIPPET = 200
 
 TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
 
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-@dataclasses.dataclass(eq=False)
-class Lane:
-    """The claimed deliveries of one chat to one endpoint, in seq order."""
-
-    key: tuple[int, str]
-    rows: collections.deque[Claimed] = dataclasses.field(default_factory=collections.deque)
-    queued: bool = False  # in its endpoint's ready queue
-    running: bool = False  # a sender is working on it
-    blocked: bool = False  # an attempt failed; until that is stored, nothing else of the lane may go out
-
-
-@dataclasses.dataclass(eq=False)
-class EndpointWork:
-    id: int
-    url: str
-    ready: asyncio.Queue[Lane] = dataclasses.field(default_factory=asyncio.Queue)
-    paused: bool = False  # answered 410; cleared once that is stored (claims then skip the endpoint)
-    failing: bool = False  # for logging the change between working and failing once, not every attempt
-
-
-@dataclasses.dataclass(eq=False)
-class Holding:
-    """One tenure of the dispatch lock: what was claimed under `token`, and the tasks sending it."""
-
-    token: uuid.UUID
-    lanes: dict[tuple[int, str], Lane] = dataclasses.field(default_factory=dict)
-    endpoints: dict[int, EndpointWork] = dataclasses.field(default_factory=dict)
-    tasks: set[asyncio.Task[Any]] = dataclasses.field(default_factory=set)
-    held: int = 0  # claimed, not yet attempted
-    in_flight: int = 0
-    idle: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
-    over: bool = False
-    broken: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)  # a side task died, or the lock went
 
 
 class Dispatcher:
@@ -123,15 +82,8 @@ class Dispatcher:
         self._stopping = asyncio.Event()
         self._stop_deadline = float("inf")
         self._wake = asyncio.Event()
-        self._outcomes: list[tuple[Outcome, Holding, Lane | None, EndpointWork | None]] = []
-        # Held while a claim runs and its rows are handed out, and while outcomes are written and their lanes
-        # released in memory, in one hold. So a claim never runs beside the transaction that promotes a chat's
-        # waiting deliveries (it could hold back a new one the promotion then misses), a claim whose snapshot
-        # predates a stored failure still finds that chat's lane blocked in memory, and one after finds it released.
-        self._claiming = asyncio.Lock()
-        self._outcomes_arrived = asyncio.Event()
-        self._flushed = asyncio.Event()
-        self._flushed.set()
+        self._claiming = asyncio.Lock()  # a claim and its hand-out, or a batch of outcomes (see OutcomeWriter)
+        self._outcomes = OutcomeWriter(database, self._claiming, on_written=self._wake.set, on_outage=self._note)
         self._transport: httpx.AsyncBaseTransport | None = None
         self._task: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
@@ -139,8 +91,8 @@ class Dispatcher:
     # ---- life cycle -------------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._transport = http_transport()
-        self._flusher = _named(self._flush_loop(), "webhook-outcomes")
+        self._transport = attempt.http_transport()
+        self._flusher = _named(self._outcomes.run(), "webhook-outcomes")
         self._task = _named(self._run(), "webhook-dispatcher")
 
     def wake(self) -> None:
@@ -214,7 +166,7 @@ class Dispatcher:
                     return
             await connection.add_listener(CHANNEL, self._on_notify)
             # Outcomes of an earlier tenure are stored before its claims are put back.
-            while not self._flushed.is_set() and not self._stopping.is_set():
+            while not self._outcomes.written.is_set() and not self._stopping.is_set():
                 await self._pause(0.1)
             recovered = await deliveries.recover(connection)
             holding = Holding(uuid.uuid4())
@@ -242,8 +194,8 @@ class Dispatcher:
             task.cancel()
         await asyncio.gather(*holding.tasks, return_exceptions=True)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._flushed.wait(), min(5.0, self._left(reserve=0.5)))
-        if not lost.is_set() and self._flushed.is_set():
+            await asyncio.wait_for(self._outcomes.written.wait(), min(5.0, self._left(reserve=0.5)))
+        if not lost.is_set() and self._outcomes.written.is_set():
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(deliveries.release_claims(connection, holding.token), 1.0)
 
@@ -373,30 +325,10 @@ class Dispatcher:
 
     async def _attempt(self, holding: Holding, row: Claimed) -> Outcome:
         assert self._transport is not None
-        attempt = row.attempts + 1
-        body = signing.envelope(row.event_id, row.event_type, row.created_at, row.data_json)
-        headers = signing.headers(self.secret, body, row.event_id, attempt, utcnow())
-        code: int | None = None
-        error: str | None = None
         holding.in_flight += 1
         holding.idle.clear()
         try:
-            async with asyncio.timeout(self.timeout):
-                request = httpx.Request("POST", row.url, content=body, headers=headers)
-                response = await self._transport.handle_async_request(request)
-                await response.aread()
-            code = response.status_code
-            if not 200 <= code < 300:
-                snippet = " ".join(response.text[:ERROR_SNIPPET].split())
-                error = f"HTTP {code}" + (f": {snippet}" if snippet else "")
-                if 300 <= code < 400:
-                    error += " (redirects are not followed: set WEBHOOK_URL to the final address)"
-        except TimeoutError:
-            error = f"no answer within {self.timeout:g} s"
-        except httpx.HTTPError as failure:
-            error = f"{type(failure).__name__}: {failure}".rstrip(": ")
-        except Exception as failure:  # an invalid URL and the like: still an outcome, never a dead sender
-            error = f"{type(failure).__name__}: {failure}".rstrip(": ")
+            code, error = await attempt.post(self._transport, self.secret, row, self.timeout)
         finally:
             holding.in_flight -= 1
             if not holding.in_flight:
@@ -409,7 +341,7 @@ class Dispatcher:
             error = "410 Gone: the receiver asked to stop; delivery to this URL is paused until an operator resumes it"
             kind, next_at = "paused", at
         else:
-            next_at = self.policy.next_attempt(attempt, row.window_start, at, self.rng)
+            next_at = self.policy.next_attempt(row.attempts + 1, row.window_start, at, self.rng)
             kind = "dead" if next_at is None else "failed"
         return Outcome(kind, row.id, row.endpoint_id, row.lane, holding.token, at, code, error, next_at)
 
@@ -430,60 +362,7 @@ class Dispatcher:
             endpoint.failing = failing
             if outcome.kind == "dead":
                 log.error("webhook delivery %d to %s is dead: %s", outcome.id, display_url(endpoint.url), outcome.error)
-        self._outcomes.append((outcome, holding, lane, endpoint))
-        self._flushed.clear()
-        self._outcomes_arrived.set()
-
-    async def _flush_loop(self) -> None:
-        delay, tries = 0.1, 0
-        while True:
-            if not self._outcomes:
-                self._flushed.set()
-                self._outcomes_arrived.clear()
-                await self._outcomes_arrived.wait()
-                continue
-            batch = self._outcomes[:FLUSH_BATCH]
-            async with self._claiming:
-                try:
-                    async with self.database.transaction() as connection:
-                        # A lost outcome only means a second delivery with the same id; no need to wait for the disk.
-                        await connection.execute("SET LOCAL synchronous_commit = off")
-                        await deliveries.complete(connection, [item[0] for item in batch])
-                    error: Exception | None = None
-                except Exception as failure:  # handled below, once the lock is released
-                    error = failure
-                if error is None or (tries + 1 >= FLUSH_TRIES and not isinstance(error, UNAVAILABLE)):
-                    del self._outcomes[: len(batch)]
-                    self._settle(batch)
-            if error is None:
-                delay, tries = 0.1, 0
-            elif isinstance(error, UNAVAILABLE):
-                self._note(f"cannot store delivery outcomes, Postgres is unavailable: {describe(error)}")
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
-            else:  # a driver hiccup while Postgres goes away, or a bug: try again, then give up
-                tries += 1
-                if tries < FLUSH_TRIES:
-                    log.warning("storing %d delivery outcomes failed (%s); trying again", len(batch), describe(error))
-                    await asyncio.sleep(delay)
-                    continue
-                # The claims stay open; the next holder of the lock sends those events again (same ids).
-                log.error("storing %d delivery outcomes failed %d times; dropped", len(batch), tries, exc_info=error)
-                report(error)
-                delay, tries = 0.1, 0
-            self._wake.set()
-
-    def _settle(self, batch: list[tuple[Outcome, Holding, Lane | None, EndpointWork | None]]) -> None:
-        """Once failures are stored, claims hold their lanes back by themselves: release the lanes in memory. Runs
-        under `_claiming`, in the same hold as the write, so that no claim comes between the two."""
-        for outcome, holding, lane, endpoint in batch:
-            if lane is not None and outcome.kind in ("failed", "paused") and lane.blocked:
-                lane.blocked = False
-                if not (lane.rows or lane.running or lane.queued) and holding.lanes.get(lane.key) is lane:
-                    del holding.lanes[lane.key]
-            if endpoint is not None and outcome.kind == "paused":
-                endpoint.paused = False  # likewise, claims now skip the paused endpoint
+        self._outcomes.add(outcome, holding, lane, endpoint)
 
     # ---- maintenance ------------------------------------------------------------------------------------------
 
@@ -503,16 +382,6 @@ class Dispatcher:
                             log.info("pruned %d delivered webhook events older than %s", pruned, deliveries.RETENTION)
             except DatabaseUnavailable as error:
                 self._note(str(error))
-
-
-def http_transport() -> httpx.AsyncBaseTransport:
-    """httpx's transport for the webhook POSTs: the lean keep-alive one, or, when the environment names a proxy
-    (HTTP_PROXY, HTTPS_PROXY: a static egress IP for receivers that allow-list), httpx's own, which honours it."""
-    proxies = {scheme: url for scheme, url in urllib.request.getproxies().items() if scheme in ("http", "https")}
-    if proxies:
-        log.info("webhooks go through the proxy named in the environment")
-        return httpx.AsyncHTTPTransport(proxy=proxies.get("https") or proxies["http"], retries=0)
-    return KeepAliveTransport()
 
 
 def _named(coroutine: Awaitable[Any], name: str) -> asyncio.Task[Any]:

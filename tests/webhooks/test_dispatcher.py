@@ -10,7 +10,7 @@ import time
 import uuid
 
 from app.db.database import Database
-from app.webhooks import deliveries
+from app.webhooks import deliveries, operator
 from app.webhooks.retry import RetryPolicy
 from tests.webhooks.conftest import SECRET, MakeDispatcher, enqueue, signed_correctly, use_endpoints
 from tests.webhooks.receiver import Received, Receiver, Reply
@@ -73,7 +73,7 @@ async def test_every_retry_carries_the_same_id_body_and_signature(
     assert [item.headers["x-webhook-attempt"] for item in got] == ["1", "2", "3"]
     await wait_statuses(database, {"delivered": 1})
     async with database.connection() as connection:
-        [shown] = await deliveries.list_deliveries(connection, "delivered")
+        [shown] = await operator.list_deliveries(connection, "delivered")
     assert shown["attempts"] == 3 and shown["last_status"] == 200
     assert shown["last_error"] == "HTTP 500: Internal Server Error"  # kept from the last failure
 
@@ -153,7 +153,7 @@ async def test_410_pauses_the_endpoint_until_resumed(
     deadline = time.monotonic() + 10
     while True:
         async with database.connection() as connection:
-            figures = await deliveries.figures(connection)
+            figures = await operator.figures(connection)
         if figures["paused"]:
             break
         assert time.monotonic() < deadline
@@ -166,9 +166,9 @@ async def test_410_pauses_the_endpoint_until_resumed(
     await asyncio.sleep(1.0)  # nothing may arrive while paused; there is no event to await for "nothing"
     assert len(receiver.received) == 1
     async with database.connection() as connection:
-        [endpoint] = await deliveries.endpoints(connection)
+        [endpoint] = await operator.endpoints(connection)
         assert endpoint["paused"] and endpoint["pending"] == 2
-        assert await deliveries.resume_endpoint(connection, endpoint["id"])
+        assert await operator.resume_endpoint(connection, endpoint["id"])
     dispatcher.wake()
     got = await receiver.until(lambda got: {first, second} <= set(ids(got)))
     assert ids(got)[0] == first
@@ -188,11 +188,11 @@ async def test_dead_after_the_retry_window_then_replayed(
     assert max(i for i, item in enumerate(sent) if item == event_id) < sent.index(later)  # in order, even dying
     receiver.respond = lambda request: Reply(200)
     async with database.connection() as connection:
-        assert await deliveries.retry_all(connection, "dead") == 2
+        assert await operator.retry_all(connection, "dead") == 2
     await wait_statuses(database, {"delivered": 2})
     async with database.connection() as connection:
-        replayed = (await deliveries.list_deliveries(connection, "delivered"))[-1]
-        assert await deliveries.retry_delivery(connection, replayed["id"])
+        replayed = (await operator.list_deliveries(connection, "delivered"))[-1]
+        assert await operator.retry_delivery(connection, replayed["id"])
     await wait_statuses(database, {"delivered": 2})
     count = len(receiver.received)
     got = await receiver.until(lambda got: len(got) >= count and ids(got).count(event_id) >= 3)

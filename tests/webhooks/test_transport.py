@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.webhooks.dispatcher import http_transport
+from app.webhooks.attempt import http_transport
 from app.webhooks.transport import KeepAliveTransport
 
 
