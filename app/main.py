@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -25,7 +25,7 @@ from app.session.states import State
 from app.session.status import session_status
 from app.session.supervisor import Supervisor
 from app.settings import Settings
-from app.web import api, login, messages_api, page
+from app.web import api, login, messages_api, page, webhooks_api
 from app.web.cookie import CookieSessions
 from app.web.errors import EXCEPTION_HANDLERS
 from app.web.health import healthz
@@ -34,12 +34,18 @@ from app.web.middleware import RequestLogMiddleware
 from app.web.openapi import openapi_json
 from app.web.security import SecurityHeadersMiddleware
 from app.web.throttle import LoginThrottle
-from app.whatsapp import backend as events
+from app.webhooks.outbox import sync_endpoints
+from app.webhooks.store import MessageStore
+
+if TYPE_CHECKING:
+    from app.webhooks.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
 
-# After hypercorn's 8 s of draining (app/hypercorn_config.py), our own shutdown: 8 + 9 + 2 = 19 s < 20 s.
+# After hypercorn's 8 s of draining (app/hypercorn_config.py), our own shutdown: 8 + 9 + 0.5 + 2 = 19.5 s < 20 s.
 SUPERVISOR_BUDGET = 9.0  # the worker gets 5 s to stop before SIGKILL, then the lease is released
+STORE_BUDGET = 0.5  # then the messages the worker sent last are stored
+DISPATCHER_BUDGET = 8.0  # meanwhile, in parallel: webhook requests in flight finish, outcomes are stored
 POOL_CLOSE_BUDGET = 2.0
 STATIC = Path(__file__).parent / "web" / "static"
 
@@ -53,6 +59,8 @@ class Services:
         self.supervisor: Supervisor | None = None
         self.sender: Sender | None = None
         self.auth_import: dict[str, Any] | None = None  # what the import of a file-based login did at this start
+        self.store: MessageStore | None = None
+        self.dispatcher: Dispatcher | None = None
 
     def session_state(self) -> str:
         return self.supervisor.state.value if self.supervisor else State.STARTING.value
@@ -63,16 +71,11 @@ class Services:
         status = await session_status(self.supervisor, self.database, self.auth_import)
         async with self.database.connection() as connection:
             status["send_queue"] = await queue.figures(connection)
+        dispatcher = self.dispatcher
+        status["webhooks"]["dispatcher"] = dispatcher.state if dispatcher else "off (no WEBHOOK_URL)"
+        if dispatcher is not None and dispatcher.last_error:
+            status["webhooks"]["dispatcher_error"] = dispatcher.last_error
         return status
-
-    async def on_whatsapp_event(self, name: str, data: dict[str, Any]) -> None:
-        """Incoming messages and receipts from the worker, in the order WhatsApp delivered them."""
-        assert self.database is not None
-        if name == events.RECEIPT:
-            async with self.database.transaction() as connection:
-                await queue.apply_receipt(connection, data["message_ids"], data["status"], receipt_time(data))
-        else:
-            log.info("%s event from WhatsApp (no store attached)", name)
 
     async def start(self) -> None:
         settings = self.settings
@@ -85,12 +88,22 @@ class Services:
         self.auth_import = await import_at_start(
             settings.database_url, settings.auth_migrate_from, Path.cwd(), settings.whatsapp_backend
         )
+        async with self.database.transaction() as connection:
+            await sync_endpoints(connection, settings.webhook_urls)
+        self.store = MessageStore(self.database, receipt_hook=queue.receipt_hook)
+        self.store.start()
+        if settings.webhook_urls:
+            assert settings.webhook_secret, "settings require WEBHOOK_SECRET with WEBHOOK_URL"
+            from app.webhooks.dispatcher import Dispatcher  # httpx is imported only when there is a URL to POST to
+
+            self.dispatcher = Dispatcher(self.database, settings.database_url, settings.webhook_secret)
+            self.dispatcher.start()
         self.supervisor = Supervisor(
             database=self.database,
             database_url=settings.database_url,
             backend=settings.whatsapp_backend,
             heartbeat_interval=settings.heartbeat_interval,
-            sink=self.on_whatsapp_event,
+            sink=self.store.sink,
         )
         self.sender = Sender(
             self.database,
@@ -106,23 +119,28 @@ class Services:
         gc.freeze()
         log.info("started")
 
+    async def _stop_session(self) -> None:
+        if self.supervisor is not None:
+            await self.supervisor.stop(SUPERVISOR_BUDGET)
+        if self.store is not None:
+            await self.store.close(STORE_BUDGET)
+
+    async def _stop_dispatcher(self) -> None:
+        if self.dispatcher is not None:
+            await self.dispatcher.stop(DISPATCHER_BUDGET)
+
     async def stop(self) -> None:
         log.info("shutting down")
         try:
+            # The sender first (it lets a send in flight finish), then the session and the dispatcher side by side.
             if self.sender is not None:
                 await self.sender.stop()
-            if self.supervisor is not None:
-                await self.supervisor.stop(SUPERVISOR_BUDGET)
+            await asyncio.gather(self._stop_session(), self._stop_dispatcher())
             if self.database is not None:
                 await self.database.close(POOL_CLOSE_BUDGET)
         finally:
             flush_sentry()
             log.info("shutdown complete")
-
-
-def receipt_time(data: dict[str, Any]) -> dt.datetime:
-    stamp = data.get("timestamp")
-    return dt.datetime.fromisoformat(stamp) if isinstance(stamp, str) else dt.datetime.now(dt.UTC)
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -147,6 +165,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/api/openapi.json", openapi_json),
             *api.ROUTES,
             *messages_api.ROUTES,
+            *webhooks_api.ROUTES,
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         middleware=[

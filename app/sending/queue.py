@@ -1,5 +1,8 @@
 """The outgoing-message queue in Postgres: every operation by intent, each status change with its `message.status`
-event written in the same transaction. Functions take the connection; the caller owns the transaction.
+webhook event written in the same transaction. Functions take the connection; the caller owns the transaction.
+
+A new message makes no event (the API's 202 says it is queued); every later change does: sending, sent, delivered,
+read, failed, cancelled, and queued again when a try is put back.
 """
 
 from __future__ import annotations
@@ -14,28 +17,20 @@ from typing import Any
 import asyncpg
 
 from app.phone import Recipient
+from app.webhooks import outbox
 
 # Statuses a receipt may move a message to, and from which statuses (never backwards: read stays read).
 RECEIPT_TRANSITIONS = {
     "delivered": ("sent",),
     "read": ("sent", "delivered"),
 }
-FINAL = frozenset({"read", "failed", "cancelled"})
 
-# The message and its first `message.status` event in one statement: one round trip on the API's hot path.
+# One statement on the API's hot path (one round trip, atomic on its own).
 INSERT = """
-WITH inserted AS (
-    INSERT INTO outgoing_messages (recipient, jid, text, idempotency_key, request_hash)
-    VALUES ($1, $2, $3, $4, $5)
-    ON CONFLICT (idempotency_key) DO NOTHING
-    RETURNING *
-), event AS (
-    INSERT INTO outbox_events (type, chat, data)
-    SELECT 'message.status', jid, jsonb_build_object(
-        'id', id::text, 'message_id', whatsapp_id, 'status', status, 'error', error, 'to', recipient, 'at', updated_at
-    ) FROM inserted
-)
-SELECT * FROM inserted"""
+INSERT INTO outgoing_messages (recipient, jid, text, idempotency_key, request_hash)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING *"""
 SELECT_BY_KEY = "SELECT * FROM outgoing_messages WHERE idempotency_key = $1"
 SELECT_ONE = "SELECT * FROM outgoing_messages WHERE id = $1"
 SELECT_PAGE = """
@@ -71,14 +66,17 @@ MARK_FAILED = """
 UPDATE outgoing_messages SET status = 'failed', error = $2, updated_at = now()
 WHERE id = $1 AND status IN ('queued', 'sending')
 RETURNING *"""
+# Our id of the message a receipt is about (if we sent it), moving its status forward when the receipt allows.
 APPLY_RECEIPT = """
-UPDATE outgoing_messages
-SET status = $2,
-    delivered_at = COALESCE(delivered_at, $3),
-    read_at = CASE WHEN $2 = 'read' THEN $3 ELSE read_at END,
-    updated_at = now()
-WHERE whatsapp_id = ANY($1::text[]) AND status = ANY($4::text[])
-RETURNING *"""
+WITH moved AS (
+    UPDATE outgoing_messages
+    SET status = $2,
+        delivered_at = COALESCE(delivered_at, $3, now()),
+        read_at = CASE WHEN $2 = 'read' THEN COALESCE($3, now()) ELSE read_at END,
+        updated_at = now()
+    WHERE whatsapp_id = $1 AND status = ANY($4::text[])
+)
+SELECT id FROM outgoing_messages WHERE whatsapp_id = $1 LIMIT 1"""
 INTERRUPTED = """
 UPDATE outgoing_messages SET status = 'failed', error = $1, updated_at = now()
 WHERE status = 'sending'
@@ -86,7 +84,6 @@ RETURNING *"""
 COUNTS = "SELECT status, count(*) AS n FROM outgoing_messages GROUP BY status"
 OLDEST_QUEUED = "SELECT min(created_at) FROM outgoing_messages WHERE status = 'queued'"
 RECENT_SENDS = "SELECT sent_at FROM outgoing_messages WHERE sent_at > now() - interval '60 seconds' ORDER BY sent_at"
-INSERT_EVENT = "INSERT INTO outbox_events (type, chat, data) VALUES ('message.status', $1, $2::jsonb)"
 
 INTERRUPTED_ERROR = (
     "interrupted: the process stopped while this message was being handed to WhatsApp, so it may or may not have "
@@ -130,16 +127,16 @@ def public(row: asyncpg.Record) -> dict[str, Any]:
 
 
 async def emit_status(connection: asyncpg.Connection, row: asyncpg.Record) -> None:
-    """The `message.status` webhook event for the row's current status (ordered per chat by the outbox)."""
-    data = {
-        "id": str(row["id"]),
-        "message_id": row["whatsapp_id"],
-        "status": row["status"],
-        "error": row["error"],
-        "to": row["recipient"],
-        "at": row["updated_at"].isoformat(),
-    }
-    await connection.execute(INSERT_EVENT, row["jid"], json.dumps(data))
+    """The `message.status` webhook event for the row's current status (delivered in order within its chat)."""
+    data = outbox.message_status_data(
+        str(row["id"]),
+        row["whatsapp_id"],
+        row["status"],
+        chat=row["jid"],
+        timestamp=row["updated_at"].isoformat(),
+        error=row["error"],
+    )
+    await outbox.enqueue_event(connection, outbox.MESSAGE_STATUS, data, chat=row["jid"])
 
 
 async def enqueue(
@@ -208,15 +205,13 @@ async def mark_failed(connection: asyncpg.Connection, message_id: uuid.UUID, err
         await emit_status(connection, row)
 
 
-async def apply_receipt(connection: asyncpg.Connection, whatsapp_ids: list[str], status: str, at: dt.datetime) -> int:
-    """Move our sent messages forward on a delivery or read receipt; returns how many changed."""
-    allowed = RECEIPT_TRANSITIONS.get("read" if status == "played" else status)
-    if allowed is None:
-        return 0
-    rows = await connection.fetch(APPLY_RECEIPT, whatsapp_ids, "read" if status == "played" else status, at, allowed)
-    for row in rows:
-        await emit_status(connection, row)
-    return len(rows)
+async def receipt_hook(connection: asyncpg.Connection, receipt: dict[str, Any]) -> str | None:
+    """The webhook store's hook for a new receipt (app/webhooks/store.py), in its transaction: move the message
+    forward if we sent it and return our id for the `message.status` event the store emits; None if not ours."""
+    status = "read" if receipt["status"] == "played" else str(receipt["status"])
+    allowed = list(RECEIPT_TRANSITIONS.get(status, ()))
+    our_id = await connection.fetchval(APPLY_RECEIPT, str(receipt["message_id"]), status, receipt.get("at"), allowed)
+    return str(our_id) if our_id is not None else None
 
 
 async def fail_interrupted(connection: asyncpg.Connection) -> int:

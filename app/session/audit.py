@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 from typing import Any
 
 import asyncpg
 
 from app.session.states import State
+from app.webhooks.outbox import SESSION_STATE_CHANGED, enqueue_event
 
 WINDOW = dt.timedelta(hours=24)
 
@@ -29,7 +29,6 @@ ON CONFLICT (singleton) DO UPDATE SET
     account_jid = COALESCE(EXCLUDED.account_jid, session_status.account_jid),
     push_name = COALESCE(EXCLUDED.push_name, session_status.push_name),
     retry_at = EXCLUDED.retry_at, process = EXCLUDED.process, updated_at = now()"""
-INSERT_EVENT = "INSERT INTO outbox_events (type, chat, data) VALUES ($1, $2, $3::jsonb) RETURNING id"
 UPDATE_HEARTBEAT = """
 UPDATE session_status SET last_heartbeat_at = $1, heartbeat_ok = $2, updated_at = now() WHERE process = $3"""
 SELECT_STATUS = "SELECT * FROM session_status WHERE singleton"
@@ -85,7 +84,7 @@ async def record_transition(connection: asyncpg.Connection, transition: Transiti
     }
     if transition.retry_at is not None:
         data["retry_at"] = transition.retry_at.isoformat()
-    await connection.execute(INSERT_EVENT, "session.state_changed", None, json.dumps(data))
+    await enqueue_event(connection, SESSION_STATE_CHANGED, data)
 
 
 async def close_unfinished(connection: asyncpg.Connection, process: str, heartbeat_interval: float) -> None:

@@ -12,6 +12,7 @@ from app.db.database import Database
 from app.session import audit
 from app.session.states import State
 from app.session.supervisor import Supervisor
+from app.webhooks.operator import figures as webhook_figures
 
 DEVICE_TABLES = {"neonize": "whatsmeow_device", "simulator": "simulator_devices"}
 
@@ -44,6 +45,7 @@ async def session_status(
         schema_version = await connection.fetchval("SELECT max(version) FROM schema_migrations")
         outbox = await connection.fetchval("SELECT count(*) FROM outbox_events")
         last_import = await auth_import_record.latest(connection)
+        webhooks = await webhook_figures(connection)
     account = None
     if snapshot.account:
         account = {**snapshot.account, "phone": phone_of(snapshot.account.get("jid"))}
@@ -72,6 +74,7 @@ async def session_status(
             "import": {"at_start": auth_import, "last": last_import},
         },
         "outbox": {"events": outbox},
+        "webhooks": webhooks,
         "version": __version__,
         "schema_version": schema_version,
     }

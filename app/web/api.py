@@ -22,6 +22,7 @@ MAX_BODY = 256 * 1024
 MAX_BAN_SECONDS = 31 * 86400
 MAX_RECEIPT_IDS = 1000
 MESSAGE_TYPES = ("text", "image", "video", "audio", "document", "sticker", "location", "contact", "other")
+MAX_BATCH = 5000  # messages per simulated `incoming` command
 
 
 def supervisor_of(request: Request) -> Supervisor:
@@ -167,7 +168,13 @@ async def simulator(request: Request) -> JSONResponse:
             "group": text_field(data, "group", required=False, limit=64),
             "type": choice_field(data, "type", MESSAGE_TYPES, "text"),
             "media": media_field(data),
+            "from_me": data.get("from_me") is True,
         }
+        if "count" in data:
+            count = data["count"]
+            if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_BATCH:
+                raise HTTPException(422, f"'count' must be an integer from 1 to {MAX_BATCH}")
+            args["count"] = count
     elif action == "receipt":
         ids = data.get("message_ids")
         if (

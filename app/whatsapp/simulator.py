@@ -182,23 +182,27 @@ class SimulatorBackend(Backend):
         sender = str(args["from"])
         group = args.get("group")
         chat = f"{group}@g.us" if group else phone_to_jid(sender)
-        text = args.get("text")
-        media = args.get("media")
-        message = {
-            "message_id": str(args.get("message_id") or message_id()),
-            "chat": chat,
-            "from": sender,
-            "sender_jid": phone_to_jid(sender),
-            "push_name": args.get("push_name") or "Simulated Contact",
-            "timestamp": now_iso(),
-            "is_group": bool(group),
-            "is_from_me": False,
-            "type": str(args.get("type") or "text"),
-            "text": text,
-            "media": media,
-        }
-        self.emit(events.MESSAGE, message)
-        return {"message_id": message["message_id"], "chat": chat}
+        count = int(args.get("count") or 1)  # a batch: `count` messages in one command (benchmarks, load tests)
+        ids = []
+        for _ in range(count):
+            message = {
+                "message_id": str(args.get("message_id") or message_id()),
+                "chat": chat,
+                "from": sender,
+                "sender_jid": phone_to_jid(sender),
+                "push_name": args.get("push_name") or "Simulated Contact",
+                "timestamp": now_iso(),
+                "is_group": bool(group),
+                "is_from_me": bool(args.get("from_me")),  # typed on the account's own phone
+                "type": str(args.get("type") or "text"),
+                "text": args.get("text"),
+                "media": args.get("media"),
+            }
+            self.emit(events.MESSAGE, message)
+            ids.append(message["message_id"])
+        if "count" not in args:
+            return {"message_id": ids[0], "chat": chat}
+        return {"message_ids": ids, "chat": chat}
 
     def _receipt(self, args: dict[str, Any]) -> dict[str, Any]:
         receipt = {

@@ -19,6 +19,7 @@ from app.sending import queue
 from app.sending.sender import MAX_ATTEMPTS, Sender
 from app.session.states import State
 from app.session.supervisor import Supervisor
+from app.webhooks.store import MessageStore
 from tests.session.conftest import MakeSupervisor, paired, wait_state
 
 MakeSender = Callable[..., Sender]
@@ -110,7 +111,6 @@ async def test_transient_failures_are_retried_then_sent(
     message = await wait_status(database, message_id, "sent")
     assert message["attempts"] == 3 and message["error"] is None
     assert await status_events(database, message_id) == [
-        "queued",
         "sending",
         "queued",
         "sending",
@@ -148,12 +148,10 @@ async def test_permanent_failure_is_not_retried(
 async def test_receipts_move_statuses_forward_and_emit_events(
     make_supervisor: MakeSupervisor, make_sender: MakeSender, database: Database
 ) -> None:
-    async def sink(name: str, data: dict[str, Any]) -> None:
-        async with database.transaction() as connection:
-            await queue.apply_receipt(connection, data["message_ids"], data["status"], dt.datetime.now(dt.UTC))
-
+    store = MessageStore(database, receipt_hook=queue.receipt_hook)  # as the app wires it
+    store.start()
     supervisor = await paired(make_supervisor)
-    supervisor.sink = sink
+    supervisor.sink = store.sink
     make_sender(supervisor)
     message_id = await enqueue(database, "hello")
     whatsapp_id = (await wait_status(database, message_id, "sent"))["message_id"]
@@ -170,7 +168,8 @@ async def test_receipts_move_statuses_forward_and_emit_events(
     await supervisor.simulate("receipt", {"from": "+6281234567890", "message_ids": ["other"], "status": "read"})
     async with database.connection() as connection:
         assert await connection.fetchval("SELECT status FROM outgoing_messages WHERE id = $1", message_id) == "read"
-    assert await status_events(database, message_id) == ["queued", "sending", "sent", "delivered", "read"]
+    await store.close(5.0)
+    assert await status_events(database, message_id) == ["sending", "sent", "delivered", "read"]
 
 
 async def test_interrupted_send_is_failed_not_resent(

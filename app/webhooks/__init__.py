@@ -1,0 +1,1 @@
+"""Webhooks: incoming messages and events stored with an outbox event, then delivered signed, retried and in order."""

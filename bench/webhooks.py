@@ -1,0 +1,213 @@
+"""Webhook delivery, end to end with real processes: the simulator injects messages through the real worker, the app
+stores them with their events and POSTs them, signed, to a loopback receiver (a process of its own).
+
+1. latency at a fixed 200 events/s for 15 s from 20 chats in turn (one message per injection call): from the
+   injection call to the receiver;
+2. sustained throughput: 20,000 messages from 40 chats, injected in batches of 500 (`"count"`), from the first
+   injection to the last event received;
+3. the ceiling: the same receiver driven by a bare httpx loop (8 concurrent, signed bodies, no persistence), once
+   with the client the dispatcher uses (httpx over app/webhooks/transport.py) and once with httpx's default transport.
+
+    python -m bench.webhooks        # embedded Postgres, or BENCH_DATABASE_URL=postgresql://... for a server
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import multiprocessing
+import tempfile
+import threading
+import time
+import uuid
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.common import bench_database
+from tests.processes import AppProcess
+from tests.session.test_app_processes import pair
+from tests.webhooks.receiver import Received, Receiver
+
+SECRET = "bench-webhook-secret"
+RATE = 200  # events/s for the latency run
+RATE_SECONDS = 15
+LATENCY_CHATS = 20  # the 200/s come from this many chats, in turn (one chat's events go out one at a time)
+CHATS, PER_CHAT, BATCH = 40, 500, 500  # the throughput run: CHATS * PER_CHAT events
+CEILING_EVENTS, CEILING_CONCURRENCY = 20_000, 8
+WAIT = 300.0  # no phase may take longer than this
+
+
+# ---- the receiver process ---------------------------------------------------------------------------------------
+
+
+def receiver_process(pipe: Connection) -> None:
+    """Answer 200 to everything; keep (arrival time, text) of each message.received; report over `pipe`."""
+    seen: list[tuple[float, str]] = []
+    lock = threading.Lock()
+    receiver = Receiver(record=False)
+
+    def note(request: Received) -> None:
+        if b'"message.received"' in request.body[:120]:
+            with lock:
+                seen.append((request.at, str(request.data.get("text"))))
+
+    receiver.on_request = note
+    receiver.start()
+    pipe.send(receiver.url)
+    while True:
+        command = pipe.recv()
+        if command == "stop":
+            receiver.close()
+            return
+        with lock:
+            taken = list(seen) if command == "seen" else []
+            if command == "seen":
+                seen.clear()
+        pipe.send((receiver.count, taken))
+
+
+class ReceiverProcess:
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.pipe, child = context.Pipe()
+        self.process = context.Process(target=receiver_process, args=(child,), daemon=True)
+        self.process.start()
+        self.url: str = self.pipe.recv()
+
+    def count(self) -> int:
+        self.pipe.send("count")
+        count: int = self.pipe.recv()[0]
+        return count
+
+    def take(self) -> list[tuple[float, str]]:
+        """The message events seen since the last call."""
+        self.pipe.send("seen")
+        seen: list[tuple[float, str]] = self.pipe.recv()[1]
+        return seen
+
+    def wait_messages(self, count: int, timeout: float = WAIT) -> list[tuple[float, str]]:
+        deadline = time.monotonic() + timeout
+        seen: list[tuple[float, str]] = []
+        while len(seen) < count:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"only {len(seen)} of {count} events arrived within {timeout:.0f} s")
+            time.sleep(0.05)
+            seen += self.take()
+        return seen
+
+    def stop(self) -> None:
+        self.pipe.send("stop")
+        self.process.join(10)
+
+
+# ---- the phases -------------------------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def latency_run(app: AppProcess, receiver: ReceiverProcess) -> list[float]:
+    """One message every 1/RATE s; each text is its injection time; latency = arrival - injection."""
+    total = RATE * RATE_SECONDS
+    with app.api() as api:
+        start = time.perf_counter() + 0.1
+        for number in range(total):
+            delay = start + number / RATE - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            sender = f"+628220000{number % LATENCY_CHATS:04d}"
+            api.post("/api/simulator/incoming", json={"from": sender, "text": f"{time.time():.6f}"})
+    seen = receiver.wait_messages(total)
+    return [(arrival - float(text)) * 1000 for arrival, text in seen]
+
+
+def throughput_run(app: AppProcess, receiver: ReceiverProcess) -> tuple[float, float, float]:
+    """(events/s overall, events/s over the middle 80 % of arrivals, seconds until all were injected)."""
+    total = CHATS * PER_CHAT
+    with app.api() as api:
+        started = time.time()
+        for _ in range(PER_CHAT // BATCH):
+            for chat in range(CHATS):
+                body = {"from": f"+628230000{chat:04d}", "text": "throughput", "count": BATCH}
+                api.post("/api/simulator/incoming", json=body, timeout=60).raise_for_status()
+        injected = time.time() - started
+    arrivals = sorted(arrival for arrival, _ in receiver.wait_messages(total))
+    overall = total / (arrivals[-1] - started)
+    low, high = int(0.1 * total), int(0.9 * total)
+    middle = (high - low) / (arrivals[high] - arrivals[low])
+    return overall, middle, injected
+
+
+async def ceiling_run(url: str, lean: bool) -> float:
+    """The receiver driven by httpx alone: signed envelopes like the dispatcher's, 8 in flight, nothing stored;
+    `lean`: over the dispatcher's transport, else over httpx's default one (httpcore)."""
+    from app.webhooks import signing
+    from app.webhooks.transport import KeepAliveTransport
+
+    async with httpx.AsyncClient(timeout=10, transport=KeepAliveTransport() if lean else None) as client:
+        numbers = iter(range(CEILING_EVENTS))
+
+        async def worker() -> None:
+            for number in numbers:
+                event_id = uuid.uuid4()
+                data = f'{{"message_id": "3EB0{number:016X}", "text": "ceiling", "chat": "x@s.whatsapp.net"}}'
+                body = signing.envelope(event_id, "message.received", dt.datetime.now(dt.UTC), data)
+                headers = signing.headers(SECRET, body, event_id, 1, dt.datetime.now(dt.UTC))
+                (await client.post(url, content=body, headers=headers)).raise_for_status()
+
+        started = time.perf_counter()
+        await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(CEILING_CONCURRENCY))), WAIT)
+        return CEILING_EVENTS / (time.perf_counter() - started)
+
+
+def main() -> None:
+    receiver = ReceiverProcess()
+    results: dict[str, Any] = {}
+    try:
+        with bench_database() as url:
+            env = {"WEBHOOK_URL": receiver.url, "WEBHOOK_SECRET": SECRET, "LOG_LEVEL": "WARNING"}
+            app = AppProcess(url, Path(tempfile.mkdtemp()) / "app.log", env=env).start()
+            try:
+                pair(app)
+                receiver.take()
+                latencies = latency_run(app, receiver)
+                results["p50"], results["p99"] = percentile(latencies, 0.5), percentile(latencies, 0.99)
+                results["max"] = max(latencies)
+                print(
+                    f"latency at {RATE}/s, {len(latencies)} events: p50 {results['p50']:.1f} ms, "
+                    f"p99 {results['p99']:.1f} ms, max {results['max']:.1f} ms",
+                    flush=True,
+                )
+                overall, middle, injected = throughput_run(app, receiver)
+                results["overall"], results["middle"] = overall, middle
+                print(
+                    f"throughput, {CHATS * PER_CHAT} events from {CHATS} chats: {overall:.0f} events/s overall "
+                    f"(middle 80 %: {middle:.0f}/s; injection took {injected:.1f} s)",
+                    flush=True,
+                )
+                assert app.terminate() == 0, app.output()
+            finally:
+                app.ensure_stopped()
+        results["ceiling"] = asyncio.run(ceiling_run(receiver.url, lean=True))
+        results["httpcore"] = asyncio.run(ceiling_run(receiver.url, lean=False))
+        print(
+            f"ceiling, bare httpx loop, {CEILING_CONCURRENCY} in flight: {results['ceiling']:.0f} events/s with the "
+            f"dispatcher's transport, {results['httpcore']:.0f} events/s with httpx's default transport",
+            flush=True,
+        )
+    finally:
+        receiver.stop()
+    share = 100 * results["overall"] / results["ceiling"]
+    print(
+        f"goals: >= 1000 events/s -> {results['overall'] >= 1000}; p99 < 100 ms at {RATE}/s -> {results['p99'] < 100}; "
+        f">= 40 % of the ceiling (same client) -> {share >= 40} ({share:.0f} %)"
+    )
+
+
+if __name__ == "__main__":
+    main()
