@@ -135,6 +135,10 @@ class Dispatcher:
                     self._note("its connection to Postgres ended; reconnecting")
             except UNAVAILABLE as error:
                 self._note(f"Postgres is unavailable: {describe(error)}")
+            except asyncpg.InternalClientError as error:
+                # asyncpg's protocol state error when the server goes away in the middle of an operation (seen on a
+                # Postgres restart): the connection is gone, like any other outage; start over without a traceback.
+                self._note(f"its Postgres connection broke mid-operation: {describe(error)}")
             except Exception as error:  # the dispatcher must outlive any one failure; it starts over
                 log.exception("the webhook dispatcher failed; starting over")
                 report(error)
