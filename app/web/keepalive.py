@@ -18,8 +18,18 @@ DRAIN_LIMIT = 1024 * 1024  # bytes; past this, closing the connection is the rig
 DRAIN_SECONDS = 2.0
 
 
+def has_body(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() not in (b"", b"0")):
+            return True
+    return False
+
+
 class DrainRequestBodyMiddleware(HTTPMiddleware):
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not has_body(scope):
+            await self.app(scope, receive, send)  # nothing to drain (a GET, a POST with Content-Length: 0)
+            return
         finished = False  # the whole body (or the client's disconnect) has been received
 
         async def tracked_receive() -> Message:

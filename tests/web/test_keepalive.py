@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
+from app.web.keepalive import has_body
 from tests.processes import AppProcess
 
 
@@ -28,3 +30,17 @@ def test_unread_bodies_do_not_break_keep_alive_connections(database_url: str, tm
         assert failures == []
     finally:
         app.terminate()
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ([], False),
+        ([(b"content-length", b"0")], False),
+        ([(b"content-length", b"12")], True),
+        ([(b"transfer-encoding", b"chunked")], True),
+        ([(b"host", b"example.com")], False),
+    ],
+)
+def test_only_requests_with_a_body_are_drained(headers: list[tuple[bytes, bytes]], expected: bool) -> None:
+    assert has_body({"type": "http", "headers": headers}) is expected
