@@ -19,7 +19,7 @@ from typing import Any
 
 from app.db.database import Database
 from app.errors import DatabaseUnavailable
-from app.observability import report
+from app.observability import report, start_watched
 from app.sending import queue
 from app.session.states import State
 from app.session.supervisor import Supervisor
@@ -102,13 +102,7 @@ class Sender:
         self._wake.set()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="message-sender")
-        self._task.add_done_callback(self._died)
-
-    def _died(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.critical("the message sender died: %r", task.exception(), exc_info=task.exception())
-            report(task.exception())  # type: ignore[arg-type]
+        self._task = start_watched(self._run(), "message-sender")
 
     async def stop(self, budget: float = STOP_BUDGET) -> None:
         """Stop taking messages; let a send in flight finish and be recorded, within `budget` seconds. Past that it

@@ -22,7 +22,7 @@ from typing import Any
 
 from app.db.database import Database
 from app.errors import AppError, DatabaseUnavailable
-from app.observability import report
+from app.observability import report, start_watched
 from app.session import audit
 from app.session.lease import Lease
 from app.session.policy import DEFAULT, TRANSIENT, Policy, decide
@@ -125,16 +125,10 @@ class Supervisor:
     # ---- life cycle -------------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="session-supervisor")
-        self._task.add_done_callback(self._on_task_done)
+        self._task = start_watched(self._run(), "session-supervisor", self._died)
 
-    def _on_task_done(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            error = task.exception()
-            assert error is not None
-            log.critical("the session supervisor died: %r", error, exc_info=error)
-            report(error)
-            self.state, self.reason = State.STOPPED, "supervisor_failed"
+    def _died(self) -> None:
+        self.state, self.reason = State.STOPPED, "supervisor_failed"
 
     async def stop(self, budget: float = 9.0) -> None:
         """Stop taking work, stop the worker without logging out, release the lease; all within `budget` seconds."""

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 
 from app.db.database import Database, describe
-from app.observability import report
+from app.observability import report, start_watched
 from app.webhooks import outbox
 from app.webhooks.deliveries import UNAVAILABLE
 from app.whatsapp import backend as events
@@ -197,15 +197,7 @@ class MessageStore:
         return len(self._buffer)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="webhook-store")
-        self._task.add_done_callback(self._on_done)
-
-    def _on_done(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            error = task.exception()
-            assert error is not None
-            log.critical("the message store died: %r", error, exc_info=error)
-            report(error)
+        self._task = start_watched(self._run(), "webhook-store")
 
     async def sink(self, name: str, data: dict[str, Any]) -> None:
         """Take one MESSAGE or RECEIPT event (the Supervisor's `sink`); waits only when the buffer is full."""
