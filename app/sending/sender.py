@@ -23,6 +23,7 @@ from app.observability import report, start_watched
 from app.sending import queue
 from app.session.states import State
 from app.session.supervisor import Supervisor
+from app.times import parse_time
 from app.whatsapp.process import WorkerError, WorkerGone
 
 log = logging.getLogger(__name__)
@@ -191,7 +192,7 @@ class Sender:
                 delay = retry_delay(row["attempts"], self.rng, self.retry_base)
                 await self._settle(queue.requeue, message_id, delay, str(error), counts=True)
             return
-        sent_at = _parse_time(result.get("timestamp"))
+        sent_at = parse_time(result.get("timestamp")) or dt.datetime.now(dt.UTC)
         self.limiter.record(time.time())
         await self._settle(queue.mark_sent, message_id, str(result["message_id"]), sent_at)
         log.info("sent message %s as %s", message_id, result["message_id"])
@@ -206,11 +207,3 @@ class Sender:
             except DatabaseUnavailable as error:
                 log.warning("cannot record a send's outcome yet: %s", error)
                 await asyncio.sleep(POLL_INTERVAL)
-
-
-def _parse_time(value: object) -> dt.datetime:
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            parsed = dt.datetime.fromisoformat(value)
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-    return dt.datetime.now(dt.UTC)

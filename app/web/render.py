@@ -16,6 +16,7 @@ from typing import Any
 import segno
 
 from app import __version__
+from app.times import parse_time
 
 STATE_LABELS = {
     "starting": "The process is starting.",
@@ -69,16 +70,6 @@ class View:
 
 
 # ---- small pieces -------------------------------------------------------------------------------------------------
-
-
-def parse_time(value: object) -> dt.datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def span(seconds: float) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import datetime as dt
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
@@ -20,6 +19,7 @@ import asyncpg
 
 from app.db.database import Database, describe
 from app.observability import report, start_watched
+from app.times import parse_time
 from app.webhooks import outbox
 from app.webhooks.deliveries import UNAVAILABLE
 from app.whatsapp import backend as events
@@ -75,16 +75,6 @@ INSERT INTO message_receipts (chat, message_id, status, at)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
 ON CONFLICT DO NOTHING
 RETURNING chat, message_id, status, at"""
-
-
-def parse_time(value: Any) -> dt.datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def message_event_data(message: dict[str, Any]) -> dict[str, Any]:
