@@ -45,8 +45,13 @@ def is_connection_error(error: BaseException) -> bool:
 class Database:
     """A small pool (Heroku's Essential plans allow few connections) with translated connection errors."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, max_size: int) -> None:
         self.pool = pool
+        # First come, first served. asyncpg hands a released connection to whichever coroutine asks next, and a
+        # waiter that loses that race goes to the back of the line again, so under load a few requests wait many
+        # times longer than the rest. A FIFO semaphore with one permit per connection queues them in arrival order;
+        # the pool then never has more askers than connections.
+        self.turns = asyncio.Semaphore(max_size)
 
     @classmethod
     async def open(cls, url: str, *, max_size: int = 5) -> Database:
@@ -61,16 +66,34 @@ class Database:
             )
         except CONNECTION_ERRORS as error:
             raise DatabaseUnavailable(f"cannot connect to Postgres: {describe(error)}") from error
-        return cls(pool)
+        return cls(pool, max_size)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection; connection-level failures inside the block surface as DatabaseUnavailable."""
         try:
-            async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as connection:
+            connection = await self._check_out()
+            try:
                 yield connection
+            finally:
+                try:
+                    await self.pool.release(connection, timeout=ACQUIRE_TIMEOUT)
+                finally:
+                    self.turns.release()
         except CONNECTION_ERRORS as error:
             raise DatabaseUnavailable(f"Postgres is unavailable: {describe(error)}") from error
+
+    async def _check_out(self) -> asyncpg.Connection:
+        """Wait for a turn, then take a pooled connection (opening one if needed), both within ACQUIRE_TIMEOUT.
+        One asyncio.timeout here instead of asyncpg's own acquire timeout, which starts a task per acquire."""
+        async with asyncio.timeout(ACQUIRE_TIMEOUT):
+            await self.turns.acquire()
+            try:
+                connection: asyncpg.Connection = await self.pool.acquire()
+            except BaseException:
+                self.turns.release()
+                raise
+            return connection
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
