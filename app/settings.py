@@ -23,6 +23,8 @@ REQUIRED_WHEN_DEPLOYED = ("DATABASE_URL", "ADMIN_PASSWORD", "API_TOKEN", "SECRET
 BACKENDS = ("neonize", "simulator")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+# WhatsApp shows the first QR code for 60 s, then five more for 20 s each, then closes the socket (NEONIZE.md).
+WHATSAPP_QR_SECONDS: tuple[float, ...] = (60.0, 20.0, 20.0, 20.0, 20.0, 20.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +44,7 @@ class Settings:
     sentry_dsn: str | None
     log_level: str
     database_pool_max: int
+    simulator_qr_seconds: tuple[float, ...]  # the simulator's QR rhythm (tests shorten it)
     deployed: bool
     release: str | None
     data_dir: Path  # local state (embedded Postgres, generated secrets); git-ignored
@@ -142,6 +145,15 @@ def load_settings() -> Settings:
             if not text(name):
                 problems.setdefault(name, "is required when deployed")
 
+    simulator_qr_seconds = WHATSAPP_QR_SECONDS
+    if raw_qr_seconds := text("SIMULATOR_QR_SECONDS"):
+        try:
+            simulator_qr_seconds = tuple(float(part) for part in raw_qr_seconds.split(","))
+        except ValueError:
+            simulator_qr_seconds = ()
+        if not all(0.1 <= seconds <= 3600 for seconds in simulator_qr_seconds) or not simulator_qr_seconds:
+            problems["SIMULATOR_QR_SECONDS"] = "must be comma-separated seconds, each from 0.1 to 3600 (60,20,20)"
+
     auth_migrate_from = text("AUTH_MIGRATE_FROM")
     if problems:
         raise SettingsError(problems)
@@ -161,6 +173,7 @@ def load_settings() -> Settings:
         sentry_dsn=text("SENTRY_DSN"),
         log_level=log_level,
         database_pool_max=database_pool_max,
+        simulator_qr_seconds=simulator_qr_seconds,
         deployed=deployed,
         release=text("HEROKU_BUILD_COMMIT") or text("SOURCE_VERSION"),
         data_dir=Path(text("DATA_DIR") or ".data"),

@@ -29,6 +29,7 @@ VARIABLES = [
     "SENTRY_DSN",
     "LOG_LEVEL",
     "DATABASE_POOL_MAX",
+    "SIMULATOR_QR_SECONDS",
     "DYNO",
     "RENDER",
     "RAILWAY_ENVIRONMENT",
@@ -109,6 +110,7 @@ def test_every_bad_variable_is_named_at_once(monkeypatch: pytest.MonkeyPatch) ->
         "LOG_LEVEL": "LOUD",
         "WEBHOOK_URL": "ftp://example.com/hook",
         "DATABASE_POOL_MAX": "1",
+        "SIMULATOR_QR_SECONDS": "60,soon",
     }
     for name, value in bad.items():
         monkeypatch.setenv(name, value)
@@ -117,6 +119,29 @@ def test_every_bad_variable_is_named_at_once(monkeypatch: pytest.MonkeyPatch) ->
     assert set(caught.value.problems) == {*bad, "WEBHOOK_SECRET"}
     for name in (*bad, "WEBHOOK_SECRET"):
         assert f"  {name}: " in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "seconds"),
+    [
+        (None, (60.0, 20.0, 20.0, 20.0, 20.0, 20.0)),
+        ("5, 5,5", (5.0, 5.0, 5.0)),
+        ("600", (600.0,)),
+        ("0.3,0.3", (0.3, 0.3)),
+    ],
+)
+def test_simulator_qr_seconds(monkeypatch: pytest.MonkeyPatch, raw: str | None, seconds: tuple[float, ...]) -> None:
+    if raw is not None:
+        monkeypatch.setenv("SIMULATOR_QR_SECONDS", raw)
+    assert load_settings().simulator_qr_seconds == seconds
+
+
+@pytest.mark.parametrize("raw", ["0", "nan", "inf", "60,,20", "-5", "7200"])
+def test_simulator_qr_seconds_rejections(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    monkeypatch.setenv("SIMULATOR_QR_SECONDS", raw)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert set(caught.value.problems) == {"SIMULATOR_QR_SECONDS"}
 
 
 def test_deployed_requires_database_and_secrets(monkeypatch: pytest.MonkeyPatch) -> None:

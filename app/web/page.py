@@ -11,7 +11,6 @@ import asyncio
 import datetime as dt
 import json
 import logging
-import os
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,14 +21,13 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response, Stream
 from app import __version__
 from app.errors import DatabaseUnavailable
 from app.session.supervisor import PAIRING_ROUNDS, PAIRING_ROUNDS_WINDOW, Supervisor
+from app.settings import WHATSAPP_QR_SECONDS, Settings
 from app.web import render
 from app.web.auth import bearer_token_valid, cookie_session, requires_auth
 from app.web.render import LOGO, h, layout
-from app.whatsapp.simulator import DEFAULT_QR_SECONDS
 
 log = logging.getLogger(__name__)
 
-WHATSAPP_QR_SECONDS = (60.0, 20.0, 20.0, 20.0, 20.0, 20.0)  # WhatsApp's rhythm: 60 s for the first code, then 20 s
 REFRESH_SECONDS = 5.0  # without a transition, send the figures again this often
 STREAM_SECONDS = 300.0  # then end the stream; the browser reconnects at once (keeps proxies and shutdowns happy)
 RETRY_MILLISECONDS = 2000
@@ -39,16 +37,9 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def qr_lifetimes(backend: str) -> tuple[float, ...]:
-    """How long each QR code of a round lives, for the page's countdown. The simulator reads its rhythm from
-    SIMULATOR_QR_SECONDS in the worker; the page reads the same variable so that its countdown matches."""
-    if backend != "simulator":
-        return WHATSAPP_QR_SECONDS
-    try:
-        seconds = tuple(float(part) for part in os.environ.get("SIMULATOR_QR_SECONDS", DEFAULT_QR_SECONDS).split(","))
-    except ValueError:
-        return WHATSAPP_QR_SECONDS
-    return seconds or WHATSAPP_QR_SECONDS
+def qr_lifetimes(backend: str, settings: Settings) -> tuple[float, ...]:
+    """How long each QR code of a round lives, for the page's countdown: the simulator's rhythm is configurable."""
+    return settings.simulator_qr_seconds if backend == "simulator" else WHATSAPP_QR_SECONDS
 
 
 def next_round_at(supervisor: Supervisor) -> dt.datetime | None:
@@ -91,7 +82,7 @@ async def view_of(request: Request) -> render.View:
         status=status,
         now=utcnow(),
         qr=snapshot.qr,
-        qr_lifetimes=qr_lifetimes(supervisor.backend),
+        qr_lifetimes=qr_lifetimes(supervisor.backend, request.app.state.settings),
         next_round_at=next_round_at(supervisor),
         banner=banner,
     )

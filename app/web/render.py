@@ -16,6 +16,7 @@ from typing import Any
 import segno
 
 from app import __version__
+from app.settings import WHATSAPP_QR_SECONDS
 from app.times import parse_time
 
 STATE_LABELS = {
@@ -64,7 +65,7 @@ class View:
     status: dict[str, Any]
     now: dt.datetime
     qr: dict[str, Any] | None = None  # the supervisor's current QR: payload, rotation, received_at
-    qr_lifetimes: tuple[float, ...] = (60.0, 20.0, 20.0, 20.0, 20.0, 20.0)
+    qr_lifetimes: tuple[float, ...] = WHATSAPP_QR_SECONDS
     next_round_at: dt.datetime | None = None  # when all pairing rounds of the window are used: when one frees
     banner: str | None = None
 

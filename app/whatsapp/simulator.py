@@ -19,13 +19,12 @@ from typing import Any
 import asyncpg
 
 from app.db.database import CONNECTION_ERRORS, describe
+from app.settings import WHATSAPP_QR_SECONDS
 from app.whatsapp import backend as events
 from app.whatsapp.backend import Backend, BackendError, Emit
 
 log = logging.getLogger(__name__)
 
-# WhatsApp shows the first QR code for 60 s, then five more for 20 s each, then closes the socket (NEONIZE.md).
-DEFAULT_QR_SECONDS = "60,20,20,20,20,20"
 HANDSHAKE_SECONDS = 0.05  # a stored device "logs in" after this, standing in for WhatsApp's own handshake
 DEFAULT_PHONE = "+15550001111"
 DEFAULT_PUSH_NAME = "Simulated Phone"
@@ -46,9 +45,9 @@ def message_id() -> str:
 class SimulatorBackend(Backend):
     def __init__(self, database_url: str, emit: Emit) -> None:
         super().__init__(database_url, emit)
-        self.qr_seconds = [
-            float(part) for part in os.environ.get("SIMULATOR_QR_SECONDS", DEFAULT_QR_SECONDS).split(",")
-        ]
+        # The web process validated SIMULATOR_QR_SECONDS (Settings) and passes it to this worker process.
+        configured = os.environ.get("SIMULATOR_QR_SECONDS")
+        self.qr_seconds = [float(part) for part in configured.split(",")] if configured else list(WHATSAPP_QR_SECONDS)
         self.account: dict[str, Any] | None = None
         self.connected = False
         self.pairing = False
