@@ -5,6 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 
+def utcnow() -> dt.datetime:
+    """Now, aware and in UTC: every time the app stores or shows is aware."""
+    return dt.datetime.now(dt.UTC)
+
+
 def parse_time(value: object) -> dt.datetime | None:
     """An aware datetime from ISO-8601 text (naive text counts as UTC); None for anything else."""
     if not isinstance(value, str):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import datetime as dt
 import logging
 import random
 import time
@@ -23,7 +22,7 @@ from app.observability import report, start_watched
 from app.sending import queue
 from app.session.states import State
 from app.session.supervisor import Supervisor
-from app.times import parse_time
+from app.times import parse_time, utcnow
 from app.whatsapp.process import WorkerError, WorkerGone
 
 log = logging.getLogger(__name__)
@@ -192,7 +191,7 @@ class Sender:
                 delay = retry_delay(row["attempts"], self.rng, self.retry_base)
                 await self._settle(queue.requeue, message_id, delay, str(error), counts=True)
             return
-        sent_at = parse_time(result.get("timestamp")) or dt.datetime.now(dt.UTC)
+        sent_at = parse_time(result.get("timestamp")) or utcnow()
         self.limiter.record(time.time())
         await self._settle(queue.mark_sent, message_id, str(result["message_id"]), sent_at)
         log.info("sent message %s as %s", message_id, result["message_id"])

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 
 from app.session.states import State
+from app.times import utcnow
 from app.webhooks.outbox import SESSION_STATE_CHANGED, enqueue_event
 
 WINDOW = dt.timedelta(hours=24)
@@ -94,7 +95,7 @@ async def close_unfinished(connection: asyncpg.Connection, process: str, heartbe
     if row is None or row["state"] in (State.STOPPED.value, State.STANDBY.value):
         return
     last_seen = max(filter(None, (row["last_heartbeat_at"], row["since"])))
-    ended = min(dt.datetime.now(dt.UTC), last_seen + dt.timedelta(seconds=heartbeat_interval))
+    ended = min(utcnow(), last_seen + dt.timedelta(seconds=heartbeat_interval))
     await record_transition(
         connection,
         Transition(
@@ -110,7 +111,7 @@ async def record_heartbeat(connection: asyncpg.Connection, at: dt.datetime, ok: 
 
 async def figures(connection: asyncpg.Connection, now: dt.datetime | None = None) -> dict[str, Any]:
     """Stability figures over the last 24 h, derived from the transitions alone."""
-    now = now or dt.datetime.now(dt.UTC)
+    now = now or utcnow()
     start = now - WINDOW
     rows = await connection.fetch(SELECT_WINDOW, start)
     connected = dt.timedelta()

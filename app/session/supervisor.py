@@ -27,6 +27,7 @@ from app.session import audit
 from app.session.lease import Lease
 from app.session.policy import DEFAULT, TRANSIENT, Policy, decide
 from app.session.states import Reason, State
+from app.times import utcnow
 from app.whatsapp import backend as events
 from app.whatsapp import protocol
 from app.whatsapp.process import READY_TIMEOUT, WorkerError, WorkerGone, WorkerProcess
@@ -66,10 +67,6 @@ class Snapshot:
     qr: dict[str, Any] | None
     worker: dict[str, Any] | None
     pairing_rounds_left: int
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def process_name() -> str:

@@ -22,6 +22,7 @@ from app import __version__
 from app.errors import DatabaseUnavailable
 from app.session.supervisor import PAIRING_ROUNDS, PAIRING_ROUNDS_WINDOW, Supervisor
 from app.settings import WHATSAPP_QR_SECONDS, Settings
+from app.times import utcnow
 from app.web import render
 from app.web.auth import bearer_token_valid, cookie_session, requires_auth
 from app.web.render import LOGO, h, layout
@@ -31,10 +32,6 @@ log = logging.getLogger(__name__)
 REFRESH_SECONDS = 5.0  # without a transition, send the figures again this often
 STREAM_SECONDS = 300.0  # then end the stream; the browser reconnects at once (keeps proxies and shutdowns happy)
 RETRY_MILLISECONDS = 2000
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def qr_lifetimes(backend: str, settings: Settings) -> tuple[float, ...]:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import urllib.request
 
 import httpx
 
+from app.times import utcnow
 from app.webhooks import signing
 from app.webhooks.deliveries import Claimed
 from app.webhooks.transport import KeepAliveTransport
@@ -24,7 +24,7 @@ async def post(
 ) -> tuple[int | None, str | None]:
     """POST the event of `row`, signed, within `timeout` seconds in all: (HTTP status or None, error or None)."""
     body = signing.envelope(row.event_id, row.event_type, row.created_at, row.data_json)
-    headers = signing.headers(secret, body, row.event_id, row.attempts + 1, dt.datetime.now(dt.UTC))
+    headers = signing.headers(secret, body, row.event_id, row.attempts + 1, utcnow())
     try:
         async with asyncio.timeout(timeout):
             request = httpx.Request("POST", row.url, content=body, headers=headers)

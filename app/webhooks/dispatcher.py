@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import random
 import time
@@ -25,6 +24,7 @@ import httpx
 from app.db.database import Database, describe
 from app.errors import DatabaseUnavailable
 from app.observability import report
+from app.times import utcnow
 from app.webhooks import attempt, deliveries
 from app.webhooks.deliveries import UNAVAILABLE, Claimed, Outcome
 from app.webhooks.holding import EndpointWork, Holding, Lane
@@ -47,10 +47,6 @@ MAINTENANCE_INTERVAL = 60.0
 PRUNE_INTERVAL = 3600.0
 
 TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class Dispatcher:

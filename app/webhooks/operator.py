@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from app.times import utcnow
 from app.webhooks.outbox import display_url
 
 STATUSES = ("pending", "delivering", "failed", "waiting", "delivered", "dead")
@@ -132,7 +133,7 @@ async def resume_endpoint(connection: asyncpg.Connection, endpoint_id: int) -> b
 
 async def endpoints(connection: asyncpg.Connection) -> list[dict[str, Any]]:
     """Every endpoint with its delivery figures."""
-    now = dt.datetime.now(dt.UTC)
+    now = utcnow()
     shown = []
     for row in await connection.fetch(ENDPOINTS):
         oldest = row["oldest_pending"]

@@ -20,6 +20,7 @@ import asyncpg
 
 from app.db.database import CONNECTION_ERRORS, describe
 from app.settings import WHATSAPP_QR_SECONDS
+from app.times import utcnow
 from app.whatsapp import backend as events
 from app.whatsapp.backend import Backend, BackendError, Emit
 
@@ -31,7 +32,7 @@ DEFAULT_PUSH_NAME = "Simulated Phone"
 
 
 def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).isoformat()
+    return utcnow().isoformat()
 
 
 def phone_to_jid(phone: str) -> str:
@@ -223,7 +224,7 @@ class SimulatorBackend(Backend):
         elif reason == "replaced":
             self.emit(events.REPLACED, {})
         elif reason == "banned":
-            until = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=float(args.get("seconds", 3600)))
+            until = utcnow() + dt.timedelta(seconds=float(args.get("seconds", 3600)))
             self.emit(events.BANNED, {"until": until.isoformat(), "code": 101})
         elif reason == "silent":
             pass  # the link died and nothing said so: only the heartbeat's status check can notice
