@@ -27,7 +27,7 @@ from app.session.supervisor import Supervisor
 from app.settings import Settings
 from app.web import api, login, messages_api, page, webhooks_api
 from app.web.cookie import CookieSessions
-from app.web.errors import EXCEPTION_HANDLERS
+from app.web.errors import EXCEPTION_HANDLERS, InternalErrorMiddleware
 from app.web.health import healthz
 from app.web.keepalive import DrainRequestBodyMiddleware
 from app.web.middleware import RequestLogMiddleware
@@ -173,6 +173,7 @@ def create_app(settings: Settings) -> Starlette:
             Middleware(RequestLogMiddleware),
             Middleware(DrainRequestBodyMiddleware),
             Middleware(SecurityHeadersMiddleware),
+            Middleware(InternalErrorMiddleware),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

@@ -7,11 +7,12 @@ import logging
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import ExceptionHandler
+from starlette.types import ExceptionHandler, Message, Receive, Scope, Send
 
 from app.errors import DatabaseUnavailable
 from app.observability import report
 from app.session.supervisor import SessionError
+from app.web.middleware import HTTPMiddleware
 from app.whatsapp.process import WorkerError
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,28 @@ async def internal_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
     report(exc)
     return error_response(500, "internal error; it has been logged")
+
+
+class InternalErrorMiddleware(HTTPMiddleware):
+    """Answers an unhandled error with the JSON 500 inside the app's other middlewares, so that the answer carries the
+    security headers like every other. Starlette's own catch-all (the `Exception` handler below) sits outside every
+    middleware; it still sees an error raised after the response has started, when no other answer can be sent."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def send_tracking_start(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking_start)
+        except Exception as error:
+            if started:
+                raise
+            response = await internal_error(Request(scope), error)
+            await response(scope, receive, send)
 
 
 EXCEPTION_HANDLERS: dict[type[Exception] | int, ExceptionHandler] = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from app.sending import queue
 from app.session.states import State
 from app.session.supervisor import Supervisor
 from tests.processes import TOKEN
@@ -101,3 +102,20 @@ async def test_simulator_routes_are_404_with_the_neonize_backend(app_client: Cli
         # offline, the neonize worker's dial fails and the session backs off instead of crashing
         await wait_state(supervisor(client), State.RECONNECTING, timeout=30)
         assert supervisor(client).reason == "dial_failed"
+
+
+async def test_an_unhandled_error_is_a_json_500_with_the_security_headers(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(*args: object) -> None:
+        raise RuntimeError("a bug in a query, mentioning internal-detail-1234")
+
+    monkeypatch.setattr(queue, "get", broken)
+    response = await client.get("/api/messages/00000000-0000-0000-0000-000000000000", headers=AUTH)
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal_error", "detail": "internal error; it has been logged"}
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["cache-control"] == "no-store"
+    assert "default-src 'none'" in response.headers["content-security-policy"]
+    assert "internal-detail-1234" not in response.text  # the cause is logged, not shown
+    assert any("internal-detail-1234" in str(record.exc_info) for record in caplog.records if record.exc_info)
