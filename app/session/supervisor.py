@@ -38,6 +38,7 @@ PING_TIMEOUT = 10.0  # a worker that does not answer a ping within this (or two 
 PAIRING_ROUNDS = 3  # at most this many QR rounds ...
 PAIRING_ROUNDS_WINDOW = 120.0  # ... per this many seconds
 COMMAND_TIMEOUT = 30.0
+UNRECORDED_MAX = 100  # session state changes kept in memory while Postgres cannot take them
 
 MessageSink = Callable[[str, dict[str, Any]], Awaitable[None]]
 
@@ -118,6 +119,10 @@ class Supervisor:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._side_tasks: set[asyncio.Task[Any]] = set()
+        # Transitions Postgres could not take yet (an outage of the pool while the lease holds), oldest first; written
+        # before the next one, or by the next heartbeat. Bounded: a crash loop through a long outage keeps the newest.
+        self._unrecorded: collections.deque[audit.Transition] = collections.deque(maxlen=UNRECORDED_MAX)
+        self._recording = asyncio.Lock()  # the loop and the heartbeat both write them
 
     # ---- life cycle -------------------------------------------------------------------------------------------
 
@@ -163,12 +168,14 @@ class Supervisor:
                 if self.worker is not None:
                     worker, self.worker = self.worker, None
                     await worker.kill()
+                self._forget_unrecorded("the lease was lost")
                 await self._transition(State.STANDBY, "lease_lost", "lost the lease connection; worker stopped")
                 continue
             break
         await self._retire_worker()
         if self.lease.held:
             await self._transition(State.STOPPED, "shutdown", "the process is shutting down")
+        self._forget_unrecorded("the process stopped while Postgres was unavailable")
         await self.lease.release()
 
     def _side_task(self, coroutine: Awaitable[Any], name: str) -> asyncio.Task[Any]:
@@ -383,8 +390,32 @@ class Supervisor:
                 push_name=(self.account or {}).get("push_name"),
                 retry_at=retry_at,
             )
-            await self._write(lambda c: audit.record_transition(c, transition, self.process))
+            self._unrecorded.append(transition)
+            await self._record_transitions()
         await self._notify()
+
+    async def _record_transitions(self) -> None:
+        """Store every transition not stored yet, in order, in one transaction (trail, status row, webhook event);
+        if Postgres is still unavailable they wait for the next try."""
+        async with self._recording:
+            pending = list(self._unrecorded)
+            if not pending or not self.lease.held:
+                return
+            try:
+                async with self.database.transaction() as connection:
+                    for transition in pending:
+                        await audit.record_transition(connection, transition, self.process)
+            except DatabaseUnavailable as error:
+                log.warning("could not record the session's state (%d change(s) waiting): %s", len(pending), error)
+                return
+            for _ in pending:
+                self._unrecorded.popleft()
+
+    def _forget_unrecorded(self, why: str) -> None:
+        """Drop what could not be stored: the trail and status row belong to whoever holds the lease next."""
+        if self._unrecorded:
+            log.warning("%d session state change(s) were never stored: %s", len(self._unrecorded), why)
+            self._unrecorded.clear()
 
     async def _notify(self) -> None:
         async with self.state_changed:
@@ -424,6 +455,7 @@ class Supervisor:
                 ok = False
         now = utcnow()
         self.last_heartbeat = now
+        await self._record_transitions()  # any left over from an outage go first: the status row ends up current
         try:
             async with self.database.connection() as connection:
                 await audit.record_heartbeat(connection, now, ok, self.process)

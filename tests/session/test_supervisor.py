@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
+from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
 
 from app.db.database import Database
+from app.errors import DatabaseUnavailable
 from app.session import audit
 from app.session.lease import LEASE_KEY
 from app.session.states import State
@@ -217,6 +221,45 @@ async def test_every_transition_is_stored_with_its_webhook_event(
     assert status_row is not None and status_row["state"] == "connected" and status_row["heartbeat_ok"] is True
     last_heartbeat = dt.datetime.fromisoformat(figures["last_heartbeat_at"])
     assert dt.datetime.now(dt.UTC) - last_heartbeat < dt.timedelta(seconds=5)
+
+
+async def test_transitions_during_a_database_outage_are_stored_once_it_ends(
+    make_supervisor: MakeSupervisor, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool cannot reach Postgres while the lease (its own connection) holds: the session goes on, and what it
+    went through is written, in order and with its webhook events, as soon as Postgres answers again."""
+    supervisor = await paired(make_supervisor)
+
+    @contextlib.asynccontextmanager
+    async def unavailable() -> AsyncIterator[Any]:
+        raise DatabaseUnavailable("Postgres is unavailable: ConnectionRefusedError")
+        yield
+
+    with monkeypatch.context() as outage:
+        outage.setattr(database, "transaction", unavailable)
+        outage.setattr(database, "connection", unavailable)
+        await supervisor.simulate("disconnect", {"reason": "connection_lost"})
+        await wait_state(supervisor, State.RECONNECTING)
+        await wait_state(supervisor, State.CONNECTED)
+        await supervisor.heartbeat()  # still down: nothing is lost by trying
+    assert [row[1] for row in await transitions(database)] == ["connecting", "pairing", "connected"]
+
+    await supervisor.heartbeat()
+    assert [row[1] for row in await transitions(database)] == [
+        "connecting",
+        "pairing",
+        "connected",
+        "reconnecting",
+        "connecting",
+        "connected",
+    ]
+    async with database.connection() as connection:
+        events = await connection.fetch(
+            "SELECT data FROM outbox_events WHERE type = 'session.state_changed' ORDER BY (data->>'at')::timestamptz"
+        )
+        status_row = await audit.stored_status(connection)
+    assert [json.loads(event["data"])["to"] for event in events][-3:] == ["reconnecting", "connecting", "connected"]
+    assert status_row is not None and status_row["state"] == "connected"
 
 
 async def test_shutdown_within_budget_even_with_a_hung_worker(
