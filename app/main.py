@@ -104,7 +104,7 @@ class Services:
             backend=settings.whatsapp_backend,
             heartbeat_interval=settings.heartbeat_interval,
             sink=self.store.sink,
-            worker_env={"SIMULATOR_QR_SECONDS": ",".join(f"{seconds:g}" for seconds in settings.simulator_qr_seconds)},
+            worker_env={"SIMULATOR_QR_SECONDS": ",".join(map(str, settings.simulator_qr_seconds))},
         )
         self.sender = Sender(
             self.database,

@@ -16,6 +16,7 @@ from environs import Env, EnvValidationError
 from marshmallow.validate import Range
 
 from app.errors import SettingsError
+from app.whatsapp.backend import WHATSAPP_QR_SECONDS
 
 # Platforms that run the app "deployed": no embedded database, no generated secrets.
 DEPLOYMENT_MARKERS = ("DYNO", "RENDER", "RAILWAY_ENVIRONMENT", "FLY_APP_NAME", "DOKKU_APP_NAME")
@@ -23,8 +24,6 @@ REQUIRED_WHEN_DEPLOYED = ("DATABASE_URL", "ADMIN_PASSWORD", "API_TOKEN", "SECRET
 BACKENDS = ("neonize", "simulator")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
-# WhatsApp shows the first QR code for 60 s, then five more for 20 s each, then closes the socket (NEONIZE.md).
-WHATSAPP_QR_SECONDS: tuple[float, ...] = (60.0, 20.0, 20.0, 20.0, 20.0, 20.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,7 +150,7 @@ def load_settings() -> Settings:
             simulator_qr_seconds = tuple(float(part) for part in raw_qr_seconds.split(","))
         except ValueError:
             simulator_qr_seconds = ()
-        if not all(0.1 <= seconds <= 3600 for seconds in simulator_qr_seconds) or not simulator_qr_seconds:
+        if not simulator_qr_seconds or not all(0.1 <= seconds <= 3600 for seconds in simulator_qr_seconds):
             problems["SIMULATOR_QR_SECONDS"] = "must be comma-separated seconds, each from 0.1 to 3600 (60,20,20)"
 
     auth_migrate_from = text("AUTH_MIGRATE_FROM")

@@ -84,8 +84,8 @@ class Database:
             raise DatabaseUnavailable(f"Postgres is unavailable: {describe(error)}") from error
 
     async def _check_out(self) -> asyncpg.Connection:
-        """Wait for a turn, then take a pooled connection (opening one if needed), both within ACQUIRE_TIMEOUT.
-        One asyncio.timeout here instead of asyncpg's own acquire timeout, which starts a task per acquire."""
+        """Wait for a turn, then take a pooled connection (opening one if needed): one deadline, ACQUIRE_TIMEOUT, for
+        both, so a request waits at most that long before its 503 however the wait divides between the two."""
         async with asyncio.timeout(ACQUIRE_TIMEOUT):
             await self.turns.acquire()
             try:

@@ -21,11 +21,12 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response, Stream
 from app import __version__
 from app.errors import DatabaseUnavailable
 from app.session.supervisor import PAIRING_ROUNDS, PAIRING_ROUNDS_WINDOW, Supervisor
-from app.settings import WHATSAPP_QR_SECONDS, Settings
+from app.settings import Settings
 from app.times import utcnow
 from app.web import render
 from app.web.auth import bearer_token_valid, cookie_session, requires_auth
 from app.web.render import LOGO, h, layout
+from app.whatsapp.backend import WHATSAPP_QR_SECONDS
 
 log = logging.getLogger(__name__)
 

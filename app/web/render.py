@@ -16,8 +16,8 @@ from typing import Any
 import segno
 
 from app import __version__
-from app.settings import WHATSAPP_QR_SECONDS
 from app.times import parse_time
+from app.whatsapp.backend import WHATSAPP_QR_SECONDS
 
 STATE_LABELS = {
     "starting": "The process is starting.",

@@ -22,6 +22,9 @@ OUTDATED = "outdated"  # {"detail": str | None}: WhatsApp refuses this client ve
 MESSAGE = "message"  # a normalised incoming message (see app/whatsapp/neonize_backend.py for the fields)
 RECEIPT = "receipt"  # {"chat": str, "message_ids": [str], "status": "delivered|read|played", "timestamp": ISO}
 
+# WhatsApp shows the first QR code for 60 s, then five more for 20 s each, then closes the socket (NEONIZE.md).
+WHATSAPP_QR_SECONDS: tuple[float, ...] = (60.0, 20.0, 20.0, 20.0, 20.0, 20.0)
+
 EVENTS = (QR, PAIRING_EXPIRED, CONNECTED, DISCONNECTED, LOGGED_OUT, REPLACED, BANNED, OUTDATED, MESSAGE, RECEIPT)
 
 Emit = Callable[[str, dict[str, Any]], None]

@@ -19,10 +19,9 @@ from typing import Any
 import asyncpg
 
 from app.db.database import CONNECTION_ERRORS, describe
-from app.settings import WHATSAPP_QR_SECONDS
 from app.times import utcnow
 from app.whatsapp import backend as events
-from app.whatsapp.backend import Backend, BackendError, Emit
+from app.whatsapp.backend import WHATSAPP_QR_SECONDS, Backend, BackendError, Emit
 
 log = logging.getLogger(__name__)
 
