@@ -51,5 +51,5 @@ def browser(database_url: str) -> Iterator[Browser]:
 def screenshots() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for old in ARTIFACTS.glob("*.png"):
-        old.unlink()
+        old.unlink(missing_ok=True)  # two runs side by side may share the folder
     return ARTIFACTS
