@@ -411,6 +411,12 @@ class Supervisor:
             for _ in pending:
                 self._unrecorded.popleft()
 
+    async def recorded(self) -> None:
+        """Return once the transitions made so far have been written (or have failed to be). The state changes in
+        memory first and is stored a moment later; whoever reads the trail right after seeing a state waits here."""
+        async with self._recording:
+            pass
+
     def _forget_unrecorded(self, why: str) -> None:
         """Drop what could not be stored: the trail and status row belong to whoever holds the lease next."""
         if self._unrecorded:

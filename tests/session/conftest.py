@@ -48,10 +48,12 @@ async def make_supervisor(database: Database, database_url: str) -> AsyncIterato
 
 
 async def wait_state(supervisor: Supervisor, *states: State, timeout: float = 15.0) -> State:
-    """Await the supervisor reaching one of `states` (it notifies on every transition)."""
+    """Await the supervisor reaching one of `states` (it notifies on every transition), and that state's record."""
     async with supervisor.state_changed:
         await asyncio.wait_for(supervisor.state_changed.wait_for(lambda: supervisor.state in states), timeout)
-    return supervisor.state
+    reached = supervisor.state
+    await asyncio.wait_for(supervisor.recorded(), timeout)
+    return reached
 
 
 async def wait_qr_rotation(supervisor: Supervisor, rotation: int, timeout: float = 15.0) -> None:
