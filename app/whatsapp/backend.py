@@ -10,22 +10,39 @@ import abc
 from collections.abc import Callable
 from typing import Any
 
-# Event names a backend emits; the supervisor in the parent process reacts to them.
+# Event names a backend emits; the supervisor in the parent process reacts to the session events.
 QR = "qr"  # {"payload": str}: a QR code payload ("2@ref,noise,identity,adv"); new one on every rotation
 PAIRING_EXPIRED = "pairing_expired"  # {}: the QR round ended unscanned; the worker must be recycled
+PAIRING_FAILED = "pairing_failed"  # {"error": str, "detail": str}: the phone refused the link (err-client-outdated, ...)
 CONNECTED = "connected"  # {"jid": str, "push_name": str | None}
 DISCONNECTED = "disconnected"  # {"reason": str, "detail": str | None}: transient loss, dial failure
 LOGGED_OUT = "logged_out"  # {"reason": str}: the device was unlinked; the store no longer holds it
 REPLACED = "replaced"  # {}: another client took the stream
 BANNED = "banned"  # {"until": ISO-8601 str | None, "code": int | None}
 OUTDATED = "outdated"  # {"detail": str | None}: WhatsApp refuses this client version
-MESSAGE = "message"  # a normalised incoming message (see app/whatsapp/neonize_backend.py for the fields)
+STOPPED = "stopped"  # {"reason": str, "detail": str}: WhatsApp refuses this client for good (409 bad user agent)
+PUMP_ENDED = "pump_ended"  # {"detail": str}: the library stopped handing events over; the worker must go at once
+
+# What WhatsApp gave us: these travel on their own path to the message store (app/whatsapp/intake.py), never through
+# the supervisor. Every one carries, where it applies: message_id, chat, from ('+<digits>' or None), sender_jid,
+# push_name, timestamp (ISO-8601), is_group, is_from_me, raw (base64 of the serialized waE2E.Message, or None).
+MESSAGE = "message"  # + type, text, media {mimetype, size, file_name} | None, poll {question, options, selectable_count}
+STATUS_POST = "status_post"  # a contact's status (status@broadcast) or a newsletter post; same fields as MESSAGE
+EDITED = "edited"  # + target_id, text: the sender changed the text of message target_id
+DELETED = "deleted"  # + target_id: the sender deleted message target_id for everyone
+REACTION = "reaction"  # + target_id, emoji ("" when the reaction was removed)
+POLL_VOTE = "poll_vote"  # + target_id (the poll), selected_hashes [hex SHA-256 of option names], selected [str] | None
+UNDECRYPTABLE = "undecryptable"  # a message WhatsApp delivered that could not be decrypted (no raw)
+CALL = "call"  # {call_id, chat, from, sender_jid, timestamp, video}: an incoming call offer
 RECEIPT = "receipt"  # {"chat": str, "message_ids": [str], "status": "delivered|read|played", "timestamp": ISO}
+
+INCOMING = frozenset({MESSAGE, STATUS_POST, EDITED, DELETED, REACTION, POLL_VOTE, UNDECRYPTABLE, CALL, RECEIPT})
 
 # WhatsApp shows the first QR code for 60 s, then five more for 20 s each, then closes the socket (NEONIZE.md).
 WHATSAPP_QR_SECONDS: tuple[float, ...] = (60.0, 20.0, 20.0, 20.0, 20.0, 20.0)
 
-EVENTS = (QR, PAIRING_EXPIRED, CONNECTED, DISCONNECTED, LOGGED_OUT, REPLACED, BANNED, OUTDATED, MESSAGE, RECEIPT)
+SESSION_EVENTS = (QR, PAIRING_EXPIRED, PAIRING_FAILED, CONNECTED, DISCONNECTED, LOGGED_OUT, REPLACED, BANNED, OUTDATED,
+                  STOPPED, PUMP_ENDED)  # fmt: skip
 
 Emit = Callable[[str, dict[str, Any]], None]
 
