@@ -35,7 +35,7 @@ from app.web.openapi import openapi_json
 from app.web.security import SecurityHeadersMiddleware
 from app.web.throttle import LoginThrottle
 from app.webhooks.outbox import sync_endpoints
-from app.webhooks.store import MessageStore
+from app.webhooks.store import IncomingOptions, MessageStore
 
 if TYPE_CHECKING:
     from app.webhooks.dispatcher import Dispatcher
@@ -48,6 +48,14 @@ STORE_BUDGET = 0.5  # then the messages the worker sent last are stored
 DISPATCHER_BUDGET = 8.0  # meanwhile, in parallel: webhook requests in flight finish, outcomes are stored
 POOL_CLOSE_BUDGET = 2.0
 STATIC = Path(__file__).parent / "web" / "static"
+
+
+def worker_environment(settings: Settings) -> dict[str, str]:
+    """What the worker process needs from the settings (it inherits the rest of the environment)."""
+    environment = {"SIMULATOR_QR_SECONDS": ",".join(map(str, settings.simulator_qr_seconds))}
+    if settings.replay_file is not None:
+        environment["WHATSAPP_REPLAY_FILE"] = str(settings.replay_file.resolve())
+    return environment
 
 
 class Services:
@@ -90,7 +98,7 @@ class Services:
         )
         async with self.database.transaction() as connection:
             await sync_endpoints(connection, settings.webhook_urls)
-        self.store = MessageStore(self.database, receipt_hook=queue.receipt_hook)
+        self.store = MessageStore(self.database, receipt_hook=queue.receipt_hook, options=IncomingOptions())
         self.store.start()
         if settings.webhook_urls:
             assert settings.webhook_secret, "settings require WEBHOOK_SECRET with WEBHOOK_URL"
@@ -103,8 +111,8 @@ class Services:
             database_url=settings.database_url,
             backend=settings.whatsapp_backend,
             heartbeat_interval=settings.heartbeat_interval,
-            sink=self.store.sink,
-            worker_env={"SIMULATOR_QR_SECONDS": ",".join(map(str, settings.simulator_qr_seconds))},
+            incoming=self.store.take,
+            worker_env=worker_environment(settings),
         )
         self.sender = Sender(
             self.database,

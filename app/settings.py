@@ -21,7 +21,7 @@ from app.whatsapp.backend import WHATSAPP_QR_SECONDS
 # Platforms that run the app "deployed": no embedded database, no generated secrets.
 DEPLOYMENT_MARKERS = ("DYNO", "RENDER", "RAILWAY_ENVIRONMENT", "FLY_APP_NAME", "DOKKU_APP_NAME")
 REQUIRED_WHEN_DEPLOYED = ("DATABASE_URL", "ADMIN_PASSWORD", "API_TOKEN", "SECRET_KEY")
-BACKENDS = ("neonize", "simulator")
+BACKENDS = ("neonize", "replay", "simulator")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
@@ -44,6 +44,7 @@ class Settings:
     log_level: str
     database_pool_max: int
     simulator_qr_seconds: tuple[float, ...]  # the simulator's QR rhythm (tests shorten it)
+    replay_file: Path | None  # WHATSAPP_BACKEND=replay: the file of neonize events the worker is fed from
     deployed: bool
     release: str | None
     data_dir: Path  # local state (embedded Postgres, generated secrets); git-ignored
@@ -153,6 +154,12 @@ def load_settings() -> Settings:
         if not simulator_qr_seconds or not all(0.1 <= seconds <= 3600 for seconds in simulator_qr_seconds):
             problems["SIMULATOR_QR_SECONDS"] = "must be comma-separated seconds, each from 0.1 to 3600 (60,20,20)"
 
+    replay_file = Path(raw_replay) if (raw_replay := text("WHATSAPP_REPLAY_FILE")) else None
+    if backend == "replay":
+        replay_problem = _replay_file_problem(replay_file)
+        if replay_problem:
+            problems["WHATSAPP_REPLAY_FILE"] = replay_problem
+
     auth_migrate_from = text("AUTH_MIGRATE_FROM")
     if problems:
         raise SettingsError(problems)
@@ -173,10 +180,26 @@ def load_settings() -> Settings:
         log_level=log_level,
         database_pool_max=database_pool_max,
         simulator_qr_seconds=simulator_qr_seconds,
+        replay_file=replay_file,
         deployed=deployed,
         release=text("HEROKU_BUILD_COMMIT") or text("SOURCE_VERSION"),
         data_dir=Path(text("DATA_DIR") or ".data"),
     )
+
+
+def _replay_file_problem(path: Path | None) -> str | None:
+    """Why WHATSAPP_REPLAY_FILE cannot be replayed, checked at start (the worker would fail on it later)."""
+    if path is None:
+        return "is required with WHATSAPP_BACKEND=replay (a JSON-lines file of neonize events)"
+    from app.whatsapp.replay import read_replay_file  # reads JSON only; neonize is imported by the worker alone
+
+    try:
+        read_replay_file(path)
+    except OSError as error:
+        return f"cannot be read: {error.strerror or error}"
+    except ValueError as error:
+        return str(error)
+    return None
 
 
 def _between(low: float, high: float) -> Range:

@@ -9,7 +9,6 @@ process may already be taking over.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import asyncpg
@@ -30,6 +29,7 @@ class Lease:
         self.connection: asyncpg.Connection | None = None
         self.held = False
         self.lost = asyncio.Event()
+        self.unreachable: str | None = None  # why the last attempt could not reach Postgres, if it could not
 
     async def try_acquire(self) -> bool:
         """One attempt; True if this process now holds the lease."""
@@ -38,22 +38,15 @@ class Lease:
                 self.connection = await asyncpg.connect(self.database_url, timeout=CHECK_TIMEOUT)
             held: bool = await self.connection.fetchval("SELECT pg_try_advisory_lock($1)", LEASE_KEY)
         except CONNECTION_ERRORS as error:
-            log.warning("cannot reach Postgres for the session lease: %s", describe(error))
+            self.unreachable = describe(error)
+            log.warning("cannot reach Postgres for the session lease: %s", self.unreachable)
             await self._drop_connection()
             return False
+        self.unreachable = None
         if held:
             self.lost.clear()
         self.held = held
         return held
-
-    async def acquire(self, stop: asyncio.Event) -> bool:
-        """Poll until held (True) or until `stop` is set (False)."""
-        while not stop.is_set():
-            if await self.try_acquire():
-                return True
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), POLL_INTERVAL)
-        return False
 
     async def watch(self) -> None:
         """Return when the lease is lost (its connection failed); sets `lost`."""

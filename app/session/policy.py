@@ -20,8 +20,11 @@ TRANSIENT = frozenset(
         Reason.WORKER_CRASHED,
         Reason.WORKER_HUNG,
         Reason.HEARTBEAT_LOST,
+        Reason.PUMP_ENDED,
     }
 )
+# Not the network but the worker: a new one comes up at once the first time; a repeat backs off.
+AT_ONCE = frozenset({Reason.WORKER_CRASHED, Reason.PUMP_ENDED})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +38,7 @@ class Policy:
     replaced_limit: int = 3  # replaced this many times ...
     replaced_window: dt.timedelta = dt.timedelta(minutes=10)  # ... within this window: wait for the operator
     ban_fallback: float = 3600.0  # a ban without a known expiry: look again in an hour
+    reconnect_grace: float = 30.0  # whatsmeow's own reconnects (0, 2, 4, 6 s apart) go on this long
 
 
 DEFAULT = Policy()
@@ -67,15 +71,19 @@ def decide(
     `replaced_at` holds earlier replacements (this one not included)."""
     rng = rng or random.Random()
     if reason in TRANSIENT:
-        if reason is Reason.WORKER_CRASHED and attempt == 0:
-            # The process died, not the network: bring a new one up at once; a second crash backs off.
-            return Decision(State.RECONNECTING, policy.min_delay, "worker crashed; respawning")
+        if reason in AT_ONCE and attempt == 0:
+            # The worker failed, not the network: bring a new one up at once; a repeat backs off.
+            return Decision(State.RECONNECTING, policy.min_delay, f"{reason.value}; a new worker at once")
         delay = backoff(attempt, rng, policy)
         return Decision(State.RECONNECTING, delay, f"{reason.value}; retry {attempt + 1} in {delay:.1f} s")
     if reason is Reason.LOGGED_OUT:
         return Decision(State.LOGGED_OUT, None, "the device was unlinked; pairing is needed")
     if reason is Reason.PAIRING_EXPIRED:
         return Decision(State.LOGGED_OUT, None, "the QR round ended unscanned; start a new one")
+    if reason is Reason.PAIRING_FAILED:
+        return Decision(State.LOGGED_OUT, None, "the phone refused the link; start a new round")
+    if reason is Reason.BAD_USER_AGENT:
+        return Decision(State.STOPPED, None, "WhatsApp refuses this client (409); upgrade the app and redeploy")
     if reason is Reason.OUTDATED:
         return Decision(State.STOPPED, None, "WhatsApp refuses this client version; upgrade neonize and redeploy")
     if reason is Reason.REPLACED:

@@ -3,6 +3,17 @@
 Everything that changes the session (worker events, worker exits, heartbeat findings, retry timers, operator actions,
 losing the lease) goes through one queue and is handled by one task, in order. That is what rules out two connection
 attempts at once: a new worker is started only after the previous one is gone.
+
+No message passes through here: each worker's incoming frames go from its channel straight to the message store
+(`incoming`), whichever generation it is and whatever the session is doing, so a backlog never delays a reconnect or
+an operator action, and retiring a worker never drops what it still hands over.
+
+A dropped connection is whatsmeow's to mend first. After a connection that had succeeded, whatsmeow reconnects by
+itself at once (its error count was reset) and receives WhatsApp's offline backlog in that same client; recycling the
+worker instead would cost a new connect() (neonize leaks one Postgres connection per call), a second of startup, and
+would put the backlog into a worker being retired. So the worker is kept for RECONNECT_GRACE; only if Connected does
+not come back within it is the worker retired and the reconnect policy (backoff with jitter, one attempt at a time)
+takes over.
 """
 
 from __future__ import annotations
@@ -12,6 +23,7 @@ import collections
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import os
 import random
@@ -39,8 +51,11 @@ PAIRING_ROUNDS = 3  # at most this many QR rounds ...
 PAIRING_ROUNDS_WINDOW = 120.0  # ... per this many seconds
 COMMAND_TIMEOUT = 30.0
 UNRECORDED_MAX = 100  # session state changes kept in memory while Postgres cannot take them
+LEASE_POLL = 1.0  # seconds between attempts at the lease while another process (or nobody: Postgres is down) has it
+LEASE_LOST_GRACE = 1.0  # a worker whose lease is gone gets this long to hand over what it holds, then SIGKILL
 
-MessageSink = Callable[[str, dict[str, Any]], Awaitable[None]]
+# Where a worker's incoming items go (MessageStore.take): name, data, and what to call once it is stored.
+Incoming = Callable[[str, dict[str, Any], Callable[[], None] | None], None]
 
 
 class SessionError(AppError):
@@ -51,8 +66,10 @@ class SessionError(AppError):
         self.status = status
 
 
-async def log_only_sink(name: str, data: dict[str, Any]) -> None:
-    log.info("%s event from WhatsApp (no store attached)", name)
+def log_only(name: str, data: dict[str, Any], stored: Callable[[], None] | None) -> None:
+    log.info("%s from WhatsApp (no store attached)", name)
+    if stored is not None:
+        stored()
 
 
 @dataclasses.dataclass
@@ -82,7 +99,7 @@ class Supervisor:
         database_url: str,
         backend: str,
         heartbeat_interval: float,
-        sink: MessageSink = log_only_sink,
+        incoming: Incoming = log_only,
         worker_env: dict[str, str] | None = None,
         rng: random.Random | None = None,
         policy: Policy = DEFAULT,
@@ -92,7 +109,7 @@ class Supervisor:
         self.backend = backend
         self.heartbeat_interval = heartbeat_interval
         self.ping_timeout = min(PING_TIMEOUT, 2 * heartbeat_interval)
-        self.sink = sink
+        self.incoming = incoming
         self.worker_env = worker_env or {}
         self.rng = rng or random.Random()
         self.policy = policy
@@ -116,6 +133,7 @@ class Supervisor:
 
         self._inputs: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
         self._retry: asyncio.TimerHandle | None = None
+        self._grace: asyncio.TimerHandle | None = None  # whatsmeow is reconnecting by itself until this fires
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._side_tasks: set[asyncio.Task[Any]] = set()
@@ -149,10 +167,8 @@ class Supervisor:
 
     async def _run(self) -> None:
         while not self._stopping.is_set():
-            if not await self.lease.try_acquire():
-                await self._transition(State.STANDBY, "lease_held_elsewhere", "another process holds the session")
-                if not await self.lease.acquire(self._stopping):
-                    break
+            if not await self._acquire_lease():
+                break
             log.info("this process now holds the session lease")
             await self._write(lambda c: audit.close_unfinished(c, self.process, self.heartbeat_interval))
             lease_watch = self._side_task(self._watch_lease(), "session-lease-watch")
@@ -163,11 +179,13 @@ class Supervisor:
                 heartbeat.cancel()
                 lease_watch.cancel()
                 self._cancel_retry()
+                self._cancel_grace()
             if lost:
-                # Another process may be connecting already: no polite stop, the worker goes now.
+                # Another process may be connecting already: the worker goes now, with a moment to hand over what
+                # whatsmeow already acknowledged (the store keeps it until Postgres takes it).
                 if self.worker is not None:
                     worker, self.worker = self.worker, None
-                    await worker.kill()
+                    await worker.stop(LEASE_LOST_GRACE)
                 self._forget_unrecorded("the lease was lost")
                 await self._transition(State.STANDBY, "lease_lost", "lost the lease connection; worker stopped")
                 continue
@@ -177,6 +195,21 @@ class Supervisor:
             await self._transition(State.STOPPED, "shutdown", "the process is shutting down")
         self._forget_unrecorded("the process stopped while Postgres was unavailable")
         await self.lease.release()
+
+    async def _acquire_lease(self) -> bool:
+        """Poll for the lease until held (True) or until the process stops (False), saying why it waits."""
+        while not self._stopping.is_set():
+            if await self.lease.try_acquire():
+                return True
+            if self.lease.unreachable is not None:
+                reason, detail = "database_unavailable", f"Postgres is unavailable: {self.lease.unreachable}"
+            else:
+                reason, detail = "lease_held_elsewhere", "another process holds the session"
+            if (self.state, self.reason, self.detail) != (State.STANDBY, reason, detail):
+                await self._transition(State.STANDBY, reason, detail)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), LEASE_POLL)
+        return False
 
     def _side_task(self, coroutine: Awaitable[Any], name: str) -> asyncio.Task[Any]:
         """A named background task; if it dies of an error, the error is logged and the supervisor is told."""
@@ -240,6 +273,12 @@ class Supervisor:
             if self._retry is not None and item[1] is self._retry:
                 self._retry = None
                 await self._spawn(item[2])
+        elif kind == "grace_over":
+            if self._grace is not None and item[1] is self._grace:
+                self._grace = None
+                await self._fail(
+                    Reason.CONNECTION_LOST, f"whatsmeow did not reconnect within {self.policy.reconnect_grace:g} s"
+                )
         elif kind == "operator":
             _, action, future = item
             try:
@@ -263,16 +302,25 @@ class Supervisor:
                 await self._notify()
         elif name == events.CONNECTED:
             paired = self.state is State.PAIRING
+            reconnected = self._grace is not None
+            self._cancel_grace()
             self.account = {"jid": data.get("jid"), "push_name": data.get("push_name")}
             self.qr = None
             self.connected_at = time.monotonic()
-            await self._transition(
-                State.CONNECTED,
-                "paired" if paired else "logged_in",
-                "linked by scanning the QR code" if paired else "connected with the stored device",
-            )
+            if paired:
+                reason, detail = "paired", "linked by scanning the QR code"
+            elif reconnected:
+                reason, detail = "reconnected", "whatsmeow reconnected by itself"
+            else:
+                reason, detail = "logged_in", "connected with the stored device"
+            await self._transition(State.CONNECTED, reason, detail)
         elif name == events.DISCONNECTED:
             reason = str(data.get("reason") or "connection_lost")
+            if reason == "connection_lost" and self.connected_at is not None:
+                await self._await_reconnect()
+                return
+            if self._grace is not None:
+                return  # whatsmeow's reconnect attempts are under way; the grace timer decides
             kind = (
                 Reason.DIAL_FAILED
                 if reason == "dial_failed"
@@ -287,18 +335,49 @@ class Supervisor:
             await self._fail(Reason.REPLACED, "another client connected with this session")
         elif name == events.BANNED:
             until = dt.datetime.fromisoformat(data["until"]) if data.get("until") else None
-            await self._fail(Reason.BANNED, f"ban code {data.get('code')}", banned_until=until)
+            detail = data.get("detail") or f"ban code {data.get('code')}"
+            await self._fail(Reason.BANNED, detail, banned_until=until)
         elif name == events.OUTDATED:
             await self._fail(Reason.OUTDATED, data.get("detail"))
+        elif name == events.STOPPED:
+            await self._fail(Reason.BAD_USER_AGENT, data.get("detail"))
+        elif name == events.PUMP_ENDED:
+            await self._fail(Reason.PUMP_ENDED, data.get("detail"))
         elif name == events.PAIRING_EXPIRED:
             await self._fail(Reason.PAIRING_EXPIRED, None)
-        elif name in (events.MESSAGE, events.RECEIPT):
-            await self.sink(name, data)
+        elif name == events.PAIRING_FAILED:
+            outdated = data.get("error") == "err-client-outdated"
+            await self._fail(Reason.OUTDATED if outdated else Reason.PAIRING_FAILED, data.get("detail"))
         elif name != protocol.READY:
             log.warning("unknown event %r from the worker", name)
 
+    async def _await_reconnect(self) -> None:
+        """The link dropped after a good connection: whatsmeow is reconnecting by itself; give it the grace period."""
+        if self._grace is not None:
+            return
+        if self.connected_at is not None and time.monotonic() - self.connected_at >= self.policy.stable_after:
+            self.attempt = 0
+        self.connected_at = None
+        grace = self.policy.reconnect_grace
+        loop = asyncio.get_running_loop()
+        handle: list[asyncio.TimerHandle] = []
+        handle.append(loop.call_later(grace, lambda: self._inputs.put_nowait(("grace_over", handle[0]))))
+        self._grace = handle[0]
+        await self._transition(
+            State.RECONNECTING,
+            Reason.CONNECTION_LOST.value,
+            f"WhatsApp dropped the connection; whatsmeow is reconnecting (a new worker if not back within {grace:g} s)",
+            retry_at=utcnow() + dt.timedelta(seconds=grace),
+        )
+
+    def _cancel_grace(self) -> None:
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
+
     async def _fail(self, reason: Reason, detail: str | None, *, banned_until: dt.datetime | None = None) -> None:
         """The worker's one connection is over: retire it and let the policy decide what comes next."""
+        self._cancel_grace()
         await self._retire_worker()
         now = utcnow()
         if self.connected_at is not None and time.monotonic() - self.connected_at >= self.policy.stable_after:
@@ -331,7 +410,9 @@ class Supervisor:
         self._cancel_retry()
         await self._transition(State.CONNECTING, "connecting", why)
         try:
-            worker = await WorkerProcess.spawn(self.backend, self.database_url, self._on_worker_event, self.worker_env)
+            worker = await WorkerProcess.spawn(
+                self.backend, self.database_url, self._on_worker_event, self._on_worker_incoming, self.worker_env
+            )
         except OSError as error:
             await self._fail(Reason.WORKER_CRASHED, f"could not start the worker: {error}")
             return
@@ -345,8 +426,13 @@ class Supervisor:
     def _on_worker_event(self, worker: WorkerProcess, name: str, data: dict[str, Any]) -> None:
         self._inputs.put_nowait(("event", worker.generation, name, data))
 
+    def _on_worker_incoming(self, worker: WorkerProcess, seq: int, name: str, data: dict[str, Any]) -> None:
+        # Straight to the store, from any generation: whatsmeow acknowledged it to WhatsApp already.
+        self.incoming(name, data, functools.partial(worker.acknowledge, seq))
+
     async def _retire_worker(self) -> None:
-        """Stop the current worker without logging out (ask, then SIGKILL after 5 s)."""
+        """Stop the current worker without logging out (ask, then SIGKILL after 5 s). It drains as it stops: what it
+        still hands over reaches the store through its channel, which stays open until it exits."""
         worker, self.worker = self.worker, None
         if worker is not None:
             returncode = await worker.stop()
@@ -531,7 +617,7 @@ class Supervisor:
     async def send_text(self, to: str, text: str) -> dict[str, Any]:
         if self.state is not State.CONNECTED or self.worker is None:
             raise WorkerError(f"not connected (the session is {self.state.value})")
-        return await self.worker.request(protocol.SEND_TEXT, {"to": to, "text": text}, timeout=COMMAND_TIMEOUT)
+        return await self.worker.request(protocol.SEND_TEXT, {"to": to, "text": text}, timeout=events.SEND_TIMEOUT)
 
     async def simulate(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
         if self.backend != "simulator":

@@ -1,8 +1,10 @@
-"""Incoming messages and receipts from the session worker, each stored once, with its webhook event, in one transaction.
+"""What WhatsApp gave us (messages, edits, reactions, receipts, calls ...), each stored once, with its webhook event, in
+one transaction.
 
-The supervisor hands every MESSAGE and RECEIPT event to `MessageStore.sink`, in order. One writer task stores them in
-batches (a batch is one transaction), in the order they came, and holds them in memory, retrying, while Postgres is
-unavailable, so a database restart loses nothing the worker delivered.
+Every worker's incoming frames reach `MessageStore.take` straight from its channel, in order, never through the
+session supervisor. One writer task stores them in batches (a batch is one transaction), in the order they came, and
+holds them in memory, retrying, while Postgres is unavailable, so a database restart loses nothing the worker
+delivered; the worker hears "stored" only after the commit.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
@@ -29,7 +32,6 @@ log = logging.getLogger(__name__)
 MESSAGE_TYPES = ("text", "image", "video", "audio", "document", "sticker", "location", "contact", "other")
 RECEIPT_STATUSES = {"delivered": "delivered", "read": "read", "played": "read"}  # a played voice note was read
 MAX_BATCH = 500  # items per transaction
-MAX_BUFFER = 50_000  # beyond this the sink waits (and so the supervisor) until Postgres takes messages again
 RETRY_MIN, RETRY_MAX = 0.1, 5.0
 WRITE_TRIES = 3  # a batch failing this often for a reason other than an outage is stored item by item
 
@@ -102,9 +104,18 @@ def message_event_data(message: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def store_messages(connection: asyncpg.Connection, messages: list[dict[str, Any]]) -> int:
+@dataclasses.dataclass(frozen=True)
+class IncomingOptions:
+    status_posts: bool = False
+
+
+async def store_messages(
+    connection: asyncpg.Connection, items: list[tuple[str, dict[str, Any]]], options: IncomingOptions
+) -> int:
     """Store normalised messages and their events (one statement); return how many were new."""
-    data = [message_event_data(message) for message in messages]
+    data = [message_event_data(message) for name, message in items if name == events.MESSAGE]
+    if not data:
+        return 0
     columns: list[list[Any]] = [[] for _ in range(12)]
     for item in data:
         media = item["media"]
@@ -157,28 +168,33 @@ async def store_receipts(
     return len(new)
 
 
+Stored = Callable[[], None]  # called once the item is committed (the worker's acknowledgement)
+
+
 class MessageStore:
-    """The supervisor's message sink: ordered, batched, durable once `sink` has returned and the batch committed."""
+    """Where the worker's incoming items go: ordered, batched, durable once their batch is committed.
+
+    `take` never waits: the worker keeps at most a window of unstored items (app/whatsapp/intake.py), so what is held
+    here is bounded by that window, whichever worker generation sent it. During a Postgres outage the items stay here,
+    retried, and their acknowledgements wait, which holds the worker (and so whatsmeow) back."""
 
     def __init__(
         self,
         database: Database,
         *,
         receipt_hook: ReceiptHook | None = None,
+        options: IncomingOptions | None = None,
         max_batch: int = MAX_BATCH,
-        max_buffer: int = MAX_BUFFER,
     ) -> None:
         self.database = database
         self.receipt_hook = receipt_hook
+        self.options = options or IncomingOptions()
         self.max_batch = max_batch
-        self.max_buffer = max_buffer
-        self.stored = 0  # messages and receipts stored by this process
-        self._buffer: collections.deque[tuple[str, dict[str, Any]]] = collections.deque()
+        self.stored = 0  # items stored by this process
+        self._buffer: collections.deque[tuple[str, dict[str, Any], Stored | None]] = collections.deque()
         self._arrived = asyncio.Event()
         self._drained = asyncio.Event()
         self._drained.set()
-        self._room = asyncio.Event()
-        self._room.set()
         self._task: asyncio.Task[None] | None = None
         self.last_error: str | None = None
 
@@ -187,24 +203,23 @@ class MessageStore:
         return len(self._buffer)
 
     def start(self) -> None:
-        self._task = start_watched(self._run(), "webhook-store")
+        self._task = start_watched(self._run(), "message-store")
 
-    async def sink(self, name: str, data: dict[str, Any]) -> None:
-        """Take one MESSAGE or RECEIPT event (the Supervisor's `sink`); waits only when the buffer is full."""
-        if name == events.MESSAGE and not (data.get("message_id") and data.get("chat")):
-            log.warning("a message without id or chat from the worker was ignored")
+    def take(self, name: str, data: dict[str, Any], stored: Stored | None = None) -> None:
+        """Take one item from the worker (a backend.INCOMING name); `stored` is called once it is committed."""
+        if name not in events.INCOMING or (
+            name != events.RECEIPT and not (data.get("message_id") or data.get("call_id"))
+        ):
+            log.warning("an incoming %r without an id was ignored", name)
+            if stored is not None:
+                stored()
             return
-        if name not in (events.MESSAGE, events.RECEIPT):
-            return
-        while len(self._buffer) >= self.max_buffer:
-            self._room.clear()
-            await self._room.wait()
-        self._buffer.append((name, data))
+        self._buffer.append((name, data, stored))
         self._drained.clear()
         self._arrived.set()
 
     async def drained(self) -> None:
-        """Return once everything handed to the sink so far is stored."""
+        """Return once everything taken so far is stored."""
         await self._drained.wait()
 
     async def close(self, budget: float) -> None:
@@ -245,29 +260,30 @@ class MessageStore:
                 await self._write_singly(batch)
             delay, tries = RETRY_MIN, 0
             for _ in batch:
-                self._buffer.popleft()
-            self._room.set()
+                _, _, stored = self._buffer.popleft()
+                if stored is not None:
+                    stored()
 
-    async def _write(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
-        if all(name == events.MESSAGE for name, _ in batch):
+    async def _write(self, batch: list[tuple[str, dict[str, Any], Stored | None]]) -> None:
+        if all(name != events.RECEIPT for name, _, _ in batch):
             # The usual case: one statement, atomic on its own, so one round trip instead of three.
             async with self.database.connection() as connection:
-                await store_messages(connection, [data for _, data in batch])
+                await store_messages(connection, [(name, data) for name, data, _ in batch], self.options)
             self.stored += len(batch)
             self.last_error = None
             return
         async with self.database.transaction() as connection:
             # Runs of the same kind, in arrival order, so events keep the order in which WhatsApp gave them.
-            for name, group in itertools.groupby(batch, key=lambda item: item[0]):
-                items = [data for _, data in group]
-                if name == events.MESSAGE:
-                    await store_messages(connection, items)
+            for is_receipt, group in itertools.groupby(batch, key=lambda item: item[0] == events.RECEIPT):
+                items = [(name, data) for name, data, _ in group]
+                if is_receipt:
+                    await store_receipts(connection, [data for _, data in items], self.receipt_hook)
                 else:
-                    await store_receipts(connection, items, self.receipt_hook)
+                    await store_messages(connection, items, self.options)
         self.stored += len(batch)
         self.last_error = None
 
-    async def _write_singly(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
+    async def _write_singly(self, batch: list[tuple[str, dict[str, Any], Stored | None]]) -> None:
         for item in batch:
             while True:
                 try:

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from app.whatsapp.intake import Intake
 
 # Event names a backend emits; the supervisor in the parent process reacts to the session events.
 QR = "qr"  # {"payload": str}: a QR code payload ("2@ref,noise,identity,adv"); new one on every rotation
 PAIRING_EXPIRED = "pairing_expired"  # {}: the QR round ended unscanned; the worker must be recycled
-PAIRING_FAILED = "pairing_failed"  # {"error": str, "detail": str}: the phone refused the link (err-client-outdated, ...)
+PAIRING_FAILED = "pairing_failed"  # {"error": str, "detail": str}: the phone refused the link (err-...)
 CONNECTED = "connected"  # {"jid": str, "push_name": str | None}
 DISCONNECTED = "disconnected"  # {"reason": str, "detail": str | None}: transient loss, dial failure
 LOGGED_OUT = "logged_out"  # {"reason": str}: the device was unlinked; the store no longer holds it
@@ -26,7 +29,9 @@ PUMP_ENDED = "pump_ended"  # {"detail": str}: the library stopped handing events
 # What WhatsApp gave us: these travel on their own path to the message store (app/whatsapp/intake.py), never through
 # the supervisor. Every one carries, where it applies: message_id, chat, from ('+<digits>' or None), sender_jid,
 # push_name, timestamp (ISO-8601), is_group, is_from_me, raw (base64 of the serialized waE2E.Message, or None).
-MESSAGE = "message"  # + type, text, media {mimetype, size, file_name} | None, poll {question, options, selectable_count}
+MESSAGE = (
+    "message"  # + type, text, media {mimetype, size, file_name} | None, poll {question, options, selectable_count}
+)
 STATUS_POST = "status_post"  # a contact's status (status@broadcast) or a newsletter post; same fields as MESSAGE
 EDITED = "edited"  # + target_id, text: the sender changed the text of message target_id
 DELETED = "deleted"  # + target_id: the sender deleted message target_id for everyone
@@ -37,6 +42,10 @@ CALL = "call"  # {call_id, chat, from, sender_jid, timestamp, video}: an incomin
 RECEIPT = "receipt"  # {"chat": str, "message_ids": [str], "status": "delivered|read|played", "timestamp": ISO}
 
 INCOMING = frozenset({MESSAGE, STATUS_POST, EDITED, DELETED, REACTION, POLL_VOTE, UNDECRYPTABLE, CALL, RECEIPT})
+
+# whatsmeow waits up to 75 s for the server to answer a send (request.go); the parent waits a little longer, so that a
+# slow answer still records WhatsApp's id instead of reading as a lost worker.
+SEND_TIMEOUT = 90.0
 
 # WhatsApp shows the first QR code for 60 s, then five more for 20 s each, then closes the socket (NEONIZE.md).
 WHATSAPP_QR_SECONDS: tuple[float, ...] = (60.0, 20.0, 20.0, 20.0, 20.0, 20.0)
@@ -56,11 +65,13 @@ class BackendError(Exception):
 
 
 class Backend(abc.ABC):
-    """One WhatsApp client inside the worker process. Events go out through `emit`, which never blocks."""
+    """One WhatsApp client inside the worker process. Session events go out through `emit`, which never blocks;
+    what WhatsApp gave us goes through `intake`, which holds the library back while too much is unstored."""
 
-    def __init__(self, database_url: str, emit: Emit) -> None:
+    def __init__(self, database_url: str, emit: Emit, intake: Intake) -> None:
         self.database_url = database_url
         self.emit = emit
+        self.intake = intake
 
     @abc.abstractmethod
     async def connect(self) -> None:
@@ -75,7 +86,8 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     async def send_text(self, to: str, text: str) -> dict[str, Any]:
-        """Send plain text (no automatic mentions) to a phone number or JID: {"message_id", "timestamp"}."""
+        """Send plain text (no automatic mentions) to a phone number or JID: {"message_id", "timestamp"}.
+        whatsmeow waits up to 75 s for the server's answer (SEND_TIMEOUT covers it)."""
 
     @abc.abstractmethod
     async def logout(self) -> None:

@@ -10,42 +10,53 @@ import contextlib
 import ctypes
 import logging
 import os
+import re
 import subprocess
 import sys
 import warnings
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
 from app.observability import report
 from app.whatsapp.backend import (
     BANNED,
+    CALL,
     CONNECTED,
     DISCONNECTED,
     LOGGED_OUT,
-    MESSAGE,
     OUTDATED,
     PAIRING_EXPIRED,
+    PUMP_ENDED,
     QR,
     RECEIPT,
     REPLACED,
+    UNDECRYPTABLE,
     Backend,
     BackendError,
     Emit,
 )
+from app.whatsapp.intake import Intake
 from app.whatsapp.neonize_mapping import (
+    call_offer_to_dict,
     command_error,
     connect_failure_to_event,
-    is_internal_message,
+    incoming_message,
     iso_utc,
     jid_to_str,
     logged_out_to_dict,
-    message_to_dict,
+    needs_phone_lookup,
+    pair_status_to_event,
+    pairing_failure,
+    phone_of,
+    poll_vote_selection,
+    pump_failure,
     receipt_to_dict,
     recipient,
     short,
     temporary_ban_to_dict,
     text_message,
+    undecryptable_to_dict,
 )
 
 log = logging.getLogger(__name__)
@@ -53,6 +64,7 @@ log = logging.getLogger(__name__)
 # No new QR and no Connected for this long after the last QR means the round is over (codes rotate every 60/20 s).
 PAIRING_EXPIRY = 75.0
 PAIR_WAIT = 20.0  # how long pair_phone waits for the websocket (the first QR) to come up
+FINISH_TIMEOUT = 1.0  # after stopping, handling what the library handed over (look-ups are skipped by then)
 STOP_TIMEOUT = 3.0  # stop() can block ~60 s while a dial hangs; the parent SIGKILLs a worker that does not exit
 # Go keys its client map by this id. neonize's default is the store name, i.e. the database URL with its password.
 CLIENT_ID = "whatsapp-gateway"
@@ -89,6 +101,7 @@ def load_neonize() -> SimpleNamespace:
                 StreamReplacedEv,
                 TemporaryBanEv,
             )
+            from neonize.events import INT_TO_EVENT
             from neonize.exc import NeonizeError
             from neonize.proto import Neonize_pb2
             from neonize.proto.waCompanionReg.WAWebProtobufsCompanionReg_pb2 import DeviceProps
@@ -109,6 +122,7 @@ def load_neonize() -> SimpleNamespace:
             ClientType=ClientType,
             proto=Neonize_pb2,
             e2e=WAWebProtobufsE2E_pb2,
+            int_to_event=INT_TO_EVENT,
             extract_text=extract_text,
             events=SimpleNamespace(
                 Connected=ConnectedEv,
@@ -123,6 +137,9 @@ def load_neonize() -> SimpleNamespace:
                 PairStatus=PairStatusEv,
                 Message=MessageEv,
                 Receipt=ReceiptEv,
+                # Not re-exported by neonize.aioze.events; both encode safely in neonize's Go side (NEONIZE.md).
+                UndecryptableMessage=Neonize_pb2.UndecryptableMessage,
+                CallOffer=Neonize_pb2.CallOffer,
             ),
         )
     # Someone may have imported neonize before us (basicConfig then ran earlier): drop its handler all the same.
@@ -164,6 +181,22 @@ def configure_neonize_logging(level: int | None = None) -> None:
     logging.getLogger("neonize.utils.ffmpeg").setLevel(logging.ERROR)
 
 
+# whatsmeow's words when it is told of a ban: "You've been temporarily banned: <reason>. The ban expires in <duration>"
+BAN_LOG = re.compile(r"temporarily banned: (?P<reason>.*)\. The ban expires in (?P<duration>[0-9hmsµun.]+)")
+GO_DURATION_PART = re.compile(r"([0-9.]+)(h|ms|m|s|µs|us|ns)")
+GO_DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "µs": 1e-6, "us": 1e-6, "ns": 1e-9}
+
+
+def ban_from_log(line: str, now: datetime) -> dict[str, Any] | None:
+    """BANNED data from whatsmeow's log line about a ban (Go's time.Duration text, e.g. "23h59m59.5s")."""
+    match = BAN_LOG.search(line)
+    if match is None:
+        return None
+    seconds = sum(float(value) * GO_DURATION_UNITS[unit] for value, unit in GO_DURATION_PART.findall(match["duration"]))
+    until = iso_utc((now + timedelta(seconds=seconds)).timestamp()) if seconds > 0 else None
+    return {"until": until, "code": None, "detail": match["reason"]}
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 
 
@@ -174,6 +207,7 @@ class NeonizeBackend(Backend):
         self,
         database_url: str,
         emit: Emit,
+        intake: Intake,
         *,
         pairing_expiry: float = PAIRING_EXPIRY,
         pair_wait: float = PAIR_WAIT,
@@ -182,15 +216,19 @@ class NeonizeBackend(Backend):
         # whatsmeow uses Postgres only for names starting with "postgres"; anything else silently becomes a SQLite file.
         if not database_url.startswith("postgres"):
             raise BackendError("the WhatsApp store must be a postgres:// or postgresql:// URL", permanent=True)
-        super().__init__(database_url, emit)
+        super().__init__(database_url, emit, intake)
         self.pairing_expiry = pairing_expiry
         self.pair_wait = pair_wait
         self.stop_timeout = stop_timeout
         self._nz = load_neonize()
         configure_neonize_logging()  # before the client exists: connect() reads the level once
-        props = self._nz.DeviceProps(os=DEVICE_NAME, platformType=self._nz.DeviceProps.CHROME)
-        self._client: Any = self._nz.NewAClient(database_url, props=props, uuid=CLIENT_ID)
+        self._client: Any = self._make_client()
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Events from the library, in the order it handed them over, for the one task that handles them (neonize's
+        # own dispatch runs each handler as a separate task: a receipt could overtake its message).
+        self._library_events: asyncio.Queue[tuple[int, Any, bool] | None] = asyncio.Queue()
+        self._event_task: asyncio.Task[None] | None = None
+        self._ban_hint: dict[str, Any] | None = None  # what whatsmeow logged about a ban it could not hand over
         self._task: asyncio.Task[Any] | None = None
         self._stop_task: asyncio.Future[None] | None = None
         self._stopping = False
@@ -202,12 +240,18 @@ class NeonizeBackend(Backend):
         # deletes it: get_me on a deleted client is a process-killing nil dereference.
         self._ffi_lock = asyncio.Lock()
         self._register_handlers()
+        self._watch_go_log()
+
+    def _make_client(self) -> Any:
+        """The Go-backed neonize client (the replay backend answers with a recording stand-in instead)."""
+        props = self._nz.DeviceProps(os=DEVICE_NAME, platformType=self._nz.DeviceProps.CHROME)
+        return self._nz.NewAClient(self.database_url, props=props, uuid=CLIENT_ID)
 
     # -- events ---------------------------------------------------------------------------------------------------
 
     def _register_handlers(self) -> None:
         events = self._nz.events
-        handlers = {
+        session_handlers = {
             events.Connected: self._on_connected,
             events.Disconnected: self._on_disconnected,
             events.LoggedOut: self._on_logged_out,
@@ -218,15 +262,90 @@ class NeonizeBackend(Backend):
             events.KeepAliveTimeout: self._on_keepalive_timeout,
             events.KeepAliveRestored: self._on_keepalive_restored,
             events.PairStatus: self._on_pair_status,
+        }
+        # What WhatsApp gave us: each handler translates one event into at most one item for the parent.
+        incoming_handlers = {
             events.Message: self._on_message,
             events.Receipt: self._on_receipt,
+            events.UndecryptableMessage: self._on_undecryptable,
+            events.CallOffer: self._on_call_offer,
         }
-        for event_type, handler in handlers.items():
-            self._client.event(event_type)(self._guarded(handler))
+        codes = {event_type: code for code, event_type in self._nz.int_to_event.items()}
+        self._handlers: dict[int, Any] = {}
+        for event_type, handler in {**session_handlers, **incoming_handlers}.items():
+            # Registering tells Go which events to hand over (connect() sends it the codes of registered handlers);
+            # the handling itself happens in _from_library and _handle_events, in order.
+            self._client.event(event_type)(self._never_called)
+            self._handlers[codes[event_type]] = handler
+        self._incoming_codes = frozenset(codes[event_type] for event_type in incoming_handlers)
+        self._connected_code = codes[events.Connected]
+        # The library's entry point into Python: connect() hands Go the bound method it finds here.
+        self._client.event.execute = self._from_library
         self._client.event.qr(self._guarded(self._on_qr))
         # neonize passes the pairing round's outcome ("success", "timeout", "err-...") to this private, no-op method;
         # its instance attribute is what connect() hands to Go. It is our only early sign of an expired QR round.
         self._client._NewAClient__onLoginStatus = self._on_login_status
+
+    @staticmethod
+    async def _never_called(_client: Any, _event: Any) -> None:
+        """Stands in neonize's handler table; _from_library replaces neonize's dispatch."""
+
+    def _from_library(self, _uuid: Any, binary: Any, size: int, code: int) -> None:
+        """Where the library hands an event to Python, on its own thread (neonize's Event.execute, replaced).
+
+        For what WhatsApp gave us, a slot of the intake window is taken first: while too much is unstored this
+        blocks the library's thread, and whatsmeow takes no further messages from WhatsApp until it returns."""
+        try:
+            event_type = self._nz.int_to_event.get(code)
+            if event_type is None:
+                return
+            event = event_type.FromString(ctypes.string_at(binary, size))
+            if code == 0:  # the device (neonize keeps it as client.me)
+                self._client.me = event
+                return
+            if code == self._connected_code:
+                self._client.connected = True
+            incoming = code in self._incoming_codes
+            loop = self._loop
+            if loop is None or loop.is_closed():
+                return
+            if incoming:
+                self.intake.reserve()
+            loop.call_soon_threadsafe(self._library_events.put_nowait, (code, event, incoming))
+        except Exception as error:  # raising into Go would be lost; this event is logged instead
+            log.exception("an event from the library could not be taken (code %s)", code)
+            report(error)
+
+    async def _handle_events(self) -> None:
+        """The one task that handles the library's events, in the order they came."""
+        while (item := await self._library_events.get()) is not None:
+            code, event, incoming = item
+            try:
+                result = await self._handlers[code](event)
+            except Exception as error:
+                log.exception("WhatsApp event handler %s failed", self._handlers[code].__name__)
+                report(error)
+                result = None
+            if incoming:
+                if result is None:
+                    self.intake.cancel()
+                else:
+                    self.intake.send(*result)
+
+    def _watch_go_log(self) -> None:
+        """whatsmeow logs a ban's expiry before handing over a TemporaryBan event that neonize may fail to encode;
+        keep it so that such a ban still waits until it ends."""
+        backend = self
+
+        class BanLog(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                hint = ban_from_log(record.getMessage(), datetime.now(UTC))
+                if hint is not None:
+                    backend._ban_hint = hint
+
+        handler = BanLog(level=logging.DEBUG)
+        for name in ("whatsmeow", "Whatsmeow"):
+            logging.getLogger(name).addHandler(handler)
 
     def _guarded(self, handler: Any) -> Any:
         """neonize drops exceptions raised in handlers silently: log and report them instead."""
@@ -299,20 +418,61 @@ class NeonizeBackend(Backend):
         log.info("WhatsApp keepalive restored")
 
     async def _on_pair_status(self, ev: Any) -> None:
-        if ev.Error:
-            log.warning("pairing failed: %s", ev.Error)
+        failure = pair_status_to_event(ev)
+        if failure is not None:
+            self._pairing_failed(*failure)
         else:
             log.info("paired as %s", jid_to_str(ev.ID))
 
-    async def _on_message(self, ev: Any) -> None:
-        if is_internal_message(ev):
-            return
-        self._emit(MESSAGE, message_to_dict(ev))
+    # What WhatsApp gave us: each returns the one item for the parent, or None.
 
-    async def _on_receipt(self, ev: Any) -> None:
+    async def _on_message(self, ev: Any) -> tuple[str, dict[str, Any]] | None:
+        item = incoming_message(ev)
+        if item is None:
+            return None
+        name, data = item
+        lid = needs_phone_lookup(data)
+        if lid is not None:
+            data["from"] = await self._phone_of_lid(lid)
+        if "selected_hashes" in data:
+            data["selected_hashes"] = await self._poll_vote(ev)
+        return name, data
+
+    async def _phone_of_lid(self, lid: str) -> str | None:
+        """whatsmeow's LID map (get_pn_from_lid); None when it does not know the phone number."""
+        user, _, server = lid.partition("@")
+        jid = self._nz.proto.JID(User=user, Server=server, RawAgent=0, Device=0, Integrator=0, IsEmpty=False)
+        try:
+            async with self._ffi_lock:
+                if self._stopping:
+                    return None
+                found = await self._client.get_pn_from_lid(jid)
+        except Exception as error:  # not in the map: the event goes out with from = null
+            log.debug("no phone number for %s: %s", lid, short(error))
+            return None
+        return phone_of(found)
+
+    async def _poll_vote(self, ev: Any) -> list[str]:
+        """The selected options' hashes of a poll vote (encrypted for this device; whatsmeow decrypts it)."""
+        try:
+            async with self._ffi_lock:
+                if self._stopping:
+                    return []
+                vote = await self._client.decrypt_poll_vote(ev)
+        except Exception as error:
+            log.warning("a poll vote could not be decrypted: %s", short(error))
+            return []
+        return poll_vote_selection(vote)
+
+    async def _on_receipt(self, ev: Any) -> tuple[str, dict[str, Any]] | None:
         data = receipt_to_dict(ev)
-        if data is not None:
-            self._emit(RECEIPT, data)
+        return (RECEIPT, data) if data is not None else None
+
+    async def _on_undecryptable(self, ev: Any) -> tuple[str, dict[str, Any]] | None:
+        return UNDECRYPTABLE, undecryptable_to_dict(ev)
+
+    async def _on_call_offer(self, ev: Any) -> tuple[str, dict[str, Any]] | None:
+        return CALL, call_offer_to_dict(ev)
 
     def _on_login_status(self, _uuid: int | None, status: int | None) -> None:
         # Called from a Go thread through ctypes: hand over to the event loop, never raise.
@@ -328,6 +488,18 @@ class NeonizeBackend(Backend):
         log.info("pairing round ended: %s", status)
         if status == "timeout":
             self._pairing_expired()
+            return
+        failure = pairing_failure(status)
+        if failure is not None:
+            self._pairing_failed(*failure)
+
+    def _pairing_failed(self, name: str, data: dict[str, Any]) -> None:
+        # neonize stays in its FetchMe loop after a failed pairing (NEONIZE.md): the worker must be recycled.
+        log.warning("pairing failed: %s", data.get("error"))
+        self._cancel_pairing_expiry()
+        if not (self._expired or self._stopping):
+            self._expired = True
+            self._emit(name, data)
 
     def _arm_pairing_expiry(self) -> None:
         self._cancel_pairing_expiry()
@@ -356,16 +528,30 @@ class NeonizeBackend(Backend):
                 if error is not None:
                     log.info("neonize ended while stopping: %s", short(error))
                 return
-            # Before the socket came up it is the dial (or the store); afterwards neonize's event pump ended.
-            up = self._session_up or self._websocket_up.is_set()
-            reason = "session_ended" if up else "dial_failed"
-            log.warning("WhatsApp connection ended (%s): %s", reason, short(error))
             self._session_up = False
             self._cancel_pairing_expiry()
+            failure = pump_failure(str(error)) if error is not None else None
+            if failure is not None:
+                self._pump_ended(failure[1])
+                return
+            # Before the socket came up it is the dial (or the store); afterwards neonize's event pump ended.
+            up = self._websocket_up.is_set()
+            reason = "session_ended" if up else "dial_failed"
+            log.warning("WhatsApp connection ended (%s): %s", reason, short(error))
             self._emit(DISCONNECTED, {"reason": reason, "detail": short(error)})
         except Exception as failure:
             log.exception("handling the end of the neonize connection failed")
             report(failure)
+
+    def _pump_ended(self, data: dict[str, Any]) -> None:
+        """neonize could not encode an event, so its event pump is over while the Go client stays connected and
+        keeps acknowledging messages that Python will never see: the worker must go at once. Where whatsmeow said
+        why (a ban), the parent learns the real reason."""
+        log.error("neonize stopped handing events over: %s", data.get("detail"))
+        if data.get("message") == "TemporaryBan":
+            self._emit(BANNED, self._ban_hint or {"until": None, "code": None})
+        else:
+            self._emit(PUMP_ENDED, data)
 
     # -- commands -------------------------------------------------------------------------------------------------
 
@@ -375,6 +561,7 @@ class NeonizeBackend(Backend):
         if self._stopping:
             raise BackendError("the backend is stopped", permanent=True)
         self._loop = asyncio.get_running_loop()
+        self._event_task = asyncio.create_task(self._handle_events(), name="neonize-events")
         try:
             # Returns at once: the blocking Go Neonize() runs in an executor thread behind this task.
             self._task = await self._client.connect()
@@ -458,6 +645,7 @@ class NeonizeBackend(Backend):
     async def stop(self) -> None:
         if self._stop_task is None:
             self._stopping = True
+            self.intake.release()  # a library thread waiting for room must not hold the stop up
             self._cancel_pairing_expiry()
             self._stop_task = asyncio.ensure_future(self._stop_client())
         try:
@@ -467,6 +655,18 @@ class NeonizeBackend(Backend):
         except Exception as error:
             log.exception("stopping neonize failed")
             report(error)
+        await self._finish_events()
+
+    async def _finish_events(self) -> None:
+        """Hand over everything the library gave before it stopped: whatsmeow acknowledged it already."""
+        task = self._event_task
+        if task is None or task.done():
+            return
+        self._library_events.put_nowait(None)  # behind whatever the library queued before Stop() returned
+        await asyncio.wait({task}, timeout=FINISH_TIMEOUT)
+        if not task.done():
+            log.error("%d library event(s) not handled before the worker stopped", self._library_events.qsize())
+            task.cancel()
 
     async def _stop_client(self) -> None:
         if self._task is None:

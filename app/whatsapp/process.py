@@ -24,6 +24,13 @@ READY_TIMEOUT = 30.0  # importing neonize takes ~0.5 s; a worker not ready after
 STOP_GRACE = 5.0  # ask, then SIGKILL after this many seconds
 
 EventHandler = Callable[["WorkerProcess", str, dict[str, Any]], None]
+# What WhatsApp gave us, numbered by the worker: the handler answers `worker.acknowledge(seq)` once it is stored.
+IncomingHandler = Callable[["WorkerProcess", int, str, dict[str, Any]], None]
+
+# The worker's environment beyond ours. neonize's Go SendMessage adds <bot biz_bot="1"/> (WhatsApp's "AI" label under
+# the message) to every send to a phone-number JID unless NEONIZE_BOT_TAG is "off"; Go copies the environment when the
+# library loads, so it must be there when the process starts.
+WORKER_ENVIRONMENT = {"NEONIZE_BOT_TAG": "off"}
 
 
 class WorkerError(Exception):
@@ -39,28 +46,33 @@ class WorkerGone(WorkerError):
 
 
 class WorkerProcess:
-    """One worker child. Events (including READY) go to `on_event`, in order, from the reader task."""
+    """One worker child. Session events (including READY) go to `on_event` and what WhatsApp gave us to
+    `on_incoming`, in order, from the reader task, for as long as the channel is open: a retiring worker's last
+    messages arrive like any others."""
 
     _generations = itertools.count(1)
 
     def __init__(self, process: asyncio.subprocess.Process, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 on_event: EventHandler) -> None:  # fmt: skip
+                 on_event: EventHandler, on_incoming: IncomingHandler) -> None:  # fmt: skip
         self.generation = next(self._generations)
         self.process = process
         self.pid = process.pid
         self.started_at = time.monotonic()
         self._writer = writer
         self._on_event = on_event
+        self._on_incoming = on_incoming
+        self._acknowledged = 0  # the highest seq reported stored, and whether a report is due
+        self._ack_due = False
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self.ready = asyncio.Event()
         self._reader_task = asyncio.create_task(self._read(reader), name=f"worker-{self.generation}-reader")
 
     @classmethod
-    async def spawn(cls, backend: str, database_url: str, on_event: EventHandler, env: dict[str, str] | None = None
-                    ) -> WorkerProcess:  # fmt: skip
+    async def spawn(cls, backend: str, database_url: str, on_event: EventHandler, on_incoming: IncomingHandler,
+                    env: dict[str, str] | None = None) -> WorkerProcess:  # fmt: skip
         parent_end, child_end = socket.socketpair()
-        environment = {**os.environ, **(env or {}), "DATABASE_URL": database_url}
+        environment = {**os.environ, **(env or {}), **WORKER_ENVIRONMENT, "DATABASE_URL": database_url}
         try:
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "app.whatsapp.worker", "--fd", str(child_end.fileno()), "--backend", backend,
@@ -72,7 +84,7 @@ class WorkerProcess:
         finally:
             child_end.close()  # the child holds its own copy; ours would keep the channel open after it dies
         reader, writer = await asyncio.open_unix_connection(sock=parent_end)
-        worker = cls(process, reader, writer, on_event)
+        worker = cls(process, reader, writer, on_event, on_incoming)
         log.info("worker %d started (pid %d, %s backend)", worker.generation, worker.pid, backend)
         return worker
 
@@ -80,11 +92,13 @@ class WorkerProcess:
         try:
             while True:
                 message = await protocol.read_frame(reader)
-                if message.get("type") == "reply":
+                if message.get("type") == protocol.INCOMING:
+                    self._on_incoming(self, int(message["seq"]), str(message["name"]), message.get("data") or {})
+                elif message.get("type") == protocol.REPLY:
                     future = self._pending.pop(int(message["id"]), None)
                     if future is not None and not future.done():
                         future.set_result(message)
-                elif message.get("type") == "event":
+                elif message.get("type") == protocol.EVENT:
                     if message["name"] == protocol.READY:
                         self.ready.set()
                     self._on_event(self, str(message["name"]), message.get("data") or {})
@@ -96,6 +110,19 @@ class WorkerProcess:
                     future.set_exception(WorkerGone("the worker exited before replying"))
             self._pending.clear()
 
+    def acknowledge(self, seq: int) -> None:
+        """Everything this worker sent up to `seq` is stored. Reports are coalesced: one frame per loop turn."""
+        self._acknowledged = max(self._acknowledged, seq)
+        if not self._ack_due:
+            self._ack_due = True
+            asyncio.get_running_loop().call_soon(self._send_acknowledgement)
+
+    def _send_acknowledgement(self) -> None:
+        self._ack_due = False
+        if not self._writer.is_closing():
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                self._writer.write(protocol.encode({"type": protocol.STORED, "seq": self._acknowledged}))
+
     async def request(self, name: str, args: dict[str, Any] | None = None, timeout: float = 10.0) -> dict[str, Any]:
         """Send a command and wait for its reply; WorkerGone if the worker dies or does not answer in time."""
         if self._reader_task.done():
@@ -104,7 +131,9 @@ class WorkerProcess:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[command_id] = future
         try:
-            self._writer.write(protocol.encode({"type": "command", "id": command_id, "name": name, "args": args or {}}))
+            self._writer.write(
+                protocol.encode({"type": protocol.COMMAND, "id": command_id, "name": name, "args": args or {}})
+            )
             reply = await asyncio.wait_for(future, timeout)
         except TimeoutError:
             raise WorkerGone(f"the worker did not answer {name!r} within {timeout:g} s") from None

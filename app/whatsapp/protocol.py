@@ -5,6 +5,11 @@ Never stdout: Go code inside neonize writes there. Three kinds of frame:
   {"type": "reply", "id": 7, "ok": true, "result": {...}}                       worker -> parent
   {"type": "reply", "id": 7, "ok": false, "error": "...", "permanent": false}   worker -> parent
   {"type": "event", "name": "connected", "data": {...}}                         worker -> parent
+  {"type": "incoming", "seq": 12, "name": "message", "data": {...}}             worker -> parent
+  {"type": "stored", "seq": 12}                                                 parent -> worker
+
+Session events ("event") go to the supervisor; what WhatsApp gave us ("incoming") goes straight to the message store,
+which answers "stored" once it is committed (app/whatsapp/intake.py has the flow control).
 """
 
 from __future__ import annotations
@@ -16,6 +21,11 @@ from typing import Any
 
 HEADER = struct.Struct(">I")
 MAX_FRAME = 16 * 2**20  # a message text is at most 64 KiB; anything near this size is a bug, not data
+
+# Frame types.
+COMMAND, REPLY, EVENT = "command", "reply", "event"
+INCOMING = "incoming"  # something WhatsApp gave us (backend.INCOMING names), numbered
+STORED = "stored"  # the parent committed every incoming frame up to `seq`
 
 # Commands the worker understands.
 PING = "ping"

@@ -1,14 +1,23 @@
 """A simulated WhatsApp behind the same worker protocol, so everything above the worker runs for real without a phone.
 
-Like whatsmeow, it keeps its "device" in Postgres (table simulator_devices): once paired, a restart reconnects without
-pairing. It is driven through the `simulate` command (the API's /api/simulator/* routes): pair, incoming, receipt,
-disconnect (connection_lost | logged_out | replaced | banned | outdated), crash (dies like a Go panic) and hang.
+It behaves like whatsmeow wherever it models the same thing:
+- the device lives in Postgres (table simulator_devices): once paired, a restart reconnects without pairing;
+- the simulated server holds what it has for the device (table simulator_inbox) until the worker takes it, and then
+  it is gone: whatsmeow acknowledges a message as soon as it reaches the library, so WhatsApp never redelivers it;
+- after a dropped connection the simulated library reconnects by itself (whatsmeow reconnects at once after a
+  connection that had succeeded) and the offline backlog arrives right away, in the same worker;
+- what it takes goes through the worker's intake, so it waits, like whatsmeow, while too much is unstored.
+
+It is driven through the `simulate` command (the API's /api/simulator/* routes): pair, incoming (every kind of event
+the product delivers), receipt, disconnect, send_failures, crash (dies like a Go panic) and hang.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
+import json
 import logging
 import os
 import secrets
@@ -22,12 +31,31 @@ from app.db.database import CONNECTION_ERRORS, describe
 from app.times import utcnow
 from app.whatsapp import backend as events
 from app.whatsapp.backend import WHATSAPP_QR_SECONDS, Backend, BackendError, Emit
+from app.whatsapp.intake import Intake
 
 log = logging.getLogger(__name__)
 
 HANDSHAKE_SECONDS = 0.05  # a stored device "logs in" after this, standing in for WhatsApp's own handshake
+RECONNECT_SECONDS = 0.2  # the simulated library's own reconnect after a drop (whatsmeow: at once, then 2 s, 4 s ...)
+INBOX_BATCH = 100  # server rows taken per round trip
 DEFAULT_PHONE = "+15550001111"
 DEFAULT_PUSH_NAME = "Simulated Phone"
+BACKLOG_SENDER = "+15550009999"
+
+# `type` of a simulated incoming item -> the backend event it becomes (the rest are message types).
+EVENT_TYPES = {
+    "edit": events.EDITED,
+    "delete": events.DELETED,
+    "reaction": events.REACTION,
+    "poll_vote": events.POLL_VOTE,
+    "undecryptable": events.UNDECRYPTABLE,
+    "call": events.CALL,
+    "status": events.STATUS_POST,
+}
+
+TAKE_INBOX = "SELECT id, name, data FROM simulator_inbox ORDER BY id LIMIT $1"
+DELETE_TAKEN = "DELETE FROM simulator_inbox WHERE id = ANY($1::bigint[])"
+ACCEPT = "INSERT INTO simulator_inbox (name, data) SELECT * FROM unnest($1::text[], $2::jsonb[])"
 
 
 def now_iso() -> str:
@@ -42,9 +70,51 @@ def message_id() -> str:
     return "3EB0" + secrets.token_hex(8).upper()  # the shape of a WhatsApp Web message id
 
 
+def incoming_item(args: dict[str, Any], chat: str, account: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    """One simulated item as the backend event a real one would become (see app/whatsapp/backend.py)."""
+    sender = str(args["from"])
+    kind = str(args.get("type") or "text")
+    from_me = bool(args.get("from_me"))
+    common = {
+        "message_id": str(args.get("message_id") or message_id()),
+        "chat": chat,
+        "from": (account or {}).get("phone") if from_me and account else sender,
+        "sender_jid": phone_to_jid(sender),
+        "push_name": args.get("push_name") or "Simulated Contact",
+        "timestamp": now_iso(),
+        "is_group": chat.endswith("@g.us"),
+        "is_from_me": from_me,
+        "raw": None,
+    }
+    target = str(args.get("target_id") or "")
+    if kind == "call":
+        video = bool(args.get("video"))
+        return events.CALL, {**common, "call_id": common["message_id"], "video": video}
+    name = EVENT_TYPES.get(kind, events.MESSAGE)
+    if name == events.EDITED:
+        return name, {**common, "target_id": target, "text": args.get("text")}
+    if name == events.DELETED:
+        return name, {**common, "target_id": target}
+    if name == events.REACTION:
+        return name, {**common, "target_id": target, "emoji": str(args.get("emoji") or "")}
+    if name == events.POLL_VOTE:
+        selected = [str(option) for option in args.get("selected") or []]
+        hashes = [hashlib.sha256(option.encode()).hexdigest() for option in selected]
+        return name, {**common, "target_id": target, "selected_hashes": hashes, "selected": None}
+    if name == events.UNDECRYPTABLE:
+        return name, common
+    message = {**common, "type": kind, "text": args.get("text"), "media": args.get("media"), "poll": None}
+    if kind == "poll":
+        options = [str(option) for option in args.get("options") or []]
+        message["poll"] = {"question": args.get("text"), "options": options, "selectable_count": 1}
+    if name == events.STATUS_POST:
+        message.update(chat="status@broadcast", type="text", is_group=False)
+    return name, message
+
+
 class SimulatorBackend(Backend):
-    def __init__(self, database_url: str, emit: Emit) -> None:
-        super().__init__(database_url, emit)
+    def __init__(self, database_url: str, emit: Emit, intake: Intake) -> None:
+        super().__init__(database_url, emit, intake)
         # The web process validated SIMULATOR_QR_SECONDS (Settings) and passes it to this worker process.
         configured = os.environ.get("SIMULATOR_QR_SECONDS")
         self.qr_seconds = [float(part) for part in configured.split(",")] if configured else list(WHATSAPP_QR_SECONDS)
@@ -53,6 +123,9 @@ class SimulatorBackend(Backend):
         self.pairing = False
         self.failures: list[dict[str, Any]] = []  # injected failures for the next sends (see simulate)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._inbox_waiting = asyncio.Event()  # the server has something for the device
+        self._inbox: asyncpg.Connection | None = None
+        self._inbox_task: asyncio.Task[None] | None = None
 
     async def _connection(self) -> asyncpg.Connection:
         return await asyncpg.connect(self.database_url)
@@ -69,7 +142,7 @@ class SimulatorBackend(Backend):
             self.emit(events.DISCONNECTED, {"reason": "dial_failed", "detail": f"device store: {describe(error)}"})
             return
         if row is not None:
-            self._spawn(self._log_in(dict(row)), "simulator-login")
+            self._spawn(self._log_in(dict(row), HANDSHAKE_SECONDS), "simulator-login")
         else:
             self.pairing = True
             self._spawn(self._qr_round(), "simulator-qr-round")
@@ -79,13 +152,48 @@ class SimulatorBackend(Backend):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _log_in(self, account: dict[str, Any]) -> None:
-        await asyncio.sleep(HANDSHAKE_SECONDS)
+    async def _log_in(self, account: dict[str, Any], after: float) -> None:
+        await asyncio.sleep(after)
         self._set_connected(account)
 
     def _set_connected(self, account: dict[str, Any]) -> None:
-        self.account, self.connected, self.pairing = account, True, False
+        self.account = {**account, "phone": "+" + str(account["jid"]).split("@")[0]}
+        self.connected, self.pairing = True, False
         self.emit(events.CONNECTED, {"jid": account["jid"], "push_name": account["push_name"]})
+        self._inbox_waiting.set()
+        if self._inbox_task is None or self._inbox_task.done():
+            self._inbox_task = asyncio.create_task(self._take_inbox(), name="simulator-inbox")
+
+    async def _take_inbox(self) -> None:
+        """While connected: take what the server holds, in order; each row is gone once the worker has it."""
+        try:
+            if self._inbox is None or self._inbox.is_closed():
+                self._inbox = await self._connection()
+            while self.connected:
+                rows = await self._inbox.fetch(TAKE_INBOX, INBOX_BATCH)
+                if not rows:
+                    self._inbox_waiting.clear()
+                    await self._inbox_waiting.wait()
+                    continue
+                taken = []
+                for row in rows:
+                    if not self.connected:
+                        break
+                    await self.intake.deliver(str(row["name"]), json.loads(row["data"]))
+                    taken.append(row["id"])
+                await self._inbox.execute(DELETE_TAKEN, taken)
+        except CONNECTION_ERRORS as error:
+            # The server is still holding them; the next connection (or worker) takes them.
+            log.warning("simulated server unreachable: %s", describe(error))
+
+    async def _accept(self, items: list[tuple[str, dict[str, Any]]]) -> None:
+        """The simulated server takes items for the device; it hands them over while the device is connected."""
+        connection = await self._connection()
+        try:
+            await connection.execute(ACCEPT, [name for name, _ in items], [json.dumps(data) for _, data in items])
+        finally:
+            await connection.close()
+        self._inbox_waiting.set()
 
     async def _qr_round(self) -> None:
         for seconds in self.qr_seconds:
@@ -132,8 +240,15 @@ class SimulatorBackend(Backend):
 
     async def stop(self) -> None:
         self.pairing = self.connected = False
+        self.intake.release()
+        self._inbox_waiting.set()
         for task in list(self._tasks):
             task.cancel()
+        if self._inbox_task is not None:
+            # It ends after the item in hand: rows handed to the worker are deleted, the rest stay on the server.
+            await asyncio.wait({self._inbox_task}, timeout=2.0)
+        if self._inbox is not None:
+            self._inbox.terminate()
 
     async def simulate(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
         """Drive the simulated WhatsApp; the API validated `args` already."""
@@ -142,9 +257,9 @@ class SimulatorBackend(Backend):
                 str(args.get("phone") or DEFAULT_PHONE), str(args.get("push_name") or DEFAULT_PUSH_NAME)
             )
         if action == "incoming":
-            return self._incoming(args)
+            return await self._incoming(args)
         if action == "receipt":
-            return self._receipt(args)
+            return await self._receipt(args)
         if action == "disconnect":
             return await self._disconnect(str(args.get("reason", "connection_lost")), args)
         if action == "send_failures":
@@ -175,48 +290,42 @@ class SimulatorBackend(Backend):
         self._set_connected(account)
         return account
 
-    def _incoming(self, args: dict[str, Any]) -> dict[str, Any]:
-        if not self.connected:
-            raise BackendError("the simulated account is not connected", permanent=True)
-        sender = str(args["from"])
+    async def _incoming(self, args: dict[str, Any]) -> dict[str, Any]:
+        if self.account is None:
+            raise BackendError("the simulated account is not linked", permanent=True)
         group = args.get("group")
-        chat = f"{group}@g.us" if group else phone_to_jid(sender)
-        count = int(args.get("count") or 1)  # a batch: `count` messages in one command (benchmarks, load tests)
-        ids = []
-        for _ in range(count):
-            message = {
-                "message_id": str(args.get("message_id") or message_id()),
-                "chat": chat,
-                "from": sender,
-                "sender_jid": phone_to_jid(sender),
-                "push_name": args.get("push_name") or "Simulated Contact",
-                "timestamp": now_iso(),
-                "is_group": bool(group),
-                "is_from_me": bool(args.get("from_me")),  # typed on the account's own phone
-                "type": str(args.get("type") or "text"),
-                "text": args.get("text"),
-                "media": args.get("media"),
-            }
-            self.emit(events.MESSAGE, message)
-            ids.append(message["message_id"])
+        chat = f"{group}@g.us" if group else phone_to_jid(str(args["from"]))
+        count = int(args.get("count") or 1)  # a batch: `count` items in one command (benchmarks, load tests)
+        items = [incoming_item(args, chat, self.account) for _ in range(count)]
+        await self._accept(items)
+        ids = [str(data.get("message_id")) for _, data in items]
         if "count" not in args:
-            return {"message_id": ids[0], "chat": chat}
+            return {"message_id": ids[0], "chat": items[0][1]["chat"]}
         return {"message_ids": ids, "chat": chat}
 
-    def _receipt(self, args: dict[str, Any]) -> dict[str, Any]:
+    async def _receipt(self, args: dict[str, Any]) -> dict[str, Any]:
         receipt = {
             "chat": phone_to_jid(str(args["from"])) if args.get("from") else str(args.get("chat", "")),
             "message_ids": [str(item) for item in args["message_ids"]],
             "status": str(args.get("status", "delivered")),
             "timestamp": now_iso(),
         }
-        self.emit(events.RECEIPT, receipt)
+        await self._accept([(events.RECEIPT, receipt)])
         return receipt
 
     async def _disconnect(self, reason: str, args: dict[str, Any]) -> dict[str, Any]:
         self.connected = False
+        self._inbox_waiting.set()  # the inbox task notices the drop and ends
         if reason == "connection_lost":
             self.emit(events.DISCONNECTED, {"reason": "connection_lost", "detail": "simulated"})
+            backlog = int(args.get("backlog") or 0)
+            if backlog:
+                sender = {"from": BACKLOG_SENDER, "text": "sent while the link was down"}
+                chat = phone_to_jid(BACKLOG_SENDER)
+                await self._accept([incoming_item(sender, chat, self.account) for _ in range(backlog)])
+            if args.get("reconnect", True) and self.account is not None:
+                account = {"jid": self.account["jid"], "push_name": self.account["push_name"]}
+                self._spawn(self._log_in(account, RECONNECT_SECONDS), "simulator-reconnect")
         elif reason == "logged_out":
             await self._forget_device()  # whatsmeow deletes the device rows before it reports the logout
             self.emit(events.LOGGED_OUT, {"reason": "401: logged out from the phone (simulated)"})

@@ -1,8 +1,9 @@
 """The session worker: a child process that owns one WhatsApp client for one connection attempt.
 
-Started by the supervisor as `python -m app.whatsapp.worker --fd N --backend neonize|simulator`, with DATABASE_URL in
-its environment. It is the only process that imports neonize. It exits when told to stop, when the parent goes away
-(the channel closes; on Linux the kernel also sends SIGKILL), or when it crashes, and the supervisor respawns it.
+Started by the supervisor as `python -m app.whatsapp.worker --fd N --backend neonize|replay|simulator`, with
+DATABASE_URL in its environment. It is the only process that imports neonize. It exits when told to stop, when the
+parent goes away (the channel closes; on Linux the kernel also sends SIGKILL), or when it crashes, and the supervisor
+respawns it. Stopping drains it: whatever the library handed over before it stopped goes to the parent first.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from app.logs import configure_logging
 from app.observability import report
 from app.whatsapp import protocol
 from app.whatsapp.backend import Backend, BackendError
+from app.whatsapp.intake import Intake
 
 log = logging.getLogger("app.worker")
 
-STOP_BUDGET = 3.0  # seconds for backend.stop(); the parent SIGKILLs us 5 s after asking anyway
+STOP_BUDGET = 4.5  # seconds for backend.stop() and its drain; the parent SIGKILLs us 5 s after asking anyway
 
 
 class Worker:
@@ -38,10 +40,11 @@ class Worker:
         self.stopping = asyncio.Event()
         self.tasks: set[asyncio.Task[None]] = set()
         self._loop_thread = threading.get_ident()
+        self.intake = Intake(self.writer.write, self.loop)
 
     def emit(self, name: str, data: dict[str, Any]) -> None:
         """Send an event to the parent; callable from any thread, never blocks."""
-        frame = protocol.encode({"type": "event", "name": name, "data": data})
+        frame = protocol.encode({"type": protocol.EVENT, "name": name, "data": data})
         if threading.get_ident() == self._loop_thread:
             self.writer.write(frame)
         else:
@@ -54,11 +57,11 @@ class Worker:
         reader = asyncio.create_task(self._read_commands(), name="worker-commands")
         stopped = asyncio.create_task(self.stopping.wait(), name="worker-stopping")
         await asyncio.wait({reader, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        reader.cancel()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(backend.stop(), STOP_BUDGET)
+        reader.cancel()
         with contextlib.suppress(ConnectionError):
-            await self.writer.drain()
+            await self.writer.drain()  # the parent reads what we wrote even after we are gone
 
     async def _read_commands(self) -> None:
         while True:
@@ -68,13 +71,15 @@ class Worker:
                 log.info("the web process went away; stopping")
                 self.stopping.set()
                 return
-            if message.get("type") == "command":
+            if message.get("type") == protocol.STORED:
+                self.intake.stored(int(message["seq"]))
+            elif message.get("type") == protocol.COMMAND:
                 task = asyncio.create_task(self._execute(message), name=f"command-{message.get('name')}")
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
 
     async def _execute(self, command: dict[str, Any]) -> None:
-        reply: dict[str, Any] = {"type": "reply", "id": command.get("id")}
+        reply: dict[str, Any] = {"type": protocol.REPLY, "id": command.get("id")}
         try:
             result = await self._dispatch(str(command.get("name")), command.get("args") or {})
             reply.update(ok=True, result=result)
@@ -92,7 +97,7 @@ class Worker:
         backend = self.backend
         assert backend is not None
         if name == protocol.PING:
-            return {"pid": os.getpid(), **(await backend.status())}
+            return {"pid": os.getpid(), "unstored": self.intake.unstored, **(await backend.status())}
         if name == protocol.PAIR_CODE:
             return {"code": await backend.pair_phone(str(args["phone"]))}
         if name == protocol.SEND_TEXT:
@@ -120,14 +125,18 @@ def die_with_parent() -> None:
             libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def make_backend(kind: str, database_url: str, emit: Any) -> Backend:
+def make_backend(kind: str, database_url: str, emit: Any, intake: Intake) -> Backend:
     if kind == "simulator":
         from app.whatsapp.simulator import SimulatorBackend
 
-        return SimulatorBackend(database_url, emit)
+        return SimulatorBackend(database_url, emit, intake)
+    if kind == "replay":
+        from app.whatsapp.replay import ReplayBackend
+
+        return ReplayBackend(database_url, emit, intake)
     from app.whatsapp.neonize_backend import NeonizeBackend  # the one import of neonize in the whole app
 
-    return NeonizeBackend(database_url, emit)
+    return NeonizeBackend(database_url, emit, intake)
 
 
 async def serve(fd: int, kind: str) -> None:
@@ -138,14 +147,14 @@ async def serve(fd: int, kind: str) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         # The platform signals every process of the dyno; the parent decides when we stop, within its own budget.
         loop.add_signal_handler(signum, lambda: None)
-    await worker.run(make_backend(kind, os.environ["DATABASE_URL"], worker.emit))
+    await worker.run(make_backend(kind, os.environ["DATABASE_URL"], worker.emit, worker.intake))
     writer.close()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.whatsapp.worker", description=__doc__)
     parser.add_argument("--fd", type=int, required=True, help="the inherited socketpair end to talk over")
-    parser.add_argument("--backend", choices=("neonize", "simulator"), required=True)
+    parser.add_argument("--backend", choices=("neonize", "replay", "simulator"), required=True)
     args = parser.parse_args(argv)
     die_with_parent()
     level = os.environ.get("LOG_LEVEL", "INFO")

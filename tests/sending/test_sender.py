@@ -151,7 +151,7 @@ async def test_receipts_move_statuses_forward_and_emit_events(
     store = MessageStore(database, receipt_hook=queue.receipt_hook)  # as the app wires it
     store.start()
     supervisor = await paired(make_supervisor)
-    supervisor.sink = store.sink
+    supervisor.incoming = store.take
     make_sender(supervisor)
     message_id = await enqueue(database, "hello")
     whatsapp_id = (await wait_status(database, message_id, "sent"))["message_id"]

@@ -37,13 +37,13 @@ async def store(database: Database) -> AsyncIterator[MessageStore]:
 
 @pytest.fixture
 async def session(database: Database, database_url: str, store: MessageStore) -> AsyncIterator[Supervisor]:
-    """A supervisor whose simulated account is linked, sinking into `store`."""
+    """A supervisor whose simulated account is linked, its workers' incoming items going to `store`."""
     supervisor = Supervisor(
         database=database,
         database_url=database_url,
         backend="simulator",
         heartbeat_interval=30.0,
-        sink=store.sink,
+        incoming=store.take,
         worker_env={"SIMULATOR_QR_SECONDS": "60,20"},
         policy=FAST,
     )
@@ -143,7 +143,7 @@ async def test_the_receipt_hook_names_our_message(database: Database) -> None:
     store = MessageStore(database, receipt_hook=ours)
     store.start()
     try:
-        await store.sink("receipt", {"chat": SENDER_CHAT, "message_ids": ["3EB0MINE", "3EB0PHONE"], "status": "read"})
+        store.take("receipt", {"chat": SENDER_CHAT, "message_ids": ["3EB0MINE", "3EB0PHONE"], "status": "read"})
         await store.drained()
     finally:
         await store.close(5.0)
@@ -157,7 +157,7 @@ async def test_the_receipt_hook_names_our_message(database: Database) -> None:
 
 async def test_a_nul_character_does_not_stop_the_store(store: MessageStore, database: Database) -> None:
     message = {"message_id": "3EB0NUL", "chat": SENDER_CHAT, "from": SENDER, "text": "a\x00b", "type": "text"}
-    await store.sink("message", message)
+    store.take("message", message)
     await store.drained()
     [data] = await events_of(database, "message.received", 1)
     assert data["text"] == "ab"
@@ -198,11 +198,11 @@ async def test_messages_are_held_while_postgres_restarts(
     store = MessageStore(database)
     store.start()
     try:
-        await store.sink("message", {"message_id": "before", "chat": SENDER_CHAT, "text": "1"})
+        store.take("message", {"message_id": "before", "chat": SENDER_CHAT, "text": "1"})
         await store.drained()
         await asyncio.to_thread(server.stop)
         for number in range(50):
-            await store.sink("message", {"message_id": f"during-{number}", "chat": SENDER_CHAT, "text": "2"})
+            store.take("message", {"message_id": f"during-{number}", "chat": SENDER_CHAT, "text": "2"})
         await asyncio.sleep(0.3)  # let the writer meet the outage (it retries with backoff)
         assert store.backlog == 50
         await asyncio.to_thread(server.start)

@@ -1,0 +1,244 @@
+"""The replay backend: the real neonize backend (its handlers, its mapping, its intake) fed from a file of neonize
+protobuf events instead of the Go library, at the exact point where Go hands an event to Python.
+
+`WHATSAPP_BACKEND=replay` with `WHATSAPP_REPLAY_FILE=PATH`. The file is JSON lines:
+
+    {"me": "6281234567890:12@s.whatsapp.net", "push_name": "Toko Maju"}      optional first line: the linked account
+    {"event": 17, "data": "<base64 of Neonize_pb2.Message().SerializeToString()>"}  (neonize.events.EVENT_TO_INT)
+    {"sleep": 0.5}                                                            pause the feed
+    {"qr": "2@..."}  {"login_status": "err-client-outdated"}                  what Go's QR and pairing callbacks pass
+    {"end": "some error text"}                                                the connection ends with this NeonizeError
+
+The first line may also carry what the stand-in answers for the Go client's own look-ups: `"lid_map": {"<lid>@lid":
+"<phone>@s.whatsapp.net"}`, `"poll_votes": {"<vote message id>": ["option", ...]}` (whatsmeow decrypts votes with
+keys only a real device has) and `"send_errors": ["text", ...]` (the next sends fail with these whatsmeow errors).
+
+Every event goes through the same checks Go's side makes: an event Go could not marshal (a required field unset, as
+neonize leaves `Receipt.Type` for receipts it cannot map) ends the event pump with Go's error text, and the events
+after it are never seen, exactly as with the real library. Calls that would go to Go (get_me, sends, look-ups,
+logout) are answered here and recorded: in the log, and as JSON lines in `WHATSAPP_REPLAY_CALLS` when that is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import ctypes
+import hashlib
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from app.whatsapp.backend import BackendError, Emit
+from app.whatsapp.intake import Intake
+from app.whatsapp.neonize_backend import NeonizeBackend
+
+log = logging.getLogger(__name__)
+
+REPLAY_UUID = b"whatsapp-gateway"
+LINE_KINDS = ("event", "sleep", "qr", "login_status", "end")
+
+
+def read_replay_file(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(header, lines) of a replay file; ValueError naming the line for anything malformed."""
+    header: dict[str, Any] = {}
+    lines: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8") as file:
+        for number, text in enumerate(file, 1):
+            if not text.strip():
+                continue
+            try:
+                line = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}:{number}: not JSON ({error.msg})") from None
+            if not isinstance(line, dict):
+                raise ValueError(f"{path}:{number}: expected a JSON object")
+            kinds = [kind for kind in LINE_KINDS if kind in line]
+            if not lines and not header and not kinds:
+                header = line  # the optional first line: the account and the stand-in's answers
+                continue
+            if len(kinds) != 1:
+                raise ValueError(f"{path}:{number}: expected exactly one of {', '.join(LINE_KINDS)}")
+            if kinds[0] == "event":
+                if not isinstance(line["event"], int) or not isinstance(line.get("data"), str):
+                    raise ValueError(f"{path}:{number}: 'event' must be an integer code and 'data' base64 text")
+                try:
+                    line["bytes"] = base64.b64decode(line["data"], validate=True)
+                except binascii.Error:
+                    raise ValueError(f"{path}:{number}: 'data' is not base64") from None
+            if kinds[0] == "sleep" and not (isinstance(line["sleep"], int | float) and 0 <= line["sleep"] <= 3600):
+                raise ValueError(f"{path}:{number}: 'sleep' must be seconds from 0 to 3600")
+            lines.append(line)
+    return header, lines
+
+
+class ReplayClient:
+    """Stands in for neonize's NewAClient: connect() feeds the file from a thread of its own, as Go does."""
+
+    def __init__(self, nz: Any, path: Path, calls_path: str | None) -> None:
+        from neonize.aioze.events import Event  # neonize's own handler registry, as NewAClient has it
+
+        self._nz = nz
+        self.header, self._lines = read_replay_file(path)
+        self._calls_path = calls_path
+        self._send_errors: list[str] = list(self.header.get("send_errors") or [])
+        self.uuid = REPLAY_UUID
+        self.me: Any = None
+        self.connected = False
+        self.event = Event(self)
+        self._stop = threading.Event()
+        self._ended: asyncio.Future[str | None] | None = None
+        self._thread: threading.Thread | None = None
+
+    def _NewAClient__onLoginStatus(self, _uuid: Any, _status: Any) -> None:
+        """Replaced by the backend, as on the real client."""
+
+    def _record(self, call: str, **details: Any) -> None:
+        log.info("replay: %s %s", call, json.dumps(details, ensure_ascii=False))
+        if self._calls_path:
+            with open(self._calls_path, "a", encoding="utf-8") as file:
+                file.write(json.dumps({"call": call, **details}, ensure_ascii=False) + "\n")
+
+    # -- the feed ----------------------------------------------------------------------------------------------------
+
+    async def connect(self) -> asyncio.Task[None]:
+        loop = asyncio.get_running_loop()
+        self._ended = loop.create_future()
+        self._thread = threading.Thread(target=self._feed, args=(loop,), name="replay-feed", daemon=True)
+        self._thread.start()
+        return asyncio.create_task(self._connection(), name="replay-connection")
+
+    async def _connection(self) -> None:
+        """Like neonize's connect task: ends when stopped, or raises the library's error."""
+        assert self._ended is not None
+        error = await self._ended
+        if error is not None:
+            raise self._nz.NeonizeError(error)
+
+    def _end(self, loop: asyncio.AbstractEventLoop, error: str | None) -> None:
+        def settle() -> None:
+            if self._ended is not None and not self._ended.done():
+                self._ended.set_result(error)
+
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(settle)
+
+    def _feed(self, loop: asyncio.AbstractEventLoop) -> None:
+        for line in self._lines:
+            if self._stop.is_set():
+                return
+            if "sleep" in line:
+                self._stop.wait(float(line["sleep"]))
+            elif "end" in line:
+                self._end(loop, str(line["end"]))
+                return
+            elif "qr" in line:
+                asyncio.run_coroutine_threadsafe(self.event._qr(self, str(line["qr"]).encode()), loop)
+            elif "login_status" in line:
+                text = ctypes.create_string_buffer(str(line["login_status"]).encode())
+                self._NewAClient__onLoginStatus(None, ctypes.addressof(text))
+            elif not self._hand_over(loop, int(line["event"]), line["bytes"]):
+                return  # the pump is over, as in Go after a failed marshal
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop, code: int, data: bytes) -> bool:
+        event_type = self._nz.int_to_event.get(code)
+        if event_type is None:
+            log.warning("replay: unknown event code %d skipped", code)
+            return True
+        event = event_type()
+        event.MergeFromString(data)
+        missing = event.FindInitializationErrors()
+        if missing:
+            # Go's proto.Marshal refuses a message with a required field unset, and neonize's pump ends there.
+            self._end(loop, f"proto: required field {event.DESCRIPTOR.full_name}.{missing[0]} not set")
+            return False
+        buffer = ctypes.create_string_buffer(data, len(data))
+        self.event.execute(self.uuid, ctypes.addressof(buffer), len(data), code)
+        return True
+
+    # -- what the Go client would answer -------------------------------------------------------------------------
+
+    def _jid(self, text: str) -> Any:
+        user, _, server = text.partition("@")
+        user, _, device = user.partition(":")
+        return self._nz.proto.JID(
+            User=user, Server=server, Device=int(device or 0), RawAgent=0, Integrator=0, IsEmpty=False
+        )
+
+    async def get_me(self) -> Any:
+        me = self.header.get("me")
+        device = self._nz.proto.Device(PushName=str(self.header.get("push_name") or ""))
+        if me:
+            device.JID.CopyFrom(self._jid(str(me)))
+        return device
+
+    async def send_message(self, to: Any, message: Any) -> Any:
+        target = f"{to.User}@{to.Server}"
+        self._record("send_message", to=target, text=message.conversation or None)
+        if self._send_errors:
+            raise self._nz.NeonizeError(self._send_errors.pop(0))
+        return self._nz.proto.SendResponse(ID="3EB0" + secrets.token_hex(8).upper(), Timestamp=int(time.time()))
+
+    async def get_pn_from_lid(self, jid: Any) -> Any:
+        lid = f"{jid.User}@{jid.Server}"
+        self._record("get_pn_from_lid", lid=lid)
+        phone = (self.header.get("lid_map") or {}).get(lid)
+        if not phone:
+            raise self._nz.NeonizeError(f"no phone number known for {lid}")
+        return self._jid(str(phone) if "@" in str(phone) else str(phone).removeprefix("+") + "@s.whatsapp.net")
+
+    async def decrypt_poll_vote(self, message: Any) -> Any:
+        message_id = message.Info.ID
+        self._record("decrypt_poll_vote", message_id=message_id)
+        names = (self.header.get("poll_votes") or {}).get(message_id)
+        if names is None:
+            raise self._nz.NeonizeError(f"failed to decrypt poll vote {message_id}")
+        return self._nz.e2e.PollVoteMessage(selectedOptions=[hashlib.sha256(str(n).encode()).digest() for n in names])
+
+    async def PairPhone(self, phone: str, **_options: Any) -> str:
+        self._record("pair_phone", phone=phone)
+        return "REPL4Y00"
+
+    async def logout(self) -> None:
+        self._record("logout")
+
+    async def disconnect(self) -> None:
+        self._record("disconnect")
+
+    async def stop(self) -> None:
+        self._record("stop")
+        self._stop.set()
+        if self._ended is not None and not self._ended.done():
+            self._ended.set_result(None)
+
+    async def _answer(self, value: bool) -> bool:
+        return value
+
+    @property
+    def is_connected(self) -> Any:
+        return self._answer(self.connected and not self._stop.is_set())
+
+    @property
+    def is_logged_in(self) -> Any:
+        return self._answer(bool(self.header.get("me")) and not self._stop.is_set())
+
+
+class ReplayBackend(NeonizeBackend):
+    """NeonizeBackend with the Go client replaced by ReplayClient; everything else is the real backend."""
+
+    def __init__(self, database_url: str, emit: Emit, intake: Intake, *, path: str | None = None) -> None:
+        self._replay_path = Path(path or os.environ.get("WHATSAPP_REPLAY_FILE") or "")
+        if not self._replay_path.is_file():
+            raise BackendError(
+                f"WHATSAPP_REPLAY_FILE {str(self._replay_path)!r} is not a readable file", permanent=True
+            )
+        super().__init__(database_url, emit, intake)
+
+    def _make_client(self) -> Any:
+        return ReplayClient(self._nz, self._replay_path, os.environ.get("WHATSAPP_REPLAY_CALLS") or None)
