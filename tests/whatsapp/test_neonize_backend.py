@@ -20,9 +20,10 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 
-from app.whatsapp.backend import BANNED, DISCONNECTED, LOGGED_OUT, OUTDATED, BackendError
+from app.whatsapp.backend import BANNED, DISCONNECTED, LOGGED_OUT, OUTDATED, STOPPED, BackendError
 from app.whatsapp.neonize_backend import NeonizeBackend, load_neonize
 from app.whatsapp.neonize_mapping import (
+    BAD_USER_AGENT_DETAIL,
     CONNECT_FAILURES,
     RECEIPT_STATUSES,
     TEMP_BAN_CODES,
@@ -280,7 +281,7 @@ def test_enum_tables_match_the_installed_neonize() -> None:
         ("TEMP_BANNED", BANNED, {"until": None, "code": None}),
         ("CLIENT_OUTDATED", OUTDATED, {"detail": "nope"}),
         ("GENERIC", DISCONNECTED, {"reason": "connect_failure_400", "detail": "nope"}),
-        ("BAD_USER_AGENT", DISCONNECTED, {"reason": "connect_failure_409", "detail": "nope"}),
+        ("BAD_USER_AGENT", STOPPED, {"reason": "bad_user_agent", "detail": BAD_USER_AGENT_DETAIL}),
         ("SERVICE_UNAVAILABLE", DISCONNECTED, {"reason": "connect_failure_503", "detail": "nope"}),
     ],
 )
