@@ -21,8 +21,10 @@ DISCONNECT_REASONS = ("connection_lost", "logged_out", "replaced", "banned", "ou
 MAX_BODY = 256 * 1024
 MAX_BAN_SECONDS = 31 * 86400
 MAX_RECEIPT_IDS = 1000
-MESSAGE_TYPES = ("text", "image", "video", "audio", "document", "sticker", "location", "contact", "other")
-MAX_BATCH = 5000  # messages per simulated `incoming` command
+MESSAGE_TYPES = ("text", "image", "video", "audio", "document", "sticker", "location", "contact", "poll", "other")
+# Simulated items that are not messages: each becomes the event a real one would (app/whatsapp/simulator.py).
+EVENT_TYPES = ("edit", "delete", "reaction", "poll_vote", "undecryptable", "call", "status")
+MAX_BATCH = 5000  # messages per simulated `incoming` command, and the largest offline backlog
 
 
 def supervisor_of(request: Request) -> Supervisor:
@@ -97,6 +99,23 @@ def media_field(data: dict[str, Any]) -> dict[str, Any] | None:
     return media
 
 
+TARGETED = ("edit", "delete", "reaction", "poll_vote")  # these act on an earlier message: target_id is required
+
+
+def string_list(data: dict[str, Any], name: str, *, limit: int) -> list[str] | None:
+    """null or a list of up to `limit` strings of 1 to 100 characters (poll options, selected options)."""
+    value = data.get(name)
+    if value is None:
+        return None
+    if (
+        not isinstance(value, list)
+        or len(value) > limit
+        or not all(isinstance(item, str) and 1 <= len(item) <= 100 and storable(item) for item in value)
+    ):
+        raise HTTPException(422, f"'{name}' must be a list of up to {limit} strings of 1 to 100 characters")
+    return value
+
+
 def storable(value: str) -> bool:
     """Text that Postgres and UTF-8 can hold: no NUL, no lone surrogate (JSON's "\\ud800" escape makes one)."""
     if "\x00" in value:
@@ -166,9 +185,14 @@ async def simulator(request: Request) -> JSONResponse:
             "message_id": text_field(data, "message_id", required=False, limit=128),
             "push_name": text_field(data, "push_name", required=False, limit=100),
             "group": text_field(data, "group", required=False, limit=64),
-            "type": choice_field(data, "type", MESSAGE_TYPES, "text"),
+            "type": choice_field(data, "type", MESSAGE_TYPES + EVENT_TYPES, "text"),
             "media": media_field(data),
             "from_me": data.get("from_me") is True,
+            "target_id": text_field(data, "target_id", required=data.get("type") in TARGETED, limit=128),
+            "emoji": text_field(data, "emoji", required=False, limit=16),
+            "options": string_list(data, "options", limit=12),
+            "selected": string_list(data, "selected", limit=12),
+            "video": data.get("video") is True,
         }
         if "count" in data:
             count = data["count"]
@@ -195,7 +219,12 @@ async def simulator(request: Request) -> JSONResponse:
         seconds = data.get("seconds", 3600)
         if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds <= MAX_BAN_SECONDS:
             raise HTTPException(422, f"'seconds' must be a number of seconds above 0, at most {MAX_BAN_SECONDS}")
-        args = {"reason": reason, "seconds": seconds}
+        backlog = data.get("backlog", 0)
+        if isinstance(backlog, bool) or not isinstance(backlog, int) or not 0 <= backlog <= MAX_BATCH:
+            raise HTTPException(422, f"'backlog' must be a whole number of messages from 0 to {MAX_BATCH}")
+        if not isinstance(data.get("reconnect", True), bool):
+            raise HTTPException(422, "'reconnect' must be true or false")
+        args = {"reason": reason, "seconds": seconds, "backlog": backlog, "reconnect": data.get("reconnect", True)}
     elif action == "send_failures":
         count = data.get("count", 1)
         if not isinstance(count, int) or not 1 <= count <= 100:

@@ -140,6 +140,7 @@ def load_neonize() -> SimpleNamespace:
                 # Not re-exported by neonize.aioze.events; both encode safely in neonize's Go side (NEONIZE.md).
                 UndecryptableMessage=Neonize_pb2.UndecryptableMessage,
                 CallOffer=Neonize_pb2.CallOffer,
+                CallOfferNotice=Neonize_pb2.CallOfferNotice,
             ),
         )
     # Someone may have imported neonize before us (basicConfig then ran earlier): drop its handler all the same.
@@ -269,6 +270,7 @@ class NeonizeBackend(Backend):
             events.Receipt: self._on_receipt,
             events.UndecryptableMessage: self._on_undecryptable,
             events.CallOffer: self._on_call_offer,
+            events.CallOfferNotice: self._on_call_offer,  # group calls and offers seen elsewhere; same call_id
         }
         codes = {event_type: code for code, event_type in self._nz.int_to_event.items()}
         self._handlers: dict[int, Any] = {}

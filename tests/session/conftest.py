@@ -13,7 +13,7 @@ from app.session.states import State
 from app.session.supervisor import Supervisor
 
 # Short delays so that tests run in seconds; the decisions themselves are the production ones (test_policy.py).
-FAST = Policy(base_delay=0.2, min_delay=0.05, max_delay=1.0, replaced_delay=0.2)
+FAST = Policy(base_delay=0.2, min_delay=0.05, max_delay=1.0, replaced_delay=0.2, reconnect_grace=1.0)
 
 MakeSupervisor = Callable[..., Supervisor]
 

@@ -20,7 +20,7 @@ from app.session.lease import LEASE_KEY
 from app.session.states import State
 from app.session.status import session_status
 from app.session.supervisor import SessionError
-from tests.session.conftest import MakeSupervisor, paired, wait_qr_rotation, wait_state
+from tests.session.conftest import FAST, MakeSupervisor, paired, wait_qr_rotation, wait_state
 
 
 async def transitions(database: Database) -> list[tuple[str | None, str, str]]:
@@ -196,6 +196,29 @@ async def test_losing_the_lease_connection_stops_the_worker_at_once(
     await wait_state(supervisor, State.CONNECTED, timeout=10)  # the lock is free again: it takes the lease back
 
 
+async def test_a_dropped_connection_is_whatsmeows_to_mend_in_the_same_worker(make_supervisor: MakeSupervisor) -> None:
+    supervisor = await paired(make_supervisor)
+    assert supervisor.worker is not None
+    generation = supervisor.worker.generation
+    await supervisor.simulate("disconnect", {"reason": "connection_lost"})
+    await wait_state(supervisor, State.RECONNECTING)
+    assert supervisor.reason == "connection_lost" and supervisor.retry_at is not None
+    await wait_state(supervisor, State.CONNECTED)
+    assert supervisor.reason == "reconnected"
+    assert supervisor.worker is not None and supervisor.worker.generation == generation
+
+
+async def test_a_new_worker_when_whatsmeow_does_not_reconnect_within_the_grace(make_supervisor: MakeSupervisor) -> None:
+    supervisor = await paired(make_supervisor)
+    assert supervisor.worker is not None
+    generation = supervisor.worker.generation
+    await supervisor.simulate("disconnect", {"reason": "connection_lost", "reconnect": False})
+    await wait_state(supervisor, State.RECONNECTING)
+    await wait_state(supervisor, State.CONNECTING, timeout=FAST.reconnect_grace + 10)
+    await wait_state(supervisor, State.CONNECTED)
+    assert supervisor.worker is not None and supervisor.worker.generation > generation
+
+
 async def test_every_transition_is_stored_with_its_webhook_event(
     make_supervisor: MakeSupervisor, database: Database
 ) -> None:
@@ -211,7 +234,8 @@ async def test_every_transition_is_stored_with_its_webhook_event(
         )
         figures = await audit.figures(connection)
         status_row = await audit.stored_status(connection)
-    assert len(stored) == len(events) >= 6
+    # connecting, pairing, connected, reconnecting, connected (whatsmeow reconnected in the same worker)
+    assert len(stored) == len(events) >= 5
     for row, event in zip(stored, events, strict=True):
         data = json.loads(event["data"])
         assert (data["from"], data["to"], data["reason"]) == (row["from_state"], row["to_state"], row["reason"])
@@ -250,7 +274,6 @@ async def test_transitions_during_a_database_outage_are_stored_once_it_ends(
         "pairing",
         "connected",
         "reconnecting",
-        "connecting",
         "connected",
     ]
     async with database.connection() as connection:
@@ -258,7 +281,7 @@ async def test_transitions_during_a_database_outage_are_stored_once_it_ends(
             "SELECT data FROM outbox_events WHERE type = 'session.state_changed' ORDER BY (data->>'at')::timestamptz"
         )
         status_row = await audit.stored_status(connection)
-    assert [json.loads(event["data"])["to"] for event in events][-3:] == ["reconnecting", "connecting", "connected"]
+    assert [json.loads(event["data"])["to"] for event in events][-3:] == ["connected", "reconnecting", "connected"]
     assert status_row is not None and status_row["state"] == "connected"
 
 

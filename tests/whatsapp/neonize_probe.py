@@ -23,6 +23,7 @@ import time
 from typing import Any
 
 from app.whatsapp.backend import DISCONNECTED, PAIRING_EXPIRED, BackendError
+from app.whatsapp.intake import Intake
 from app.whatsapp.neonize_backend import NeonizeBackend
 
 
@@ -80,7 +81,8 @@ async def probe(url: str, wait_seconds: float, pairing: str | None, pairing_expi
         events.append([name, data])
         seen[name].set()
 
-    backend = NeonizeBackend(url, emit, pairing_expiry=pairing_expiry)
+    intake = Intake(lambda frame: None, asyncio.get_running_loop())  # nothing incoming arrives offline
+    backend = NeonizeBackend(url, emit, intake, pairing_expiry=pairing_expiry)
     # Nothing configured logging yet, so whatever is on the root logger now was left there by the neonize import.
     result: dict[str, Any] = {"root_handlers": len(root.handlers), "root_level": root.level}
     counter = GoLogCounter()

@@ -21,6 +21,7 @@ import asyncpg
 import pytest
 
 from app.whatsapp.backend import BANNED, DISCONNECTED, LOGGED_OUT, OUTDATED, STOPPED, BackendError
+from app.whatsapp.intake import Intake
 from app.whatsapp.neonize_backend import NeonizeBackend, load_neonize
 from app.whatsapp.neonize_mapping import (
     BAD_USER_AGENT_DETAIL,
@@ -360,10 +361,12 @@ def test_unpaired_store_is_a_clear_transient_error() -> None:
 @pytest.mark.parametrize(
     "url", ["neonize.db", "host=127.0.0.1 dbname=app", "sqlite:///app.db", "POSTGRES://u@127.0.0.1/db", ""]
 )
-def test_refuses_a_store_that_is_not_a_postgres_url(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_refuses_a_store_that_is_not_a_postgres_url(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(BackendError) as raised:
-        NeonizeBackend(url, lambda name, data: None)
+        NeonizeBackend(url, lambda name, data: None, Intake(lambda frame: None, asyncio.get_running_loop()))
     assert raised.value.permanent
     assert list(tmp_path.iterdir()) == []  # whatsmeow would have made a SQLite file here
 
