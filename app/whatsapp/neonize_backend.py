@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import warnings
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -64,6 +65,7 @@ log = logging.getLogger(__name__)
 # No new QR and no Connected for this long after the last QR means the round is over (codes rotate every 60/20 s).
 PAIRING_EXPIRY = 75.0
 PAIR_WAIT = 20.0  # how long pair_phone waits for the websocket (the first QR) to come up
+LOG_WAIT = 1.0  # for Go's log lines already queued on their way to Python
 FINISH_TIMEOUT = 1.0  # after stopping, handling what the library handed over (look-ups are skipped by then)
 STOP_TIMEOUT = 3.0  # stop() can block ~60 s while a dial hangs; the parent SIGKILLs a worker that does not exit
 # Go keys its client map by this id. neonize's default is the store name, i.e. the database URL with its password.
@@ -230,6 +232,7 @@ class NeonizeBackend(Backend):
         self._library_events: asyncio.Queue[tuple[int, Any, bool] | None] = asyncio.Queue()
         self._event_task: asyncio.Task[None] | None = None
         self._ban_hint: dict[str, Any] | None = None  # what whatsmeow logged about a ban it could not hand over
+        self._background_tasks: set[asyncio.Future[Any]] = set()
         self._task: asyncio.Task[Any] | None = None
         self._stop_task: asyncio.Future[None] | None = None
         self._stopping = False
@@ -551,9 +554,32 @@ class NeonizeBackend(Backend):
         why (a ban), the parent learns the real reason."""
         log.error("neonize stopped handing events over: %s", data.get("detail"))
         if data.get("message") == "TemporaryBan":
-            self._emit(BANNED, self._ban_hint or {"until": None, "code": None})
+            self._background(self._report_ban())
         else:
             self._emit(PUMP_ENDED, data)
+
+    async def _report_ban(self) -> None:
+        # Go's log lines reach Python through a queue and a thread of their own: let whatever Go logged before the
+        # pump ended arrive first, so that the ban's expiry is known.
+        log_queue = getattr(sys.modules.get("neonize.utils.log"), "_log_queue", None)
+        if log_queue is not None:
+            loop = asyncio.get_running_loop()
+            logged: asyncio.Future[None] = loop.create_future()
+
+            def wait_for_log() -> None:  # a daemon thread: a queue that never empties must not hold up the exit
+                log_queue.join()
+                if not loop.is_closed():
+                    loop.call_soon_threadsafe(lambda: logged.done() or logged.set_result(None))
+
+            threading.Thread(target=wait_for_log, name="go-log-wait", daemon=True).start()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(logged, LOG_WAIT)
+        self._emit(BANNED, self._ban_hint or {"until": None, "code": None})
+
+    def _background(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._background_tasks.add(task)
+        task.add_done_callback(self._background_tasks.discard)
 
     # -- commands -------------------------------------------------------------------------------------------------
 

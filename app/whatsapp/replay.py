@@ -7,6 +7,7 @@ protobuf events instead of the Go library, at the exact point where Go hands an 
     {"event": 17, "data": "<base64 of Neonize_pb2.Message().SerializeToString()>"}  (neonize.events.EVENT_TO_INT)
     {"sleep": 0.5}                                                            pause the feed
     {"qr": "2@..."}  {"login_status": "err-client-outdated"}                  what Go's QR and pairing callbacks pass
+    {"log": "You've been temporarily banned: ..."}                            a line whatsmeow logs (its Client log)
     {"end": "some error text"}                                                the connection ends with this NeonizeError
 
 The first line may also carry what the stand-in answers for the Go client's own look-ups: `"lid_map": {"<lid>@lid":
@@ -42,7 +43,7 @@ from app.whatsapp.neonize_backend import NeonizeBackend
 log = logging.getLogger(__name__)
 
 REPLAY_UUID = b"whatsapp-gateway"
-LINE_KINDS = ("event", "sleep", "qr", "login_status", "end")
+LINE_KINDS = ("event", "sleep", "qr", "login_status", "log", "end")
 
 
 def read_replay_file(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -140,11 +141,21 @@ class ReplayClient:
                 return
             elif "qr" in line:
                 asyncio.run_coroutine_threadsafe(self.event._qr(self, str(line["qr"]).encode()), loop)
+            elif "log" in line:
+                self._go_log(str(line["log"]))
             elif "login_status" in line:
                 text = ctypes.create_string_buffer(str(line["login_status"]).encode())
                 self._NewAClient__onLoginStatus(None, ctypes.addressof(text))
             elif not self._hand_over(loop, int(line["event"]), line["bytes"]):
                 return  # the pump is over, as in Go after a failed marshal
+
+    def _go_log(self, text: str) -> None:
+        """Through neonize's own log path, as Go's logger calls it (a LogEntry's bytes and their length)."""
+        from neonize.utils.log import log_whatsmeow
+
+        entry = self._nz.proto.LogEntry(Message=text, Level="WARN", Name="Client").SerializeToString()
+        buffer = ctypes.create_string_buffer(entry, len(entry))
+        log_whatsmeow(ctypes.addressof(buffer), len(entry))
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop, code: int, data: bytes) -> bool:
         event_type = self._nz.int_to_event.get(code)

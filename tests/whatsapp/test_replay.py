@@ -1,0 +1,281 @@
+"""The live path, offline: neonize's own protobuf events fed to the real worker (neonize backend, its handlers, its
+mapping, its intake) through the replay backend, then the real supervisor, message store, dispatcher and a real
+webhook receiver on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.db.database import Database
+from app.sending import queue
+from app.session.policy import Policy
+from app.session.states import State
+from app.session.supervisor import Supervisor
+from app.webhooks.dispatcher import Dispatcher
+from app.webhooks.store import IncomingOptions, MessageStore
+from app.whatsapp.process import WorkerError
+from tests.session.conftest import wait_state
+from tests.webhooks.conftest import FAST as DELIVERY, SECRET, signed_correctly, use_endpoints
+from tests.webhooks.receiver import Received, Receiver
+from tests.whatsapp import corpus
+from tests.whatsapp.corpus import EVENT_TO_INT, replay_line
+
+QUICK = Policy(base_delay=0.2, min_delay=0.05, max_delay=1.0, replaced_delay=0.2, reconnect_grace=1.0)
+ME = {"me": "15550001111:3@s.whatsapp.net", "push_name": "Toko Maju"}
+LID_PHONE = "+6289876543210"
+
+
+def line(event: Any, message_id: str | None = None) -> dict[str, Any]:
+    if message_id is not None:
+        event.Info.ID = message_id
+    return replay_line(event)
+
+
+def unencodable(event: Any) -> dict[str, Any]:
+    """An event with a required field unset, as neonize leaves Receipt.Type for a receipt type it cannot map."""
+    return {"event": EVENT_TO_INT[type(event)], "data": base64.b64encode(event.SerializePartialToString()).decode()}
+
+
+@dataclasses.dataclass
+class Gateway:
+    database: Database
+    database_url: str
+    receiver: Receiver
+    store: MessageStore
+    directory: Path
+    supervisors: list[Supervisor] = dataclasses.field(default_factory=list)
+
+    @property
+    def calls_file(self) -> Path:
+        return self.directory / "calls.jsonl"
+
+    def start(self, lines: list[dict[str, Any]], header: dict[str, Any] | None = None) -> Supervisor:
+        path = self.directory / f"replay-{len(self.supervisors)}.jsonl"
+        with path.open("w") as file:
+            for item in [header if header is not None else ME, *lines]:
+                file.write(json.dumps(item) + "\n")
+        supervisor = Supervisor(
+            database=self.database,
+            database_url=self.database_url,
+            backend="replay",
+            heartbeat_interval=30.0,
+            incoming=self.store.take,
+            worker_env={"WHATSAPP_REPLAY_FILE": str(path), "WHATSAPP_REPLAY_CALLS": str(self.calls_file)},
+            policy=QUICK,
+        )
+        supervisor.start()
+        self.supervisors.append(supervisor)
+        return supervisor
+
+    def calls(self) -> list[dict[str, Any]]:
+        if not self.calls_file.exists():
+            return []
+        return [json.loads(text) for text in self.calls_file.read_text().splitlines()]
+
+    async def until(self, done: Callable[[list[Received]], bool]) -> list[Received]:
+        return await self.receiver.until(done, timeout=30)
+
+
+@pytest.fixture
+async def gateway(database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
+    database = await Database.open(database_url, max_size=10)
+    receiver = Receiver().start()
+    await use_endpoints(database, receiver.url)
+    store = MessageStore(database, receipt_hook=queue.receipt_hook, options=IncomingOptions())
+    store.start()
+    dispatcher = Dispatcher(database, database_url, SECRET, policy=DELIVERY, poll_interval=1.0, timeout=5.0)
+    dispatcher.start()
+    gateway = Gateway(database, database_url, receiver, store, tmp_path)
+    try:
+        yield gateway
+    finally:
+        for supervisor in gateway.supervisors:
+            await supervisor.stop()
+        await store.close(5.0)
+        await dispatcher.stop(5.0)
+        receiver.close()
+        await database.close()
+
+
+Trail = list[tuple[str, str, str | None, dt.datetime]]
+
+
+async def wait_trail(
+    supervisor: Supervisor, database: Database, done: Callable[[Trail], bool], timeout: float = 30.0
+) -> Trail:
+    """Wait (on the supervisor's transitions) until the stored session trail satisfies `done`; return it."""
+
+    async def read() -> Trail:
+        await supervisor.recorded()
+        async with database.connection() as connection:
+            rows = await connection.fetch("SELECT to_state, reason, detail, at FROM session_transitions ORDER BY id")
+        return [(row["to_state"], row["reason"], row["detail"], row["at"]) for row in rows]
+
+    async def until_done() -> Trail:
+        while not done(trail := await read()):
+            # A transition may land between the read and the wait: look again after a while in any case.
+            async with supervisor.state_changed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(supervisor.state_changed.wait(), 0.5)
+        return trail
+
+    return await asyncio.wait_for(until_done(), timeout)
+
+
+def by_id(received: list[Received]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(event type, message_id or call_id) -> data of what the receiver got."""
+    return {(item.type, str(item.data.get("message_id") or item.data.get("call_id"))): item.data for item in received}
+
+
+async def test_every_kind_of_event_reaches_the_webhook_as_whatsapp_sent_it(gateway: Gateway) -> None:
+    poll = corpus.poll_creation()
+    poll.Info.ID = corpus.TARGET_ID  # the poll the vote below is about
+    header = {
+        **ME,
+        "lid_map": {f"{corpus.LID.User}@lid": LID_PHONE.removeprefix("+") + "@s.whatsapp.net"},
+        "poll_votes": {"VOTE1": ["Wednesday"]},
+    }
+    lines = [
+        replay_line(corpus.connected()),
+        line(corpus.text(), "TEXT1"),
+        line(corpus.image(), "IMAGE1"),
+        line(corpus.document_with_caption(), "DOC1"),
+        line(corpus.view_once_image(), "VIEWONCE1"),
+        line(corpus.ephemeral_text(), "EPHEMERAL1"),
+        replay_line(poll),
+        line(corpus.poll_update(), "VOTE1"),
+        line(corpus.edit(), "EDIT1"),
+        line(corpus.revoke(), "REVOKE1"),
+        line(corpus.reaction(), "REACT1"),
+        line(corpus.reaction_removed(), "REACT2"),
+        line(corpus.status_post(), "STATUS1"),
+        line(corpus.newsletter_post(), "NEWS1"),
+        line(corpus.group_lid_with_alt(), "GROUPLID1"),
+        line(corpus.lid_without_alt(), "LID1"),
+        line(corpus.sender_key_only(), "KEYS1"),
+        replay_line(corpus.own_device_read_receipt()),
+        line(corpus.undecryptable(), "UNDECRYPTABLE1"),
+        replay_line(corpus.call_offer_video()),
+        line(corpus.text(), "LAST"),
+    ]
+    supervisor = gateway.start(lines, header)
+    await wait_state(supervisor, State.CONNECTED)
+    got = by_id(await gateway.until(lambda got: ("message.received", "LAST") in by_id(got)))
+    assert all(signed_correctly(item) for item in gateway.receiver.requests)
+
+    assert got["message.received", "TEXT1"]["type"] == "text"
+    image = got["message.received", "IMAGE1"]
+    assert image["type"] == "image" and image["media"]["mimetype"] == "image/jpeg"
+    assert "media_key" not in json.dumps(image) and "raw" not in image  # keys stay in Postgres, never in a webhook
+    document = got["message.received", "DOC1"]
+    assert document["type"] == "document" and document["text"]
+    assert got["message.received", "VIEWONCE1"]["type"] == "image"
+    assert got["message.received", "EPHEMERAL1"]["type"] == "text"
+    assert got["message.received", corpus.TARGET_ID]["poll"]["options"] == list(corpus.POLL_OPTIONS)
+    vote = got["message.poll_vote", "VOTE1"]
+    assert vote["target_id"] == corpus.TARGET_ID and vote["selected"] == ["Wednesday"]
+    edit = got["message.edited", "EDIT1"]
+    assert edit["target_id"] == corpus.TARGET_ID and edit["text"]
+    assert got["message.deleted", "REVOKE1"]["target_id"] == corpus.TARGET_ID
+    assert got["message.reaction", "REACT1"]["emoji"] and got["message.reaction", "REACT2"]["emoji"] == ""
+    assert got["message.received", "GROUPLID1"]["from"] == "+6281234567890"  # from SenderAlt
+    assert got["message.received", "LID1"]["from"] == LID_PHONE  # from whatsmeow's LID map
+    assert got["message.received", "LID1"]["sender_jid"].endswith("@lid")
+    assert got["message.undecryptable", "UNDECRYPTABLE1"]["chat"].endswith("@g.us")
+    call = next(data for (kind, _), data in got.items() if kind == "call.received")
+    assert call["video"] is True and call["from"] == "+6281234567890"
+
+    # An edit, delete or reaction is never also a message; status and newsletter posts need an opt-in; protocol
+    # plumbing and the owner reading a chat on the phone are nothing for the receiver.
+    ids = {message_id for (_, message_id) in got}
+    for message_id in ("EDIT1", "REVOKE1", "REACT1", "REACT2", "VOTE1"):
+        assert ("message.received", message_id) not in got
+    assert not ids & {"STATUS1", "NEWS1", "KEYS1"}
+    assert not any(kind == "message.status" for kind, _ in got)
+    calls = gateway.calls()
+    assert {"call": "get_pn_from_lid", "lid": f"{corpus.LID.User}@lid"} in calls
+    assert {"call": "decrypt_poll_vote", "message_id": "VOTE1"} in calls
+
+
+async def test_an_event_neonize_cannot_encode_ends_the_pump_and_the_worker_goes_at_once(gateway: Gateway) -> None:
+    lines = [
+        replay_line(corpus.connected()),
+        line(corpus.text(), "BEFORE"),
+        unencodable(corpus.receipt_without_type()),
+        line(corpus.text(), "BEHIND"),  # Go acknowledged it, but it never reaches Python
+    ]
+    supervisor = gateway.start(lines)
+    trail = await wait_trail(
+        supervisor, gateway.database, lambda trail: [row[0] for row in trail].count("connected") >= 2
+    )
+    pump = next(index for index, row in enumerate(trail) if row[1] == "pump_ended")
+    assert [row[0] for row in trail[pump - 1 : pump + 3]] == ["connected", "reconnecting", "connecting", "connected"]
+    assert "neonize.Receipt.Type" in (trail[pump][2] or "")
+    assert trail[pump + 1][3] - trail[pump][3] < dt.timedelta(seconds=1)  # a new worker at once, not after backoff
+    got = await gateway.until(lambda got: any(item.data.get("message_id") == "BEFORE" for item in got))
+    assert not any(item.data.get("message_id") == "BEHIND" for item in got)
+
+
+async def test_a_ban_neonize_cannot_encode_still_waits_until_it_ends(gateway: Gateway) -> None:
+    ban = corpus.temporary_ban()
+    ban.ClearField("Code")  # whatsmeow's code 105: neonize maps only 101-104 and 106
+    lines = [
+        replay_line(corpus.connected()),
+        {"log": "You've been temporarily banned: your account was banned for sending spam. The ban expires in 2h0m0s"},
+        unencodable(ban),
+    ]
+    supervisor = gateway.start(lines)
+    await wait_state(supervisor, State.BANNED)
+    assert supervisor.retry_at is not None
+    hours = (supervisor.retry_at - supervisor.since) / dt.timedelta(hours=1)
+    assert 1.95 < hours < 2.1
+    assert "spam" in (supervisor.detail or "")
+
+
+async def test_a_409_stops_the_session_with_a_reason_an_operator_understands(gateway: Gateway) -> None:
+    supervisor = gateway.start([replay_line(corpus.connect_failure_409())], header={})
+    await wait_state(supervisor, State.STOPPED)
+    assert supervisor.reason == "bad_user_agent"
+    assert "409" in (supervisor.detail or "") and supervisor.worker is None
+
+
+@pytest.mark.parametrize(
+    ("status", "state", "reason", "words"),
+    [
+        ("err-client-outdated", State.STOPPED, "outdated", "upgrade"),
+        ("err-scanned-without-multidevice", State.LOGGED_OUT, "pairing_failed", "phone"),
+    ],
+)
+async def test_pairing_errors_say_what_happened_at_once(
+    gateway: Gateway, status: str, state: State, reason: str, words: str
+) -> None:
+    supervisor = gateway.start([{"qr": "2@ref,noise,identity,adv"}, {"sleep": 0.3}, {"login_status": status}], {})
+    await wait_state(supervisor, State.PAIRING)
+    await wait_state(supervisor, state, timeout=10)  # not 75 s later as an unscanned round
+    assert supervisor.reason == reason
+    assert words in (supervisor.detail or "").lower()
+    assert supervisor.worker is None  # neonize would stay in FetchMe: the worker is gone
+
+
+async def test_sends_to_groups_and_lids_and_a_permanent_group_error(gateway: Gateway) -> None:
+    header = {**ME, "send_errors": ["you're not participating in that group"]}
+    supervisor = gateway.start([replay_line(corpus.connected())], header)
+    await wait_state(supervisor, State.CONNECTED)
+    group = f"{corpus.GROUP.User}@g.us"
+    with pytest.raises(WorkerError) as raised:
+        await supervisor.send_text(group, "halo")
+    assert raised.value.permanent
+    sent = await supervisor.send_text(f"{corpus.LID.User}@lid", "halo")
+    assert sent["message_id"].startswith("3EB0")
+    sends = [call for call in gateway.calls() if call["call"] == "send_message"]
+    assert [call["to"] for call in sends] == [group, f"{corpus.LID.User}@lid"]
