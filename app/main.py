@@ -35,6 +35,7 @@ from app.web.openapi import openapi_json
 from app.web.security import SecurityHeadersMiddleware
 from app.web.throttle import LoginThrottle
 from app.webhooks.outbox import sync_endpoints
+from app.webhooks.retention import Retention
 from app.webhooks.store import IncomingOptions, MessageStore
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ class Services:
         self.auth_import: dict[str, Any] | None = None  # what the import of a file-based login did at this start
         self.store: MessageStore | None = None
         self.dispatcher: Dispatcher | None = None
+        self.retention: Retention | None = None
 
     def session_state(self) -> str:
         return self.supervisor.state.value if self.supervisor else State.STARTING.value
@@ -98,8 +100,11 @@ class Services:
         )
         async with self.database.transaction() as connection:
             await sync_endpoints(connection, settings.webhook_urls)
-        self.store = MessageStore(self.database, receipt_hook=queue.receipt_hook, options=IncomingOptions())
+        options = IncomingOptions(status_posts=settings.webhook_status_posts)
+        self.store = MessageStore(self.database, receipt_hook=queue.receipt_hook, options=options)
         self.store.start()
+        self.retention = Retention(self.database, settings.message_retention_days)
+        self.retention.start()
         if settings.webhook_urls:
             assert settings.webhook_secret, "settings require WEBHOOK_SECRET with WEBHOOK_URL"
             from app.webhooks.dispatcher import Dispatcher  # httpx is imported only when there is a URL to POST to
@@ -144,6 +149,8 @@ class Services:
             # The sender first (it lets a send in flight finish), then the session and the dispatcher side by side.
             if self.sender is not None:
                 await self.sender.stop()
+            if self.retention is not None:
+                await self.retention.stop()
             await asyncio.gather(self._stop_session(), self._stop_dispatcher())
             if self.database is not None:
                 await self.database.close(POOL_CLOSE_BUDGET)

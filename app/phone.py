@@ -10,8 +10,26 @@ import phonenumbers
 from phonenumbers import NumberParseException, ValidationResult
 
 EXPECTED_FORM = "+<country code><number>, for example +6281234567890"
+# A device part (':12') is accepted and dropped: a message goes to the account, not to one of its devices.
 USER_JID = re.compile(r"^(\d{6,15})(?::\d+)?@(s\.whatsapp\.net|c\.us)$")
+LID_JID = re.compile(r"^(\d{6,20})(?::\d+)?@lid$")  # WhatsApp's hidden-number id of a user ('<digits>@lid')
 GROUP_JID = re.compile(r"^(\d{6,20}(?:-\d{6,12})?)@g\.us$")
+# What each server needs before the '@', said when an address of that server does not match.
+JID_FORMS = {
+    "s.whatsapp.net": "a phone JID is <country code and number, digits only>@s.whatsapp.net",
+    "c.us": "a phone JID is <country code and number, digits only>@c.us",
+    "lid": "a LID is <digits>@lid",
+    "g.us": "a group JID is <digits>@g.us or <digits>-<digits>@g.us",
+}
+# Chats a webhook may name that are no one to write to.
+UNADDRESSABLE = {
+    "broadcast": "status posts and broadcast lists cannot be answered; write to the sender's JID (sender_jid)",
+    "newsletter": "channels (newsletters) cannot be written to through this API",
+}
+ADDRESS_FORMS = (
+    f"give a phone number ({EXPECTED_FORM}), a user JID (<digits>@s.whatsapp.net), "
+    "a LID (<digits>@lid) or a group JID (<id>@g.us)"
+)
 
 REASONS = {
     ValidationResult.INVALID_COUNTRY_CODE: "has an unknown country code",
@@ -61,16 +79,21 @@ def normalise_phone(value: str) -> str:
 
 
 def parse_recipient(value: str) -> Recipient:
-    """A phone number in international form, a user JID (…@s.whatsapp.net) or a group JID (…@g.us)."""
+    """A phone number in international form, or any chat JID a webhook event names: a user (…@s.whatsapp.net, or
+    WhatsApp Web's …@c.us), a LID (…@lid) or a group (…@g.us). InvalidPhone says what is wrong otherwise."""
     text = value.strip()
     if match := USER_JID.match(text):
         return Recipient(f"{match.group(1)}@s.whatsapp.net", f"{match.group(1)}@s.whatsapp.net", False)
+    if match := LID_JID.match(text):
+        return Recipient(f"{match.group(1)}@lid", f"{match.group(1)}@lid", False)
     if match := GROUP_JID.match(text):
         return Recipient(text, text, True)
     if "@" in text:
-        raise InvalidPhone(
-            f"{value!r} is not a WhatsApp address: give a phone number ({EXPECTED_FORM}), "
-            "a user JID (<digits>@s.whatsapp.net) or a group JID (<id>@g.us)"
-        )
+        server = text.rpartition("@")[2]
+        if server in JID_FORMS:
+            raise InvalidPhone(f"{value!r} is not a valid WhatsApp address: {JID_FORMS[server]}")
+        if server in UNADDRESSABLE:
+            raise InvalidPhone(f"{value!r} is not a WhatsApp address you can write to: {UNADDRESSABLE[server]}")
+        raise InvalidPhone(f"{value!r} is not a WhatsApp address: {ADDRESS_FORMS}")
     phone = normalise_phone(text)
     return Recipient(phone, phone.removeprefix("+") + "@s.whatsapp.net", False)

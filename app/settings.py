@@ -23,6 +23,7 @@ DEPLOYMENT_MARKERS = ("DYNO", "RENDER", "RAILWAY_ENVIRONMENT", "FLY_APP_NAME", "
 REQUIRED_WHEN_DEPLOYED = ("DATABASE_URL", "ADMIN_PASSWORD", "API_TOKEN", "SECRET_KEY")
 BACKENDS = ("neonize", "replay", "simulator")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
@@ -48,6 +49,8 @@ class Settings:
     deployed: bool
     release: str | None
     data_dir: Path  # local state (embedded Postgres, generated secrets); git-ignored
+    message_retention_days: int = 30  # incoming messages/events and receipts older than this are deleted
+    webhook_status_posts: bool = False  # contacts' status posts become `status.posted` events (opt-in)
 
     def secrets(self) -> list[str]:
         """Values that must never appear in logs, pages or webhook bodies."""
@@ -112,6 +115,7 @@ def load_settings() -> Settings:
     send_rate_per_minute = env.int("SEND_RATE_PER_MINUTE", 20, validate=_between(1, 600))
     send_min_interval = env.float("SEND_MIN_INTERVAL", 2.0, validate=_between(0, 3600))
     database_pool_max = env.int("DATABASE_POOL_MAX", 5, validate=_between(2, 100))
+    message_retention_days = env.int("MESSAGE_RETENTION_DAYS", 30, validate=_between(1, 3650))
     try:
         env.seal()
     except EnvValidationError as error:
@@ -160,6 +164,11 @@ def load_settings() -> Settings:
         if replay_problem:
             problems["WHATSAPP_REPLAY_FILE"] = replay_problem
 
+    status_posts = (text("WEBHOOK_STATUS_POSTS") or "false").lower()
+    if status_posts not in (*TRUE, *FALSE):
+        problems["WEBHOOK_STATUS_POSTS"] = "must be true or false"
+    webhook_status_posts = status_posts in TRUE
+
     auth_migrate_from = text("AUTH_MIGRATE_FROM")
     if problems:
         raise SettingsError(problems)
@@ -184,6 +193,8 @@ def load_settings() -> Settings:
         deployed=deployed,
         release=text("HEROKU_BUILD_COMMIT") or text("SOURCE_VERSION"),
         data_dir=Path(text("DATA_DIR") or ".data"),
+        message_retention_days=message_retention_days,
+        webhook_status_posts=webhook_status_posts,
     )
 
 

@@ -19,6 +19,8 @@ from app.phone import InvalidPhone, normalise_phone, parse_recipient
         ("6281234567890:12@s.whatsapp.net", "6281234567890@s.whatsapp.net", "6281234567890@s.whatsapp.net", False),
         ("120363021234567890@g.us", "120363021234567890@g.us", "120363021234567890@g.us", True),
         ("6281234567890-1600000000@g.us", "6281234567890-1600000000@g.us", "6281234567890-1600000000@g.us", True),
+        ("123456789012345@lid", "123456789012345@lid", "123456789012345@lid", False),
+        (" 123456789012345:3@lid ", "123456789012345@lid", "123456789012345@lid", False),
     ],
 )
 def test_valid_recipients(given: str, address: str, jid: str, is_group: bool) -> None:
@@ -39,8 +41,16 @@ def test_valid_recipients(given: str, address: str, jid: str, is_group: bool) ->
         ("+abc", "not a phone number"),
         ("", "not in international form"),
         ("someone@example.com", "not a WhatsApp address"),
-        ("12@s.whatsapp.net", "not a WhatsApp address"),
-        ("abc@g.us", "not a WhatsApp address"),
+        ("12@s.whatsapp.net", "a phone JID is <country code and number, digits only>@s.whatsapp.net"),
+        ("+6281234567890@s.whatsapp.net", "a phone JID is <country code and number, digits only>@s.whatsapp.net"),
+        ("62812abc@c.us", "a phone JID is <country code and number, digits only>@c.us"),
+        ("abc@g.us", "a group JID is <digits>@g.us"),
+        ("1203630212345678@g.us@g.us", "a group JID is <digits>@g.us"),
+        ("abcdef123@lid", "a LID is <digits>@lid"),
+        ("@lid", "a LID is <digits>@lid"),
+        ("status@broadcast", "cannot be answered"),
+        ("120363000000000000@newsletter", "cannot be written to"),
+        ("6281234567890@whatsapp.net", "not a WhatsApp address"),
     ],
 )
 def test_invalid_recipients_say_why(given: str, reason: str) -> None:

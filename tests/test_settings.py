@@ -30,6 +30,8 @@ VARIABLES = [
     "LOG_LEVEL",
     "DATABASE_POOL_MAX",
     "SIMULATOR_QR_SECONDS",
+    "MESSAGE_RETENTION_DAYS",
+    "WEBHOOK_STATUS_POSTS",
     "DYNO",
     "RENDER",
     "RAILWAY_ENVIRONMENT",
@@ -97,6 +99,7 @@ def test_defaults_for_a_local_run() -> None:
     assert (settings.port, settings.whatsapp_backend, settings.heartbeat_interval) == (8000, "neonize", 30.0)
     assert (settings.send_rate_per_minute, settings.send_min_interval, settings.database_pool_max) == (20, 2.0, 5)
     assert settings.webhook_urls == () and settings.log_level == "INFO"
+    assert settings.message_retention_days == 30 and settings.webhook_status_posts is False
 
 
 def test_every_bad_variable_is_named_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -111,6 +114,8 @@ def test_every_bad_variable_is_named_at_once(monkeypatch: pytest.MonkeyPatch) ->
         "WEBHOOK_URL": "ftp://example.com/hook",
         "DATABASE_POOL_MAX": "1",
         "SIMULATOR_QR_SECONDS": "60,soon",
+        "MESSAGE_RETENTION_DAYS": "0",
+        "WEBHOOK_STATUS_POSTS": "maybe",
     }
     for name, value in bad.items():
         monkeypatch.setenv(name, value)
@@ -119,6 +124,23 @@ def test_every_bad_variable_is_named_at_once(monkeypatch: pytest.MonkeyPatch) ->
     assert set(caught.value.problems) == {*bad, "WEBHOOK_SECRET"}
     for name in (*bad, "WEBHOOK_SECRET"):
         assert f"  {name}: " in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "enabled"), [("true", True), ("YES", True), ("1", True), ("false", False), ("0", False)]
+)
+def test_webhook_status_posts(monkeypatch: pytest.MonkeyPatch, raw: str, enabled: bool) -> None:
+    monkeypatch.setenv("WEBHOOK_STATUS_POSTS", raw)
+    assert load_settings().webhook_status_posts is enabled
+
+
+def test_message_retention_days(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MESSAGE_RETENTION_DAYS", "7")
+    assert load_settings().message_retention_days == 7
+    monkeypatch.setenv("MESSAGE_RETENTION_DAYS", "a month")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert set(caught.value.problems) == {"MESSAGE_RETENTION_DAYS"}
 
 
 @pytest.mark.parametrize(

@@ -49,7 +49,33 @@ NO_STORE = {"Cache-Control": {"schema": {"type": "string", "const": "no-store"}}
 PHONE = {"type": "string", "pattern": PHONE_PATTERN, "description": PHONE_FORM, "examples": ["+6281234567890"]}
 SIMULATOR_NOTE = "Simulator backend only (WHATSAPP_BACKEND=simulator); 404 otherwise."
 
+RECIPIENT = {
+    "type": "string",
+    "description": "A phone number (+<country code><number>) or any chat JID a webhook event names: "
+    "<digits>@s.whatsapp.net (or WhatsApp Web's <digits>@c.us), a LID <digits>@lid, a group <digits>@g.us or "
+    "<digits>-<digits>@g.us. Anything else is a 422 saying what is wrong.",
+    "examples": ["+6281234567890", "6281234567890@s.whatsapp.net", "123456789012345@lid", "120363021234567890@g.us"],
+}
+
 PATHS: dict[str, dict[str, Any]] = {
+    "/api/messages": {
+        "post": operation(
+            "Queue a text message (an Idempotency-Key header makes a retried request return the same message)",
+            {
+                "202": ok("queued", {"type": "object"}),
+                "200": ok("the message an earlier request with the same Idempotency-Key queued", {"type": "object"}),
+                "409": error("the Idempotency-Key was used with a different request"),
+                "422": error("'to' or 'text' is invalid; the detail says how"),
+            },
+            requestBody=body(
+                {
+                    "type": "object",
+                    "required": ["to", "text"],
+                    "properties": {"to": RECIPIENT, "text": {"type": "string", "minLength": 1, "maxLength": 65536}},
+                }
+            ),
+        )
+    },
     "/api/status": {
         "get": operation(
             "The session's state, account, heartbeat, 24 h figures, auth store, outbox, version",

@@ -21,6 +21,13 @@ SESSION_LANE = "session"  # the lane of events that belong to no chat (session.s
 MESSAGE_RECEIVED = "message.received"
 MESSAGE_FROM_ME = "message.from_me"
 MESSAGE_STATUS = "message.status"
+MESSAGE_EDITED = "message.edited"
+MESSAGE_DELETED = "message.deleted"
+MESSAGE_REACTION = "message.reaction"
+MESSAGE_POLL_VOTE = "message.poll_vote"
+MESSAGE_UNDECRYPTABLE = "message.undecryptable"
+CALL_RECEIVED = "call.received"
+STATUS_POSTED = "status.posted"
 SESSION_STATE_CHANGED = "session.state_changed"
 
 # One statement: the event, one delivery per active endpoint, and a NOTIFY if there is anything to deliver.

@@ -1,7 +1,12 @@
-"""What WhatsApp gave us (messages, edits, reactions, receipts, calls ...), each stored once, with its webhook event, in
-one transaction.
+"""What WhatsApp gave us (messages, edits, deletes, reactions, poll votes, calls, receipts ...), each stored once, with
+its webhook event, in one transaction.
 
-Every worker's incoming frames reach `MessageStore.take` straight from its channel, in order, never through the
+The module-level part owns what an incoming event becomes: its row in `incoming_messages` (unique on chat, WhatsApp
+id and event type), its webhook event type and `data`, the sender's phone number when WhatsApp gave only a LID (from
+whatsmeow's LID map), and the option names of a poll vote (from the stored poll). `store_messages` writes a batch of
+any event kinds in one statement; `store_receipts` writes receipts of our outgoing messages.
+
+`MessageStore` is where every worker's incoming frames go, straight from its channel, in order, never through the
 session supervisor. One writer task stores them in batches (a batch is one transaction), in the order they came, and
 holds them in memory, retrying, while Postgres is unavailable, so a database restart loses nothing the worker
 delivered; the worker hears "stored" only after the commit.
@@ -10,12 +15,16 @@ delivered; the worker hears "stored" only after the commit.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import collections
 import contextlib
 import dataclasses
+import hashlib
 import itertools
+import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -29,7 +38,7 @@ from app.whatsapp import backend as events
 
 log = logging.getLogger(__name__)
 
-MESSAGE_TYPES = ("text", "image", "video", "audio", "document", "sticker", "location", "contact", "other")
+MESSAGE_TYPES = ("text", "image", "video", "audio", "document", "sticker", "location", "contact", "poll", "other")
 RECEIPT_STATUSES = {"delivered": "delivered", "read": "read", "played": "read"}  # a played voice note was read
 MAX_BATCH = 500  # items per transaction
 RETRY_MIN, RETRY_MAX = 0.1, 5.0
@@ -39,28 +48,63 @@ WRITE_TRIES = 3  # a batch failing this often for a reason other than an outage 
 # same transaction and returns our id of that message, or None if the message was not sent through the API.
 ReceiptHook = Callable[[asyncpg.Connection, dict[str, Any]], Awaitable[str | None]]
 
-# One statement per batch of messages: the new ones (a redelivered message hits the unique key and is skipped,
+# One item the worker gave: (backend event name, its data), e.g. ("reaction", {"message_id": ..., ...}).
+Incoming = tuple[str, dict[str, Any]]
+
+# Backend event name -> the webhook event type it becomes (a MESSAGE typed on the phone becomes message.from_me).
+EVENT_TYPES = {
+    events.MESSAGE: outbox.MESSAGE_RECEIVED,
+    events.STATUS_POST: outbox.STATUS_POSTED,
+    events.EDITED: outbox.MESSAGE_EDITED,
+    events.DELETED: outbox.MESSAGE_DELETED,
+    events.REACTION: outbox.MESSAGE_REACTION,
+    events.POLL_VOTE: outbox.MESSAGE_POLL_VOTE,
+    events.UNDECRYPTABLE: outbox.MESSAGE_UNDECRYPTABLE,
+    events.CALL: outbox.CALL_RECEIVED,
+}
+# The `type` column of rows that are not messages (a message's own type goes there otherwise).
+ROW_TYPES = {
+    events.EDITED: "edit",
+    events.DELETED: "delete",
+    events.REACTION: "reaction",
+    events.POLL_VOTE: "poll_vote",
+    events.UNDECRYPTABLE: "undecryptable",
+}
+# Rows whose `poll` column holds a poll's definition (a vote's row holds the vote there).
+POLL_SOURCES = (outbox.MESSAGE_RECEIVED, outbox.MESSAGE_FROM_ME, outbox.STATUS_POSTED)
+
+
+@dataclasses.dataclass(frozen=True)
+class IncomingOptions:
+    """What the operator opted into (Settings): WEBHOOK_STATUS_POSTS stores contacts' status posts as events."""
+
+    status_posts: bool = False
+
+
+# One statement per batch of events of any kind: the new ones (a redelivered event hits the unique key and is skipped,
 # also within the batch), an event for each in arrival order, a delivery per active endpoint, and a NOTIFY.
 INSERT_MESSAGES = """
 WITH input AS (
-    SELECT DISTINCT ON (chat, message_id) *
+    SELECT DISTINCT ON (chat, message_id, event_type) *
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-                $9::boolean[], $10::boolean[], $11::timestamptz[], $12::text[])
-         WITH ORDINALITY AS m(chat, message_id, sender, sender_jid, push_name, type, text, media, is_group,
-                              is_from_me, sent_at, data, position)
-    ORDER BY chat, message_id, position
+                $9::text[], $10::text[], $11::text[], $12::bytea[], $13::boolean[], $14::boolean[],
+                $15::timestamptz[], $16::text[])
+         WITH ORDINALITY AS m(chat, message_id, event_type, target_id, sender, sender_jid, push_name, type, text,
+                              media, poll, raw, is_group, is_from_me, sent_at, data, position)
+    ORDER BY chat, message_id, event_type, position
 ), stored AS (
     INSERT INTO incoming_messages
-        (chat, message_id, sender, sender_jid, push_name, type, text, media, is_group, is_from_me, sent_at)
-    SELECT chat, message_id, sender, sender_jid, push_name, type, text, media::jsonb, is_group, is_from_me, sent_at
+        (chat, message_id, event_type, target_id, sender, sender_jid, push_name, type, text, media, poll, raw,
+         is_group, is_from_me, sent_at)
+    SELECT chat, message_id, event_type, target_id, sender, sender_jid, push_name, type, text, media::jsonb,
+           poll::jsonb, raw, is_group, is_from_me, sent_at
     FROM input ORDER BY position
-    ON CONFLICT (chat, message_id) DO NOTHING
-    RETURNING chat, message_id
+    ON CONFLICT (chat, message_id, event_type) DO NOTHING
+    RETURNING chat, message_id, event_type
 ), new_events AS (
     INSERT INTO outbox_events (type, chat, data)
-    SELECT CASE WHEN input.is_from_me THEN 'message.from_me' ELSE 'message.received' END, input.chat,
-           input.data::jsonb
-    FROM stored JOIN input USING (chat, message_id) ORDER BY input.position
+    SELECT input.event_type, input.chat, input.data::jsonb
+    FROM stored JOIN input USING (chat, message_id, event_type) ORDER BY input.position
     RETURNING id, seq, chat
 ), deliveries AS (
     INSERT INTO webhook_deliveries (event_id, endpoint_id, seq, lane)
@@ -77,12 +121,54 @@ INSERT INTO message_receipts (chat, message_id, status, at)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
 ON CONFLICT DO NOTHING
 RETURNING chat, message_id, status, at"""
+# whatsmeow's LID map (lid, pn: user parts only) lives in the same database, but only once whatsmeow has created its
+# store: the simulator backend and a fresh database have none. A statement naming a missing table would abort the
+# caller's transaction, so the table is looked for first, by name, as whatsmeow's unqualified queries find it.
+LID_MAP_EXISTS = "SELECT to_regclass('whatsmeow_lid_map') IS NOT NULL"
+LID_PHONES = "SELECT lid, pn FROM whatsmeow_lid_map WHERE lid = ANY($1::text[])"
+STORED_POLLS = """
+SELECT chat, message_id, poll::text FROM incoming_messages
+WHERE (chat, message_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+  AND event_type = ANY($3::text[]) AND poll IS NOT NULL"""
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _media(media: Any) -> dict[str, Any] | None:
+    """The media metadata a webhook may carry; never keys, paths or hashes (they would let anyone fetch the file)."""
+    if not isinstance(media, dict):
+        return None
+    return {
+        "mimetype": _text(media.get("mimetype")),
+        "size": media.get("size") if isinstance(media.get("size"), int) else None,
+        "file_name": _text(media.get("file_name")),
+    }
+
+
+def poll_of(value: Any) -> dict[str, Any] | None:
+    """A poll's definition {question, options, selectable_count} as stored and sent; None if it is not one."""
+    if not isinstance(value, dict):
+        return None
+    options = value.get("options")
+    count = value.get("selectable_count")
+    return {
+        "question": _text(value.get("question")),
+        "options": [option for option in options if isinstance(option, str)] if isinstance(options, list) else [],
+        "selectable_count": count if isinstance(count, int) and not isinstance(count, bool) else None,
+    }
+
+
+def option_hash(name: str) -> str:
+    """How a poll vote names an option: the hex SHA-256 of the option's name (UTF-8)."""
+    return hashlib.sha256(name.encode()).hexdigest()
 
 
 def message_event_data(message: dict[str, Any]) -> dict[str, Any]:
     """`data` of `message.received` (and `message.from_me`) from a normalised MESSAGE event."""
     kind = message.get("type")
-    media = message.get("media")
+    kind = kind if kind in MESSAGE_TYPES else "other"
     return {
         "message_id": str(message["message_id"]),
         "chat": str(message["chat"]),
@@ -90,53 +176,210 @@ def message_event_data(message: dict[str, Any]) -> dict[str, Any]:
         "sender_jid": message.get("sender_jid"),
         "push_name": message.get("push_name"),
         "timestamp": message.get("timestamp"),
-        "type": kind if kind in MESSAGE_TYPES else "other",
-        "text": message.get("text") if isinstance(message.get("text"), str) else None,
+        "type": kind,
+        "text": _text(message.get("text")),
         "is_group": bool(message.get("is_group")),
         "is_from_me": bool(message.get("is_from_me")),
-        "media": {
-            "mimetype": media.get("mimetype"),
-            "size": media.get("size") if isinstance(media.get("size"), int) else None,
-            "file_name": media.get("file_name"),
-        }
-        if isinstance(media, dict)
-        else None,
+        "media": _media(message.get("media")),
+        "poll": poll_of(message.get("poll")) if kind == "poll" else None,
     }
 
 
-@dataclasses.dataclass(frozen=True)
-class IncomingOptions:
-    status_posts: bool = False
+def event_data(name: str, item: dict[str, Any]) -> dict[str, Any]:
+    """`data` of the webhook event a backend event (already normalised by `_normalise`) becomes."""
+    if name == events.MESSAGE:
+        return message_event_data(item)
+    if name == events.CALL:
+        return {
+            "call_id": item["message_id"],
+            "from": item.get("from"),
+            "sender_jid": item.get("sender_jid"),
+            "timestamp": item.get("timestamp"),
+            "video": bool(item.get("video")),
+        }
+    data: dict[str, Any] = {
+        "message_id": item["message_id"],
+        "target_id": item.get("target_id"),
+        "chat": item["chat"],
+        "from": item.get("from"),
+        "sender_jid": item.get("sender_jid"),
+    }
+    if name == events.STATUS_POST:
+        full = message_event_data(item)
+        del data["target_id"]
+        data.update({key: full[key] for key in ("push_name", "type", "text", "media")})
+    elif name == events.EDITED:
+        data.update(push_name=item.get("push_name"), text=_text(item.get("text")))
+    elif name == events.REACTION:
+        data["emoji"] = item.get("emoji") if isinstance(item.get("emoji"), str) else ""
+    elif name == events.POLL_VOTE:
+        data.update(selected=item["selected"], selected_hashes=item["selected_hashes"])
+    elif name == events.UNDECRYPTABLE:
+        del data["target_id"]
+    data["timestamp"] = item.get("timestamp")
+    return data
+
+
+def _normalise(name: str, data: dict[str, Any]) -> dict[str, Any] | None:
+    """The item with a string id and chat (a call's id is its call_id); None if it lacks either and cannot be stored."""
+    message_id = data.get("call_id") if name == events.CALL else data.get("message_id")
+    chat = data.get("chat") or (data.get("sender_jid") if name == events.CALL else None)
+    if not message_id or not chat:
+        return None
+    return {**data, "message_id": str(message_id), "chat": str(chat)}
+
+
+def _raw(value: Any) -> bytes | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        log.warning("an incoming event's raw message is not base64; stored without it")
+        return None
+
+
+def _lid_user(sender_jid: Any) -> str | None:
+    """'123456789@lid' (or '123456789:12@lid', with a device) -> '123456789'; None for anything else."""
+    if not isinstance(sender_jid, str) or not sender_jid.endswith("@lid"):
+        return None
+    user = sender_jid.removesuffix("@lid").split(":", 1)[0]
+    return user if user.isascii() and user.isdigit() else None
+
+
+async def resolve_senders(connection: asyncpg.Connection, items: list[Incoming]) -> list[Incoming]:
+    """Fill `from` ('+<digits>') of items whose sender WhatsApp named only by a LID, from whatsmeow's LID map.
+
+    The worker already used SenderAlt where WhatsApp gave one; this covers the rest. Items the map does not know
+    keep `from` null."""
+    wanted = {user for _, data in items if data.get("from") is None and (user := _lid_user(data.get("sender_jid")))}
+    if not wanted or not await connection.fetchval(LID_MAP_EXISTS):
+        return items
+    rows = await connection.fetch(LID_PHONES, sorted(wanted))
+    phones = {row["lid"]: "+" + row["pn"] for row in rows if row["pn"] and str(row["pn"]).isdigit()}
+    if not phones:
+        return items
+    resolved = []
+    for name, data in items:
+        user = _lid_user(data.get("sender_jid")) if data.get("from") is None else None
+        phone = phones.get(user) if user is not None else None
+        resolved.append((name, {**data, "from": phone}) if phone is not None else (name, data))
+    return resolved
+
+
+async def resolve_votes(connection: asyncpg.Connection, items: list[Incoming]) -> list[Incoming]:
+    """Give every poll vote `selected` (option names, null where unknown) and `selected_hashes`, in the same order.
+
+    Names come from the worker if it resolved them, else from the poll: earlier in this batch, or stored (same chat,
+    id = the vote's target_id). A poll that is not stored (older than the retention, or from before this gateway)
+    leaves its names null; the hashes still identify the options."""
+
+    def poll_key(name: str, data: dict[str, Any]) -> tuple[str, str] | None:
+        if name in (events.MESSAGE, events.STATUS_POST) and poll_of(data.get("poll")) is not None:
+            return (data["chat"], data["message_id"])
+        return None
+
+    earlier: set[tuple[str, str]] = set()
+    missing: set[tuple[str, str]] = set()
+    for name, data in items:
+        if (key := poll_key(name, data)) is not None:
+            earlier.add(key)
+        elif name == events.POLL_VOTE and not isinstance(data.get("selected"), list):
+            missing.add((data["chat"], str(data.get("target_id"))))
+    missing -= earlier
+    stored: dict[tuple[str, str], dict[str, Any]] = {}
+    if missing:
+        chats, ids = zip(*sorted(missing), strict=True)
+        for row in await connection.fetch(STORED_POLLS, list(chats), list(ids), list(POLL_SOURCES)):
+            if (poll := poll_of(json.loads(row["poll"]))) is not None:
+                stored[(row["chat"], row["message_id"])] = poll
+    resolved: list[Incoming] = []
+    seen: dict[tuple[str, str], dict[str, Any]] = {}  # a vote resolves against the polls that came before it
+    for name, data in items:
+        if (key := poll_key(name, data)) is not None:
+            seen[key] = poll_of(data["poll"]) or {}
+        if name != events.POLL_VOTE:
+            resolved.append((name, data))
+            continue
+        given = data.get("selected")
+        if isinstance(given, list):
+            names: list[str | None] = [option if isinstance(option, str) else None for option in given]
+            hashes: list[str | None] = [option_hash(option) if option is not None else None for option in names]
+        else:
+            hashes = [str(value).lower() for value in data.get("selected_hashes") or ()]
+            target = (data["chat"], str(data.get("target_id")))
+            poll = seen.get(target) or stored.get(target)
+            by_hash = {option_hash(option): option for option in poll["options"]} if poll else {}
+            names = [by_hash.get(value) if value else None for value in hashes]
+        resolved.append((name, {**data, "selected": names, "selected_hashes": hashes}))
+    return resolved
+
+
+def _row(name: str, event_type: str, item: dict[str, Any], data: dict[str, Any]) -> tuple[Any, ...]:
+    """The column values of an item, in INSERT_MESSAGES's parameter order."""
+    media = data.get("media") if name in (events.MESSAGE, events.STATUS_POST) else None
+    if name == events.CALL:
+        kind, text = ("video_call" if data["video"] else "voice_call"), None
+    elif name in ROW_TYPES:
+        kind, text = ROW_TYPES[name], data.get("emoji") if name == events.REACTION else data.get("text")
+    else:
+        kind, text = data["type"], data["text"]
+    poll = data.get("poll") if name in (events.MESSAGE, events.STATUS_POST) else None
+    if name == events.POLL_VOTE:
+        poll = {"selected": data["selected"], "selected_hashes": data["selected_hashes"]}
+    return (
+        item["chat"],
+        item["message_id"],
+        event_type,
+        _text(item.get("target_id")),
+        _text(item.get("from")),
+        _text(item.get("sender_jid")),
+        _text(item.get("push_name")),
+        kind,
+        text,
+        outbox.json_text(media) if media is not None else None,
+        outbox.json_text(poll) if poll is not None else None,
+        _raw(item.get("raw")),
+        bool(item.get("is_group")),
+        bool(item.get("is_from_me")),
+        parse_time(item.get("timestamp")),
+        outbox.json_text(data),
+    )
 
 
 async def store_messages(
-    connection: asyncpg.Connection, items: list[tuple[str, dict[str, Any]]], options: IncomingOptions
+    connection: asyncpg.Connection,
+    items: Sequence[Incoming],
+    options: IncomingOptions = IncomingOptions(),  # frozen: one shared default is safe
 ) -> int:
-    """Store normalised messages and their events (one statement); return how many were new."""
-    data = [message_event_data(message) for name, message in items if name == events.MESSAGE]
-    if not data:
+    """Store incoming events of any kind but RECEIPT, in arrival order, each with its webhook event (one statement;
+    a read of whatsmeow's LID map and of stored polls first, only when the batch needs them). Return how many events
+    were new."""
+    wanted: list[Incoming] = []
+    for name, data in items:
+        if name == events.STATUS_POST and not options.status_posts:
+            continue  # not opted in: a contact's status is none of the operator's business
+        if name not in EVENT_TYPES:
+            log.warning("an incoming %r event from the worker was ignored: not a kind the store knows", name)
+            continue
+        item = _normalise(name, data)
+        if item is None:
+            log.warning("an incoming %s event without id or chat from the worker was ignored", name)
+            continue
+        wanted.append((name, item))
+    if not wanted:
         return 0
-    columns: list[list[Any]] = [[] for _ in range(12)]
-    for item in data:
-        media = item["media"]
-        row = (
-            item["chat"],
-            item["message_id"],
-            item["from"],
-            item["sender_jid"],
-            item["push_name"],
-            item["type"],
-            item["text"],
-            outbox.json_text(media) if media is not None else None,
-            item["is_group"],
-            item["is_from_me"],
-            parse_time(item["timestamp"]),
-            outbox.json_text(item),
-        )
+    wanted = await resolve_votes(connection, await resolve_senders(connection, wanted))
+    columns: list[list[Any]] = [[] for _ in range(16)]
+    for name, item in wanted:
+        event_type = EVENT_TYPES[name]
+        if name == events.MESSAGE and item.get("is_from_me"):
+            event_type = outbox.MESSAGE_FROM_ME
+        row = _row(name, event_type, item, event_data(name, item))
         for column, value in zip(columns, row, strict=True):
             column.append(value.replace("\x00", "") if isinstance(value, str) else value)
-    row = await connection.fetchrow(INSERT_MESSAGES, *columns)
-    stored: int = row["stored"]
+    result = await connection.fetchrow(INSERT_MESSAGES, *columns)
+    stored: int = result["stored"]
     return stored
 
 

@@ -566,10 +566,14 @@ class NeonizeBackend(Backend):
             loop = asyncio.get_running_loop()
             logged: asyncio.Future[None] = loop.create_future()
 
+            def arrived() -> None:
+                if not logged.done():
+                    logged.set_result(None)
+
             def wait_for_log() -> None:  # a daemon thread: a queue that never empties must not hold up the exit
                 log_queue.join()
                 if not loop.is_closed():
-                    loop.call_soon_threadsafe(lambda: logged.done() or logged.set_result(None))
+                    loop.call_soon_threadsafe(arrived)
 
             threading.Thread(target=wait_for_log, name="go-log-wait", daemon=True).start()
             with contextlib.suppress(TimeoutError):

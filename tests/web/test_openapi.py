@@ -31,6 +31,9 @@ async def test_openapi_document_lists_every_api_route(client: httpx.AsyncClient)
         assert secret not in response.text
     pair_code = document["paths"]["/api/session/pair-code"]["post"]
     assert "422" in pair_code["responses"] and "+<country code><number>" in str(pair_code)
+    send = document["paths"]["/api/messages"]["post"]
+    to = send["requestBody"]["content"]["application/json"]["schema"]["properties"]["to"]
+    assert all(kind in to["description"] for kind in ("@s.whatsapp.net", "@c.us", "@lid", "@g.us"))
 
 
 def test_undocumented_routes_still_appear() -> None:

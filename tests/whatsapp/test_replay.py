@@ -25,7 +25,8 @@ from app.webhooks.dispatcher import Dispatcher
 from app.webhooks.store import IncomingOptions, MessageStore
 from app.whatsapp.process import WorkerError
 from tests.session.conftest import wait_state
-from tests.webhooks.conftest import FAST as DELIVERY, SECRET, signed_correctly, use_endpoints
+from tests.webhooks.conftest import FAST as DELIVERY
+from tests.webhooks.conftest import SECRET, signed_correctly, use_endpoints
 from tests.webhooks.receiver import Received, Receiver
 from tests.whatsapp import corpus
 from tests.whatsapp.corpus import EVENT_TO_INT, replay_line
@@ -171,7 +172,7 @@ async def test_every_kind_of_event_reaches_the_webhook_as_whatsapp_sent_it(gatew
     supervisor = gateway.start(lines, header)
     await wait_state(supervisor, State.CONNECTED)
     got = by_id(await gateway.until(lambda got: ("message.received", "LAST") in by_id(got)))
-    assert all(signed_correctly(item) for item in gateway.receiver.requests)
+    assert all(signed_correctly(item) for item in gateway.receiver.received)
 
     assert got["message.received", "TEXT1"]["type"] == "text"
     image = got["message.received", "IMAGE1"]

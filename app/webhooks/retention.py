@@ -1,0 +1,117 @@
+"""Retention of incoming events: rows of `incoming_messages` and `message_receipts` older than
+MESSAGE_RETENTION_DAYS are deleted in bounded batches by a small hourly loop.
+
+Nothing references these rows (webhook events and deliveries are their own rows, pruned by the dispatcher), so a
+deletion never touches what is still to be delivered. Each batch is its own short statement: a large backlog (the
+first run after lowering the retention) never holds one long transaction or a lock on many rows at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+
+import asyncpg
+
+from app.db.database import Database, describe
+from app.observability import report, start_watched
+from app.times import utcnow
+from app.webhooks.deliveries import UNAVAILABLE
+
+log = logging.getLogger(__name__)
+
+INTERVAL = 3600.0  # seconds between two passes
+BATCH = 5000  # rows per statement
+
+DELETE_MESSAGES = """
+DELETE FROM incoming_messages WHERE id IN (
+    SELECT id FROM incoming_messages WHERE received_at < $1 ORDER BY received_at LIMIT $2
+)"""
+DELETE_RECEIPTS = """
+DELETE FROM message_receipts WHERE (chat, message_id, status) IN (
+    SELECT chat, message_id, status FROM message_receipts WHERE received_at < $1 ORDER BY received_at LIMIT $2
+)"""
+
+
+async def delete_expired(connection: asyncpg.Connection, older_than: dt.datetime, limit: int) -> int:
+    """Delete at most `limit` incoming events received before `older_than`, oldest first; return how many."""
+    return _count(await connection.execute(DELETE_MESSAGES, older_than, limit))
+
+
+async def delete_expired_receipts(connection: asyncpg.Connection, older_than: dt.datetime, limit: int) -> int:
+    """Delete at most `limit` receipts received before `older_than`, oldest first; return how many."""
+    return _count(await connection.execute(DELETE_RECEIPTS, older_than, limit))
+
+
+def _count(tag: str) -> int:
+    """The row count of a command tag such as 'DELETE 3'."""
+    return int(tag.rsplit(" ", 1)[-1])
+
+
+class Retention:
+    """Every `interval` seconds, deletes expired incoming events and receipts in batches of `batch` until fewer than
+    `batch` remain. Postgres being away costs one pass (logged); the next pass catches up."""
+
+    def __init__(self, database: Database, days: int, *, interval: float = INTERVAL, batch: int = BATCH) -> None:
+        self.database = database
+        self.retention = dt.timedelta(days=days)
+        self.interval = interval
+        self.batch = batch
+        self.deleted = 0  # rows deleted by this process
+        self.passes = 0  # passes finished, whether they deleted anything or failed
+        self.last_error: str | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._passed = asyncio.Condition()
+
+    def start(self) -> None:
+        self._task = start_watched(self._run(), "message-retention")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def run_once(self) -> int:
+        """One pass: delete everything expired, batch by batch; return how many rows."""
+        older_than = utcnow() - self.retention
+        total = 0
+        for delete in (delete_expired, delete_expired_receipts):
+            while True:
+                async with self.database.connection() as connection:
+                    deleted = await delete(connection, older_than, self.batch)
+                total += deleted
+                if deleted < self.batch:
+                    break
+        return total
+
+    async def passed(self, passes: int) -> None:
+        """Return once at least `passes` passes have finished (for tests and shutdown checks)."""
+        async with self._passed:
+            await self._passed.wait_for(lambda: self.passes >= passes)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                deleted = await self.run_once()
+            except UNAVAILABLE as error:
+                self.last_error = f"Postgres is unavailable: {describe(error)}"
+                log.warning(
+                    "deleting expired messages skipped: %s; trying again in %.0f s", self.last_error, self.interval
+                )
+            except Exception as error:  # a bug must not end retention for the life of the process
+                self.last_error = describe(error)
+                log.exception("deleting expired messages failed")
+                report(error)
+            else:
+                self.last_error = None
+                self.deleted += deleted
+                if deleted:
+                    log.info("deleted %d incoming messages and receipts older than %s", deleted, self.retention)
+            async with self._passed:
+                self.passes += 1
+                self._passed.notify_all()
+            await asyncio.sleep(self.interval)
