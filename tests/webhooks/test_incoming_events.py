@@ -265,13 +265,6 @@ async def test_whatsmeows_lid_map_fills_from(database: Database) -> None:
     assert senders["L1"] == "+6282222222222" and senders["L3"] is None
 
 
-async def test_a_bare_message_dict_is_still_a_message(database: Database) -> None:
-    """The form MessageStore hands over until it passes event names."""
-    assert await store(database, {"message_id": "B1", "chat": CHAT, "text": "plain", "type": "text"}) == 1
-    [(kind, _, data)] = await stored_events(database)
-    assert (kind, data["text"]) == ("message.received", "plain")
-
-
 @pytest.mark.parametrize(
     "item",
     [
