@@ -56,6 +56,11 @@ MARK_SENT = """
 UPDATE outgoing_messages SET status = 'sent', whatsapp_id = $2, sent_at = $3, error = NULL, updated_at = now()
 WHERE id = $1 AND status = 'sending'
 RETURNING *"""
+# WhatsApp's answer came after we gave up waiting and marked the message interrupted: it was sent after all.
+MARK_SENT_LATE = """
+UPDATE outgoing_messages SET status = 'sent', whatsapp_id = $2, sent_at = $3, error = NULL, updated_at = now()
+WHERE id = $1 AND status = 'failed' AND whatsapp_id IS NULL AND error LIKE 'interrupted:%'
+RETURNING *"""
 REQUEUE = """
 UPDATE outgoing_messages
 SET status = 'queued', next_attempt_at = now() + make_interval(secs => $2), error = $3,
@@ -186,6 +191,14 @@ async def mark_sent(
     connection: asyncpg.Connection, message_id: uuid.UUID, whatsapp_id: str, sent_at: dt.datetime
 ) -> None:
     row = await connection.fetchrow(MARK_SENT, message_id, whatsapp_id, sent_at)
+    if row is not None:
+        await emit_status(connection, row)
+
+
+async def mark_sent_late(
+    connection: asyncpg.Connection, message_id: uuid.UUID, whatsapp_id: str, sent_at: dt.datetime
+) -> None:
+    row = await connection.fetchrow(MARK_SENT_LATE, message_id, whatsapp_id, sent_at)
     if row is not None:
         await emit_status(connection, row)
 

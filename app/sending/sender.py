@@ -96,6 +96,7 @@ class Sender:
         self._idle.set()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._late_tasks: set[asyncio.Future[None]] = set()
 
     def wake(self) -> None:
         """Something was enqueued: look now instead of at the next poll."""
@@ -170,7 +171,7 @@ class Sender:
     async def _deliver(self, row: Any) -> None:
         message_id: uuid.UUID = row["id"]
         try:
-            result = await self.supervisor.send_text(row["jid"], row["text"])
+            result = await self.supervisor.send_text(row["jid"], row["text"], late=self._late_answer(message_id))
         except WorkerGone as error:
             # No reply: the worker died or hung with the message in its hands. It may have gone out.
             self.limiter.record(time.time())
@@ -195,6 +196,20 @@ class Sender:
         self.limiter.record(time.time())
         await self._settle(queue.mark_sent, message_id, str(result["message_id"]), sent_at)
         log.info("sent message %s as %s", message_id, result["message_id"])
+
+    def _late_answer(self, message_id: uuid.UUID) -> Any:
+        """What to do with WhatsApp's answer if it comes after the send was counted as interrupted: record its id,
+        so that receipts find the message and its status becomes `sent` after all."""
+
+        def record(result: dict[str, Any]) -> None:
+            sent_at = parse_time(result.get("timestamp")) or utcnow()
+            log.warning("message %s was sent after all, as %s (a late answer)", message_id, result.get("message_id"))
+            coroutine = self._settle(queue.mark_sent_late, message_id, str(result["message_id"]), sent_at)
+            task = asyncio.ensure_future(coroutine)
+            self._late_tasks.add(task)
+            task.add_done_callback(self._late_tasks.discard)
+
+        return record
 
     async def _settle(self, operation: Any, *args: Any, **kwargs: Any) -> None:
         """Record a send's outcome; if Postgres is down, keep trying: the outcome must not be lost."""

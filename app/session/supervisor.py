@@ -109,6 +109,7 @@ class Supervisor:
         self.backend = backend
         self.heartbeat_interval = heartbeat_interval
         self.ping_timeout = min(PING_TIMEOUT, 2 * heartbeat_interval)
+        self.send_timeout = events.SEND_TIMEOUT
         self.incoming = incoming
         self.worker_env = worker_env or {}
         self.rng = rng or random.Random()
@@ -614,10 +615,15 @@ class Supervisor:
             raise SessionError(f"WhatsApp did not give a pair code: {error}", 502) from error
         return str(reply["code"])
 
-    async def send_text(self, to: str, text: str) -> dict[str, Any]:
+    async def send_text(
+        self, to: str, text: str, late: Callable[[dict[str, Any]], None] | None = None
+    ) -> dict[str, Any]:
+        """Send through the worker; whatsmeow may take 75 s to answer. `late` gets an answer that comes after the
+        timeout anyway (WhatsApp's id of a message the caller already counted as interrupted)."""
         if self.state is not State.CONNECTED or self.worker is None:
             raise WorkerError(f"not connected (the session is {self.state.value})")
-        return await self.worker.request(protocol.SEND_TEXT, {"to": to, "text": text}, timeout=events.SEND_TIMEOUT)
+        args = {"to": to, "text": text}
+        return await self.worker.request(protocol.SEND_TEXT, args, timeout=self.send_timeout, late=late)
 
     async def simulate(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
         if self.backend != "simulator":

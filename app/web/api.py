@@ -229,10 +229,14 @@ async def simulator(request: Request) -> JSONResponse:
         count = data.get("count", 1)
         if not isinstance(count, int) or not 1 <= count <= 100:
             raise HTTPException(422, "'count' must be a whole number from 1 to 100")
+        delay = data.get("delay", 0)
+        if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay <= 120:
+            raise HTTPException(422, "'delay' must be seconds from 0 to 120")
         args = {
             "count": count,
             "permanent": bool(data.get("permanent", False)),
             "error": text_field(data, "error", required=False, limit=200),
+            "delay": delay,
         }
     elif action in ("crash", "hang"):
         args = {}

@@ -65,6 +65,7 @@ class WorkerProcess:
         self._ack_due = False
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._late: dict[int, Callable[[dict[str, Any]], None]] = {}  # commands still wanted after their timeout
         self.ready = asyncio.Event()
         self._reader_task = asyncio.create_task(self._read(reader), name=f"worker-{self.generation}-reader")
 
@@ -95,6 +96,9 @@ class WorkerProcess:
                 if message.get("type") == protocol.INCOMING:
                     self._on_incoming(self, int(message["seq"]), str(message["name"]), message.get("data") or {})
                 elif message.get("type") == protocol.REPLY:
+                    late = self._late.pop(int(message["id"]), None)
+                    if late is not None and message.get("ok"):
+                        late(message.get("result") or {})
                     future = self._pending.pop(int(message["id"]), None)
                     if future is not None and not future.done():
                         future.set_result(message)
@@ -123,8 +127,15 @@ class WorkerProcess:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 self._writer.write(protocol.encode({"type": protocol.STORED, "seq": self._acknowledged}))
 
-    async def request(self, name: str, args: dict[str, Any] | None = None, timeout: float = 10.0) -> dict[str, Any]:
-        """Send a command and wait for its reply; WorkerGone if the worker dies or does not answer in time."""
+    async def request(
+        self,
+        name: str,
+        args: dict[str, Any] | None = None,
+        timeout: float = 10.0,
+        late: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Send a command and wait for its reply; WorkerGone if the worker dies or does not answer in time. With
+        `late`, a success that arrives after the timeout (while the worker lives) is still handed to `late`."""
         if self._reader_task.done():
             raise WorkerGone("the worker is not running")
         command_id = next(self._ids)
@@ -136,6 +147,8 @@ class WorkerProcess:
             )
             reply = await asyncio.wait_for(future, timeout)
         except TimeoutError:
+            if late is not None:
+                self._late[command_id] = late
             raise WorkerGone(f"the worker did not answer {name!r} within {timeout:g} s") from None
         except ConnectionError:
             raise WorkerGone("the worker's channel is closed") from None

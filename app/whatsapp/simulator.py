@@ -217,7 +217,10 @@ class SimulatorBackend(Backend):
             raise BackendError("websocket not connected")
         if self.failures:
             failure = self.failures.pop(0)
-            raise BackendError(str(failure["error"]), permanent=bool(failure["permanent"]))
+            if failure.get("delay"):
+                await asyncio.sleep(float(failure["delay"]))  # WhatsApp is slow to answer; the send goes out
+            else:
+                raise BackendError(str(failure["error"]), permanent=bool(failure["permanent"]))
         log.info("simulated send to %s (%d characters)", to, len(text))
         return {"message_id": message_id(), "timestamp": now_iso()}
 
@@ -263,10 +266,12 @@ class SimulatorBackend(Backend):
         if action == "disconnect":
             return await self._disconnect(str(args.get("reason", "connection_lost")), args)
         if action == "send_failures":
-            self.failures = [
-                {"error": args.get("error") or "simulated failure", "permanent": bool(args.get("permanent"))}
-                for _ in range(int(args.get("count", 1)))
-            ]
+            failure = {
+                "error": args.get("error") or "simulated failure",
+                "permanent": bool(args.get("permanent")),
+                "delay": float(args.get("delay") or 0),  # instead of failing: answer after this many seconds
+            }
+            self.failures = [dict(failure) for _ in range(int(args.get("count", 1)))]
             return {"failing_sends": len(self.failures)}
         if action == "crash":
             log.critical("simulated Go panic: killing the worker process")

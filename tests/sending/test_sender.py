@@ -186,3 +186,18 @@ async def test_interrupted_send_is_failed_not_resent(
     assert interrupted["error"].startswith("interrupted") and interrupted["message_id"] is None
     assert (await wait_status(database, waiting, "sent"))["attempts"] == 1
     assert (await status_events(database, message_id))[-1] == "failed"
+
+
+async def test_an_answer_after_the_timeout_still_records_whatsapps_id(
+    make_supervisor: MakeSupervisor, make_sender: MakeSender, database: Database
+) -> None:
+    supervisor = await paired(make_supervisor)
+    supervisor.send_timeout = 0.5  # stands for whatsmeow's 75 s
+    await supervisor.simulate("send_failures", {"count": 1, "delay": 1.5})  # WhatsApp answers, but late
+    make_sender(supervisor)
+    message_id = await enqueue(database, "slow network")
+    interrupted = await wait_status(database, message_id, "failed")
+    assert interrupted["error"].startswith("interrupted") and interrupted["message_id"] is None
+    message = await wait_status(database, message_id, "sent")
+    assert message["message_id"].startswith("3EB0") and message["error"] is None
+    assert await status_events(database, message_id) == ["sending", "failed", "sent"]

@@ -1,0 +1,38 @@
+"""The worker's environment, read from the running process: neonize's Go side must find NEONIZE_BOT_TAG=off when
+the library loads, or every send to a phone number carries WhatsApp's "AI" label (<bot biz_bot="1"/>)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+from typing import Any
+
+from app.whatsapp.process import WorkerProcess
+
+
+def refusing_url() -> str:
+    """A store URL whose port nobody listens on: neonize fails at its database, long before any dial."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"postgresql://postgres@127.0.0.1:{port}/nothing?sslmode=disable"
+
+
+def read_process(pid: int) -> tuple[list[bytes], str]:
+    """The process's environment as it was exec'd, and its memory map (which libraries it loaded)."""
+    return Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"), Path(f"/proc/{pid}/maps").read_text()
+
+
+async def test_the_neonize_worker_loads_the_library_with_the_bot_tag_off() -> None:
+    def ignore(*_: Any) -> None:
+        pass
+
+    worker = await WorkerProcess.spawn("neonize", refusing_url(), ignore, ignore, env={"NEONIZE_BOT_TAG": "on"})
+    try:
+        await asyncio.wait_for(worker.ready.wait(), 30)  # READY comes after the backend (and neonize) loaded
+        environ, maps = await asyncio.to_thread(read_process, worker.pid)
+    finally:
+        await worker.stop()
+    assert b"NEONIZE_BOT_TAG=off" in environ  # even when the operator's environment says otherwise
+    assert "neonize-linux-amd64.so" in maps  # the Go library is loaded in that process, with that environment
