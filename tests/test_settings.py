@@ -166,6 +166,41 @@ def test_simulator_qr_seconds_rejections(monkeypatch: pytest.MonkeyPatch, raw: s
     assert set(caught.value.problems) == {"SIMULATOR_QR_SECONDS"}
 
 
+@pytest.mark.parametrize(
+    ("content", "complaint"),
+    [
+        (None, "is required with WHATSAPP_BACKEND=replay"),
+        ("", "cannot be read"),  # the file is not there
+        ('{"event": "17", "data": "AA=="}\n', ":1: 'event' must be an integer code"),
+        ('{"me": "1@s.whatsapp.net"}\n{"event": 17, "data": "not base64!"}\n', ":2: 'data' is not base64"),
+        ('{"sleep": 1, "qr": "x"}\n', "exactly one of"),
+        ("not json\n", ":1: not JSON"),
+    ],
+)
+def test_a_replay_file_that_cannot_be_replayed_is_named_at_start(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, content: str | None, complaint: str
+) -> None:
+    monkeypatch.setenv("WHATSAPP_BACKEND", "replay")
+    if content is not None:
+        path = tmp_path / "events.jsonl"
+        if content:
+            path.write_text(content)
+        monkeypatch.setenv("WHATSAPP_REPLAY_FILE", str(path))
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert set(caught.value.problems) == {"WHATSAPP_REPLAY_FILE"}
+    assert complaint in caught.value.problems["WHATSAPP_REPLAY_FILE"]
+
+
+def test_a_replay_file_is_taken_with_its_header(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"me": "6281234567890:3@s.whatsapp.net"}\n{"sleep": 0.1}\n{"event": 3, "data": ""}\n')
+    monkeypatch.setenv("WHATSAPP_BACKEND", "replay")
+    monkeypatch.setenv("WHATSAPP_REPLAY_FILE", str(path))
+    settings = load_settings()
+    assert (settings.whatsapp_backend, settings.replay_file) == ("replay", path)
+
+
 def test_deployed_requires_database_and_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DYNO", "web.1")
     with pytest.raises(SettingsError) as caught:

@@ -187,35 +187,34 @@ async def claim_next(connection: asyncpg.Connection) -> asyncpg.Record | None:
     return row
 
 
+async def _move(connection: asyncpg.Connection, statement: str, *args: Any) -> None:
+    """Run a status change; if it applied (the row was in a state it may leave), announce it (`message.status`)."""
+    row = await connection.fetchrow(statement, *args)
+    if row is not None:
+        await emit_status(connection, row)
+
+
 async def mark_sent(
     connection: asyncpg.Connection, message_id: uuid.UUID, whatsapp_id: str, sent_at: dt.datetime
 ) -> None:
-    row = await connection.fetchrow(MARK_SENT, message_id, whatsapp_id, sent_at)
-    if row is not None:
-        await emit_status(connection, row)
+    await _move(connection, MARK_SENT, message_id, whatsapp_id, sent_at)
 
 
 async def mark_sent_late(
     connection: asyncpg.Connection, message_id: uuid.UUID, whatsapp_id: str, sent_at: dt.datetime
 ) -> None:
-    row = await connection.fetchrow(MARK_SENT_LATE, message_id, whatsapp_id, sent_at)
-    if row is not None:
-        await emit_status(connection, row)
+    await _move(connection, MARK_SENT_LATE, message_id, whatsapp_id, sent_at)
 
 
 async def requeue(
     connection: asyncpg.Connection, message_id: uuid.UUID, delay: float, error: str, *, counts: bool
 ) -> None:
     """Back to the queue after `delay` seconds; `counts=False` gives the attempt back (the session was down)."""
-    row = await connection.fetchrow(REQUEUE, message_id, delay, error, 0 if counts else 1)
-    if row is not None:
-        await emit_status(connection, row)
+    await _move(connection, REQUEUE, message_id, delay, error, 0 if counts else 1)
 
 
 async def mark_failed(connection: asyncpg.Connection, message_id: uuid.UUID, error: str) -> None:
-    row = await connection.fetchrow(MARK_FAILED, message_id, error)
-    if row is not None:
-        await emit_status(connection, row)
+    await _move(connection, MARK_FAILED, message_id, error)
 
 
 async def receipt_hook(connection: asyncpg.Connection, receipt: dict[str, Any]) -> str | None:

@@ -150,8 +150,7 @@ async def test_receipts_move_statuses_forward_and_emit_events(
 ) -> None:
     store = MessageStore(database, receipt_hook=queue.receipt_hook)  # as the app wires it
     store.start()
-    supervisor = await paired(make_supervisor)
-    supervisor.incoming = store.take
+    supervisor = await paired(make_supervisor, incoming=store.take)
     make_sender(supervisor)
     message_id = await enqueue(database, "hello")
     whatsapp_id = (await wait_status(database, message_id, "sent"))["message_id"]

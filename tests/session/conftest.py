@@ -10,7 +10,7 @@ import pytest
 from app.db.database import Database
 from app.session.policy import Policy
 from app.session.states import State
-from app.session.supervisor import Supervisor
+from app.session.supervisor import Incoming, Supervisor, log_only
 
 # Short delays so that tests run in seconds; the decisions themselves are the production ones (test_policy.py).
 FAST = Policy(base_delay=0.2, min_delay=0.05, max_delay=1.0, replaced_delay=0.2, reconnect_grace=1.0)
@@ -25,20 +25,39 @@ async def database(database_url: str) -> AsyncIterator[Database]:
     await database.close()
 
 
+def simulator_supervisor(
+    database: Database,
+    database_url: str,
+    *,
+    incoming: Incoming = log_only,
+    heartbeat: float = 30.0,
+    qr_seconds: str = "60,20",
+    policy: Policy = FAST,
+) -> Supervisor:
+    """A started supervisor whose workers run the simulator; `incoming` is where their messages go (a store)."""
+    supervisor = Supervisor(
+        database=database,
+        database_url=database_url,
+        backend="simulator",
+        heartbeat_interval=heartbeat,
+        incoming=incoming,
+        worker_env={"SIMULATOR_QR_SECONDS": qr_seconds},
+        policy=policy,
+    )
+    supervisor.start()
+    return supervisor
+
+
 @pytest.fixture
 async def make_supervisor(database: Database, database_url: str) -> AsyncIterator[MakeSupervisor]:
     started: list[Supervisor] = []
 
-    def make(heartbeat: float = 30.0, qr_seconds: str = "60,20", policy: Policy = FAST) -> Supervisor:
-        supervisor = Supervisor(
-            database=database,
-            database_url=database_url,
-            backend="simulator",
-            heartbeat_interval=heartbeat,
-            worker_env={"SIMULATOR_QR_SECONDS": qr_seconds},
-            policy=policy,
+    def make(
+        heartbeat: float = 30.0, qr_seconds: str = "60,20", policy: Policy = FAST, incoming: Incoming = log_only
+    ) -> Supervisor:
+        supervisor = simulator_supervisor(
+            database, database_url, incoming=incoming, heartbeat=heartbeat, qr_seconds=qr_seconds, policy=policy
         )
-        supervisor.start()
         started.append(supervisor)
         return supervisor
 

@@ -19,7 +19,7 @@ from app.session.states import State
 from app.session.supervisor import Supervisor
 from app.settings import resolve_database_url
 from app.webhooks.store import MessageStore
-from tests.session.conftest import FAST, wait_state
+from tests.session.conftest import simulator_supervisor, wait_state
 from tests.webhooks.conftest import MakeDispatcher, use_endpoints
 from tests.webhooks.receiver import Received, Receiver
 
@@ -40,16 +40,7 @@ async def make_session(database: Database, database_url: str, store: MessageStor
     started: list[Supervisor] = []
 
     def make() -> Supervisor:
-        supervisor = Supervisor(
-            database=database,
-            database_url=database_url,
-            backend="simulator",
-            heartbeat_interval=30.0,
-            incoming=store.take,
-            worker_env={"SIMULATOR_QR_SECONDS": "60,20"},
-            policy=FAST,
-        )
-        supervisor.start()
+        supervisor = simulator_supervisor(database, database_url, incoming=store.take)
         started.append(supervisor)
         return supervisor
 
@@ -157,16 +148,7 @@ async def test_while_postgres_is_down_whatsapp_keeps_the_messages_and_the_status
     database = await Database.open(url)
     store = MessageStore(database)
     store.start()
-    supervisor = Supervisor(
-        database=database,
-        database_url=url,
-        backend="simulator",
-        heartbeat_interval=30.0,
-        incoming=store.take,
-        worker_env={"SIMULATOR_QR_SECONDS": "60,20"},
-        policy=FAST,
-    )
-    supervisor.start()
+    supervisor = simulator_supervisor(database, url, incoming=store.take)
     try:
         await wait_state(supervisor, State.PAIRING)
         await supervisor.simulate("pair", {"phone": "+6281234567890"})

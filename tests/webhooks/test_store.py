@@ -19,7 +19,7 @@ from app.session.states import State
 from app.session.supervisor import Supervisor
 from app.settings import resolve_database_url
 from app.webhooks.store import MessageStore
-from tests.session.conftest import FAST, wait_state
+from tests.session.conftest import simulator_supervisor, wait_state
 from tests.webhooks.conftest import MakeDispatcher, signed_correctly, use_endpoints
 from tests.webhooks.receiver import Receiver
 
@@ -38,16 +38,7 @@ async def store(database: Database) -> AsyncIterator[MessageStore]:
 @pytest.fixture
 async def session(database: Database, database_url: str, store: MessageStore) -> AsyncIterator[Supervisor]:
     """A supervisor whose simulated account is linked, its workers' incoming items going to `store`."""
-    supervisor = Supervisor(
-        database=database,
-        database_url=database_url,
-        backend="simulator",
-        heartbeat_interval=30.0,
-        incoming=store.take,
-        worker_env={"SIMULATOR_QR_SECONDS": "60,20"},
-        policy=FAST,
-    )
-    supervisor.start()
+    supervisor = simulator_supervisor(database, database_url, incoming=store.take)
     try:
         await wait_state(supervisor, State.PAIRING)
         await supervisor.simulate("pair", {"phone": "+6281234567890", "push_name": "Toko Maju"})
