@@ -166,6 +166,12 @@ PATHS: dict[str, dict[str, Any]] = {
                                 "group": {"type": "string", "maxLength": 64},
                                 "type": {"type": "string", "maxLength": 16},
                                 "media": {"type": "object"},
+                                "count": {"type": "integer", "minimum": 1, "maximum": 5000},
+                                "target_id": {"type": "string", "maxLength": 128},
+                                "emoji": {"type": "string", "maxLength": 16},
+                                "options": {"type": "array", "items": {"type": "string"}, "maxItems": 12},
+                                "selected": {"type": "array", "items": {"type": "string"}, "maxItems": 12},
+                                "video": {"type": "boolean"},
                             },
                         },
                         {
@@ -184,6 +190,8 @@ PATHS: dict[str, dict[str, Any]] = {
                             "properties": {
                                 "reason": {"enum": list(DISCONNECT_REASONS)},
                                 "seconds": {"type": "number", "exclusiveMinimum": 0},
+                                "backlog": {"type": "integer", "minimum": 0, "maximum": 5000},
+                                "reconnect": {"type": "boolean"},
                             },
                         },
                     ]

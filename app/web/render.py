@@ -150,6 +150,18 @@ def qr_svg(payload: str) -> str:
 # ---- the sections -------------------------------------------------------------------------------------------------
 
 
+# A few reasons change what the state means to a reader.
+REASON_LABELS = {
+    ("standby", "database_unavailable"): "Postgres is unavailable. The session waits for it; WhatsApp keeps the "
+    "messages meanwhile.",
+    ("reconnecting", "connection_lost"): "The connection dropped. WhatsApp's library is reconnecting by itself.",
+}
+
+
+def headline(state: str, reason: object) -> str:
+    return REASON_LABELS.get((state, str(reason)), STATE_LABELS.get(state, state))
+
+
 def session_section(view: View) -> str:
     status, now = view.status, view.now
     state = str(status.get("state"))
@@ -159,7 +171,7 @@ def session_section(view: View) -> str:
         badge(state),
         f'<span class="muted">since {ago(since, now)}</span>',
         "</div>",
-        f'<p class="headline">{h(STATE_LABELS.get(state, state))}</p>',
+        f'<p class="headline">{h(headline(state, status.get("reason")))}</p>',
     ]
     retry_at = parse_time(status.get("retry_at"))
     if retry_at is not None:
@@ -228,12 +240,13 @@ def pairing_section(view: View) -> str:
             "</details>"
         )
     if state == "logged_out":
-        expired = status.get("reason") == "pairing_expired"
-        intro = (
-            "The QR code expired without being scanned."
-            if expired
-            else "This gateway is not linked to a WhatsApp account. Link it to start receiving messages."
-        )
+        reason = status.get("reason")
+        if reason == "pairing_expired":
+            intro = "The QR code expired without being scanned."
+        elif reason == "pairing_failed":
+            intro = f"Linking failed: {status.get('detail') or 'the phone refused the link'}"
+        else:
+            intro = "This gateway is not linked to a WhatsApp account. Link it to start receiving messages."
         left = int(pairing.get("rounds_left") or 0)
         if left > 0:
             button = '<button type="button" class="primary" data-action="pair">Show a new QR</button>'

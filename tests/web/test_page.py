@@ -167,6 +167,17 @@ def test_render_standby_names_the_holder_and_offers_no_actions() -> None:
     assert 'data-action="pair"' not in html
 
 
+def test_render_says_when_the_database_not_another_process_is_the_reason_to_wait() -> None:
+    html = page.status_page(view("standby", reason="database_unavailable", detail="Postgres is unavailable: x"), "t")
+    assert "Postgres is unavailable" in html and "Another process holds the session" not in html
+
+
+def test_render_a_failed_link_says_why() -> None:
+    detail = "WhatsApp on the phone is too old <to link>; update it"
+    sections = render.sections(view("logged_out", reason="pairing_failed", detail=detail, pairing={"rounds_left": 2}))
+    assert "Linking failed: WhatsApp on the phone is too old &lt;to link&gt;; update it" in sections["pairing"]
+
+
 def test_render_expired_round_offers_a_new_qr_within_the_limit() -> None:
     sections = render.sections(view("logged_out", reason="pairing_expired", pairing={"rounds_left": 2}))
     assert "expired without being scanned" in sections["pairing"]
