@@ -320,7 +320,7 @@ class Supervisor:
             if reason == "connection_lost" and self.connected_at is not None:
                 await self._await_reconnect()
                 return
-            if self._grace is not None:
+            if self._grace is not None and reason == "connection_lost":
                 return  # whatsmeow's reconnect attempts are under way; the grace timer decides
             kind = (
                 Reason.DIAL_FAILED
