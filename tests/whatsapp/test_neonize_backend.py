@@ -507,6 +507,20 @@ def test_the_pairing_status_hook_is_the_one_neonize_hands_to_go() -> None:
     assert "_NewAClient__onLoginStatus" in NZ.NewAClient.connect_with_proxy.__code__.co_names
 
 
+def test_the_event_entry_point_is_the_one_neonize_hands_to_go() -> None:
+    # NeonizeBackend replaces client.event.execute with its own (ordered, flow-controlled) entry point; connect() must
+    # still wrap whatever is found there into the C callback it gives Go, and the replay backend calls it the same way.
+    import dis
+
+    loads = [
+        (instruction.opname, instruction.argval)
+        for instruction in dis.get_instructions(NZ.NewAClient.connect_with_proxy)
+        if instruction.opname in ("LOAD_ATTR", "LOAD_METHOD")
+    ]
+    assert ("LOAD_ATTR", "event") in loads and ("LOAD_ATTR", "execute") in loads
+    assert loads.index(("LOAD_ATTR", "execute")) > loads.index(("LOAD_ATTR", "event"))
+
+
 @pytest.mark.parametrize(
     ("how", "expiry", "within"),
     [
