@@ -124,7 +124,8 @@ class SimulatorBackend(Backend):
         self.failures: list[dict[str, Any]] = []  # injected failures for the next sends (see simulate)
         self._tasks: set[asyncio.Task[None]] = set()
         self._inbox_waiting = asyncio.Event()  # the server has something for the device
-        self._inbox: asyncpg.Connection | None = None
+        self._inbox: asyncpg.Connection | None = None  # the simulated server's queue, one connection
+        self._server_lock = asyncio.Lock()
         self._inbox_task: asyncio.Task[None] | None = None
 
     async def _connection(self) -> asyncpg.Connection:
@@ -164,15 +165,20 @@ class SimulatorBackend(Backend):
         if self._inbox_task is None or self._inbox_task.done():
             self._inbox_task = asyncio.create_task(self._take_inbox(), name="simulator-inbox")
 
+    async def _server(self, statement: str, *args: Any) -> Any:
+        """One statement on the simulated server's queue, over one connection kept for the worker's life."""
+        async with self._server_lock:  # an asyncpg connection runs one statement at a time
+            if self._inbox is None or self._inbox.is_closed():
+                self._inbox = await self._connection()
+            return await self._inbox.fetch(statement, *args)
+
     async def _take_inbox(self) -> None:
         """While connected: take what the server holds, in order; each row is gone once the worker has it."""
         try:
-            if self._inbox is None or self._inbox.is_closed():
-                self._inbox = await self._connection()
             while self.connected:
-                rows = await self._inbox.fetch(TAKE_INBOX, INBOX_BATCH)
+                self._inbox_waiting.clear()  # before the read: an item accepted after it sets it again
+                rows = await self._server(TAKE_INBOX, INBOX_BATCH)
                 if not rows:
-                    self._inbox_waiting.clear()
                     await self._inbox_waiting.wait()
                     continue
                 taken = []
@@ -181,18 +187,14 @@ class SimulatorBackend(Backend):
                         break
                     await self.intake.deliver(str(row["name"]), json.loads(row["data"]))
                     taken.append(row["id"])
-                await self._inbox.execute(DELETE_TAKEN, taken)
+                await self._server(DELETE_TAKEN, taken)
         except CONNECTION_ERRORS as error:
             # The server is still holding them; the next connection (or worker) takes them.
             log.warning("simulated server unreachable: %s", describe(error))
 
     async def _accept(self, items: list[tuple[str, dict[str, Any]]]) -> None:
         """The simulated server takes items for the device; it hands them over while the device is connected."""
-        connection = await self._connection()
-        try:
-            await connection.execute(ACCEPT, [name for name, _ in items], [json.dumps(data) for _, data in items])
-        finally:
-            await connection.close()
+        await self._server(ACCEPT, [name for name, _ in items], [json.dumps(data) for _, data in items])
         self._inbox_waiting.set()
 
     async def _qr_round(self) -> None:
@@ -251,7 +253,7 @@ class SimulatorBackend(Backend):
             # It ends after the item in hand: rows handed to the worker are deleted, the rest stay on the server.
             await asyncio.wait({self._inbox_task}, timeout=2.0)
         if self._inbox is not None:
-            self._inbox.terminate()
+            self._inbox.terminate()  # a statement in flight (Postgres down) must not hold the stop up
 
     async def simulate(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
         """Drive the simulated WhatsApp; the API validated `args` already."""
