@@ -49,6 +49,14 @@ async def make_session(database: Database, database_url: str, store: MessageStor
         await supervisor.stop()
 
 
+@pytest.fixture
+async def receiver(receiver: Receiver, database: Database, make_dispatcher: MakeDispatcher) -> Receiver:
+    """The webhook receiver, with a dispatcher delivering this test's events to it."""
+    await use_endpoints(database, receiver.url)
+    make_dispatcher()
+    return receiver
+
+
 async def linked(make_session: MakeSession) -> Supervisor:
     supervisor = make_session()
     await wait_state(supervisor, State.PAIRING)
@@ -77,10 +85,8 @@ def message_ids(got: list[Received]) -> set[str]:
 
 
 async def test_three_drops_with_an_offline_backlog_lose_nothing(
-    make_session: MakeSession, database: Database, receiver: Receiver, make_dispatcher: MakeDispatcher
+    make_session: MakeSession, database: Database, receiver: Receiver
 ) -> None:
-    await use_endpoints(database, receiver.url)
-    make_dispatcher()
     supervisor = await linked(make_session)
     assert supervisor.worker is not None
     generation = supervisor.worker.generation
@@ -99,10 +105,8 @@ async def test_three_drops_with_an_offline_backlog_lose_nothing(
 
 
 async def test_a_graceful_restart_in_the_middle_of_a_stream_loses_nothing(
-    make_session: MakeSession, database: Database, receiver: Receiver, make_dispatcher: MakeDispatcher
+    make_session: MakeSession, database: Database, receiver: Receiver
 ) -> None:
-    await use_endpoints(database, receiver.url)
-    make_dispatcher()
     first = await linked(make_session)
     reply = await first.simulate("incoming", {"from": SENDER, "text": "stream", "count": 5000})
     sent = set(reply["message_ids"])
@@ -115,10 +119,8 @@ async def test_a_graceful_restart_in_the_middle_of_a_stream_loses_nothing(
 
 
 async def test_a_standby_takes_over_in_the_middle_of_a_stream_and_loses_nothing(
-    make_session: MakeSession, database: Database, receiver: Receiver, make_dispatcher: MakeDispatcher
+    make_session: MakeSession, database: Database, receiver: Receiver
 ) -> None:
-    await use_endpoints(database, receiver.url)
-    make_dispatcher()
     holder = await linked(make_session)
     standby = make_session()
     await wait_state(standby, State.STANDBY)
