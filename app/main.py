@@ -85,6 +85,9 @@ class Services:
         status["webhooks"]["dispatcher"] = dispatcher.state if dispatcher else "off (no WEBHOOK_URL)"
         if dispatcher is not None and dispatcher.last_error:
             status["webhooks"]["dispatcher_error"] = dispatcher.last_error
+        if self.store is not None:
+            # What the workers handed over and Postgres has not committed yet (bounded by the worker's window).
+            status["incoming"] = {"waiting_to_be_stored": self.store.backlog, "store_error": self.store.last_error}
         return status
 
     async def start(self) -> None:
