@@ -119,6 +119,7 @@ class Services:
             database_url=settings.database_url,
             backend=settings.whatsapp_backend,
             heartbeat_interval=settings.heartbeat_interval,
+            worker_max_rss_mb=settings.worker_max_rss_mb,
             incoming=self.store.take,
             worker_env=worker_environment(settings),
         )

@@ -46,6 +46,7 @@ class Settings:
     database_pool_max: int
     simulator_qr_seconds: tuple[float, ...]  # the simulator's QR rhythm (tests shorten it)
     replay_file: Path | None  # WHATSAPP_BACKEND=replay: the file of neonize events the worker is fed from
+    worker_max_rss_mb: int  # the memory watchdog replaces a worker that grows past this
     deployed: bool
     release: str | None
     data_dir: Path  # local state (embedded Postgres, generated secrets); git-ignored
@@ -115,6 +116,9 @@ def load_settings() -> Settings:
     send_rate_per_minute = env.int("SEND_RATE_PER_MINUTE", 20, validate=_between(1, 600))
     send_min_interval = env.float("SEND_MIN_INTERVAL", 2.0, validate=_between(0, 3600))
     database_pool_max = env.int("DATABASE_POOL_MAX", 5, validate=_between(2, 100))
+    # A neonize worker holds ~60-70 MB (docs/BENCHMARKS.md); past 300 MB it is leaking, and a Basic dyno's 512 MB
+    # must hold the web process too.
+    worker_max_rss_mb = env.int("WORKER_MAX_RSS_MB", 300, validate=_between(100, 65536))
     message_retention_days = env.int("MESSAGE_RETENTION_DAYS", 30, validate=_between(1, 3650))
     try:
         env.seal()
@@ -190,6 +194,7 @@ def load_settings() -> Settings:
         database_pool_max=database_pool_max,
         simulator_qr_seconds=simulator_qr_seconds,
         replay_file=replay_file,
+        worker_max_rss_mb=worker_max_rss_mb,
         deployed=deployed,
         release=text("HEROKU_BUILD_COMMIT") or text("SOURCE_VERSION"),
         data_dir=Path(text("DATA_DIR") or ".data"),

@@ -21,10 +21,11 @@ TRANSIENT = frozenset(
         Reason.WORKER_HUNG,
         Reason.HEARTBEAT_LOST,
         Reason.PUMP_ENDED,
+        Reason.WORKER_MEMORY,
     }
 )
 # Not the network but the worker: a new one comes up at once the first time; a repeat backs off.
-AT_ONCE = frozenset({Reason.WORKER_CRASHED, Reason.PUMP_ENDED})
+AT_ONCE = frozenset({Reason.WORKER_CRASHED, Reason.PUMP_ENDED, Reason.WORKER_MEMORY})
 
 
 @dataclasses.dataclass(frozen=True)

@@ -35,3 +35,4 @@ class Reason(enum.StrEnum):
     PUMP_ENDED = "pump_ended"  # the library stopped handing events over while its client stayed connected
     PAIRING_FAILED = "pairing_failed"  # the phone refused the link (not outdated: that is OUTDATED)
     BAD_USER_AGENT = "bad_user_agent"  # WhatsApp refuses this client (409); retrying cannot help
+    WORKER_MEMORY = "worker_memory"  # the memory watchdog replaced a worker grown past WORKER_MAX_RSS_MB

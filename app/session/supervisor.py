@@ -103,6 +103,7 @@ class Supervisor:
         worker_env: dict[str, str] | None = None,
         rng: random.Random | None = None,
         policy: Policy = DEFAULT,
+        worker_max_rss_mb: float | None = None,
     ) -> None:
         self.database = database
         self.database_url = database_url
@@ -110,6 +111,7 @@ class Supervisor:
         self.heartbeat_interval = heartbeat_interval
         self.ping_timeout = min(PING_TIMEOUT, 2 * heartbeat_interval)
         self.send_timeout = events.SEND_TIMEOUT
+        self.worker_max_rss_mb = worker_max_rss_mb  # the memory watchdog's limit (None: no watchdog)
         self.incoming = incoming
         self.worker_env = worker_env or {}
         self.rng = rng or random.Random()
@@ -267,6 +269,10 @@ class Supervisor:
                 worker, self.worker = self.worker, None
                 await worker.kill()
                 await self._fail(Reason.WORKER_HUNG, f"no reply to a ping within {self.ping_timeout:g} s; killed")
+        elif kind == "too_big":
+            if self.worker is not None and item[1] == self.worker.generation:
+                limit = f"{self.worker_max_rss_mb:g}"
+                await self._fail(Reason.WORKER_MEMORY, f"the worker used {item[2]:.0f} MB, more than {limit} MB")
         elif kind == "dead_link":
             if self.worker is not None and item[1] == self.worker.generation and self.state is State.CONNECTED:
                 await self._fail(Reason.HEARTBEAT_LOST, "the worker reports no connection behind 'connected'")
@@ -546,6 +552,7 @@ class Supervisor:
                     self._inputs.put_nowait(("hung", worker.generation))
             except WorkerError:
                 ok = False
+            self._watch_memory(worker)
         now = utcnow()
         self.last_heartbeat = now
         await self._record_transitions()  # any left over from an outage go first: the status row ends up current
@@ -554,6 +561,13 @@ class Supervisor:
                 await audit.record_heartbeat(connection, now, ok, self.process)
         except DatabaseUnavailable as error:
             log.warning("could not record the heartbeat: %s", error)
+
+    def _watch_memory(self, worker: WorkerProcess) -> None:
+        """A worker grown past WORKER_MAX_RSS_MB (a leak in the library, most likely) is replaced before the dyno runs
+        out of memory; retiring drains it, so nothing it holds is lost."""
+        rss = worker.rss_mb()
+        if self.worker_max_rss_mb is not None and rss is not None and rss > self.worker_max_rss_mb:
+            self._inputs.put_nowait(("too_big", worker.generation, rss))
 
     # ---- operator actions -------------------------------------------------------------------------------------
 

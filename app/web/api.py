@@ -238,6 +238,11 @@ async def simulator(request: Request) -> JSONResponse:
             "error": text_field(data, "error", required=False, limit=200),
             "delay": delay,
         }
+    elif action == "grow":
+        mb = data.get("mb")
+        if isinstance(mb, bool) or not isinstance(mb, int) or not 1 <= mb <= 2048:
+            raise HTTPException(422, "'mb' must be a whole number of megabytes from 1 to 2048")
+        args = {"mb": mb}
     elif action in ("crash", "hang"):
         args = {}
     else:

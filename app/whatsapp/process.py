@@ -163,6 +163,15 @@ class WorkerProcess:
     def running(self) -> bool:
         return self.process.returncode is None
 
+    def rss_mb(self) -> float | None:
+        """The worker's resident memory in MB (Linux /proc), or None where it cannot be read."""
+        try:
+            with open(f"/proc/{self.pid}/statm", encoding="ascii") as statm:
+                resident_pages = int(statm.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            return None
+        return resident_pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
     async def wait(self) -> int:
         """Wait for the process to exit; then close our end of the channel."""
         returncode = await self.process.wait()

@@ -127,6 +127,7 @@ class SimulatorBackend(Backend):
         self._inbox: asyncpg.Connection | None = None  # the simulated server's queue, one connection
         self._server_lock = asyncio.Lock()
         self._inbox_task: asyncio.Task[None] | None = None
+        self._ballast: list[bytes] = []  # `grow`: memory held on purpose, for the watchdog
 
     async def _connection(self) -> asyncpg.Connection:
         return await asyncpg.connect(self.database_url)
@@ -275,6 +276,10 @@ class SimulatorBackend(Backend):
             }
             self.failures = [dict(failure) for _ in range(int(args.get("count", 1)))]
             return {"failing_sends": len(self.failures)}
+        if action == "grow":
+            # Memory that is really resident (written, not just reserved), as a leaking library would hold.
+            self._ballast.append(b"\x01" * (int(args["mb"]) * 2**20))
+            return {"held_mb": sum(len(block) for block in self._ballast) // 2**20}
         if action == "crash":
             log.critical("simulated Go panic: killing the worker process")
             os.kill(os.getpid(), signal.SIGABRT)  # exit status 134, like neonize's uncatchable panics

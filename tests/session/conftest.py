@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime as dt
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -90,3 +92,28 @@ async def paired(make: MakeSupervisor, **options: object) -> Supervisor:
     await supervisor.simulate("pair", {"phone": "+6281234567890", "push_name": "Toko Maju"})
     await wait_state(supervisor, State.CONNECTED)
     return supervisor
+
+
+Trail = list[tuple[str, str, str | None, dt.datetime]]
+
+
+async def wait_trail(
+    supervisor: Supervisor, database: Database, done: Callable[[Trail], bool], timeout: float = 30.0
+) -> Trail:
+    """Wait (on the supervisor's transitions) until the stored session trail satisfies `done`; return it."""
+
+    async def read() -> Trail:
+        await supervisor.recorded()
+        async with database.connection() as connection:
+            rows = await connection.fetch("SELECT to_state, reason, detail, at FROM session_transitions ORDER BY id")
+        return [(row["to_state"], row["reason"], row["detail"], row["at"]) for row in rows]
+
+    async def until_done() -> Trail:
+        while not done(trail := await read()):
+            # A transition may land between the read and the wait: look again after a while in any case.
+            async with supervisor.state_changed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(supervisor.state_changed.wait(), 0.5)
+        return trail
+
+    return await asyncio.wait_for(until_done(), timeout)

@@ -19,7 +19,7 @@ from app.session.states import State
 from app.session.supervisor import Supervisor
 from app.settings import resolve_database_url
 from app.webhooks.store import MessageStore
-from tests.session.conftest import simulator_supervisor, wait_state
+from tests.session.conftest import simulator_supervisor, wait_state, wait_trail
 from tests.webhooks.conftest import MakeDispatcher, use_endpoints
 from tests.webhooks.receiver import Received, Receiver
 
@@ -167,3 +167,21 @@ async def test_while_postgres_is_down_whatsapp_keeps_the_messages_and_the_status
         await supervisor.stop()
         await store.close(5.0)
         await database.close()
+
+
+async def test_the_memory_watchdog_replaces_a_grown_worker_and_loses_nothing(
+    make_session: MakeSession, database: Database
+) -> None:
+    supervisor = await linked(make_session)
+    supervisor.worker_max_rss_mb = 150  # WORKER_MAX_RSS_MB; the simulator worker starts near 50 MB
+    assert supervisor.worker is not None
+    first = supervisor.worker.generation
+    reply = await supervisor.simulate("incoming", {"from": SENDER, "text": "before the leak", "count": 500})
+    await supervisor.simulate("grow", {"mb": 200})
+    await supervisor.heartbeat()  # the watchdog looks at every heartbeat
+    trail = await wait_trail(supervisor, database, lambda rows: any(row[1] == "worker_memory" for row in rows))
+    memory = next(row for row in trail if row[1] == "worker_memory")
+    assert memory[0] == "reconnecting" and "more than 150 MB" in (memory[2] or "")
+    await wait_state(supervisor, State.CONNECTED)
+    assert supervisor.worker is not None and supervisor.worker.generation > first
+    assert await stored_ids(database, 500) == set(reply["message_ids"])

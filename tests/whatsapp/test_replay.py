@@ -4,9 +4,7 @@ webhook receiver on 127.0.0.1."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -24,7 +22,7 @@ from app.session.supervisor import Supervisor
 from app.webhooks.dispatcher import Dispatcher
 from app.webhooks.store import IncomingOptions, MessageStore
 from app.whatsapp.process import WorkerError
-from tests.session.conftest import wait_state
+from tests.session.conftest import wait_state, wait_trail
 from tests.webhooks.conftest import FAST as DELIVERY
 from tests.webhooks.conftest import SECRET, signed_correctly, use_endpoints
 from tests.webhooks.receiver import Received, Receiver
@@ -106,31 +104,6 @@ async def gateway(database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
         await dispatcher.stop(5.0)
         receiver.close()
         await database.close()
-
-
-Trail = list[tuple[str, str, str | None, dt.datetime]]
-
-
-async def wait_trail(
-    supervisor: Supervisor, database: Database, done: Callable[[Trail], bool], timeout: float = 30.0
-) -> Trail:
-    """Wait (on the supervisor's transitions) until the stored session trail satisfies `done`; return it."""
-
-    async def read() -> Trail:
-        await supervisor.recorded()
-        async with database.connection() as connection:
-            rows = await connection.fetch("SELECT to_state, reason, detail, at FROM session_transitions ORDER BY id")
-        return [(row["to_state"], row["reason"], row["detail"], row["at"]) for row in rows]
-
-    async def until_done() -> Trail:
-        while not done(trail := await read()):
-            # A transition may land between the read and the wait: look again after a while in any case.
-            async with supervisor.state_changed:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(supervisor.state_changed.wait(), 0.5)
-        return trail
-
-    return await asyncio.wait_for(until_done(), timeout)
 
 
 def by_id(received: list[Received]) -> dict[tuple[str, str], dict[str, Any]]:
