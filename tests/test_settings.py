@@ -254,3 +254,18 @@ def test_help_lists_the_commands() -> None:
     result = run_cli({}, "--help")
     assert result.returncode == 0
     assert "serve" in result.stdout and "migrate" in result.stdout
+
+
+@pytest.mark.parametrize(("raw", "value"), [(None, 300), ("512", 512)])
+def test_worker_max_rss_mb(monkeypatch: pytest.MonkeyPatch, raw: str | None, value: int) -> None:
+    if raw is not None:
+        monkeypatch.setenv("WORKER_MAX_RSS_MB", raw)
+    assert load_settings().worker_max_rss_mb == value
+
+
+@pytest.mark.parametrize("raw", ["50", "lots", "-1"])
+def test_worker_max_rss_mb_rejections(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    monkeypatch.setenv("WORKER_MAX_RSS_MB", raw)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert set(caught.value.problems) == {"WORKER_MAX_RSS_MB"}
