@@ -173,6 +173,24 @@ async def test_the_throttle_counts_per_client_address_behind_the_router(app_clie
         assert (await client.post("/login", data={"password": PASSWORD}, headers=operator)).status_code == 303
 
 
+async def test_rotating_what_precedes_the_routers_entry_does_not_escape_the_throttle(
+    app_client: ClientFactory,
+) -> None:
+    async with app_client(DYNO="web.1") as client:
+        client.app.state.login_throttle = LoginThrottle(free=0, limit=3, base_delay=0.01)  # type: ignore[attr-defined]
+        # What a client may put in X-Forwarded-For itself; Heroku's router appends the real peer after it.
+        forged = ["", "203.0.113.{n}, ", "203.0.113.{n},198.51.100.{n}, ", "unknown, ", "198.51.100.7 , ", " , "]
+        statuses = []
+        for n in range(12):
+            prefix = forged[n % len(forged)].format(n=n)
+            headers = {"X-Forwarded-For": f"{prefix}198.51.100.7"}
+            statuses.append((await client.post("/login", data={"password": "x"}, headers=headers)).status_code)
+        assert statuses == [401] * 3 + [429] * 9
+        # Whoever comes next from that address, whatever it claims first, is refused too.
+        last = {"X-Forwarded-For": "192.0.2.10, 10.0.0.1, 198.51.100.7"}
+        assert (await client.post("/login", data={"password": PASSWORD}, headers=last)).status_code == 429
+
+
 def test_throttle_window_success_and_memory_bound() -> None:
     now = [1000.0]
     throttle = LoginThrottle(
