@@ -26,10 +26,10 @@ from app.session.status import session_status
 from app.session.supervisor import Supervisor
 from app.settings import Settings
 from app.web import api, login, messages_api, page, webhooks_api
+from app.web.body import RequestBodyMiddleware
 from app.web.cookie import CookieSessions
 from app.web.errors import EXCEPTION_HANDLERS, InternalErrorMiddleware
 from app.web.health import healthz
-from app.web.keepalive import DrainRequestBodyMiddleware
 from app.web.middleware import RequestLogMiddleware
 from app.web.openapi import openapi_json
 from app.web.security import SecurityHeadersMiddleware
@@ -189,8 +189,8 @@ def create_app(settings: Settings) -> Starlette:
         ],
         middleware=[
             Middleware(RequestLogMiddleware),
-            Middleware(DrainRequestBodyMiddleware),
             Middleware(SecurityHeadersMiddleware),
+            Middleware(RequestBodyMiddleware),  # inside the security headers: its own 413 answers carry them too
             Middleware(InternalErrorMiddleware),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
