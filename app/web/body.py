@@ -8,7 +8,9 @@ the process hold any amount of memory before a handler got to compare the size. 
 - a body without one (chunked) is counted as it arrives, and the chunk that passes the limit makes `receive` raise
   BodyTooLarge (an HTTPException), which the app's error handler answers with the same JSON 413.
 
-Either way the answer says `Connection: close` and the rest of the body is never read: hypercorn closes a connection
+A body that has not arrived whole within BODY_SECONDS of the request is answered 408 the same way (a client trickling
+its body would otherwise hold the connection as long as it liked). Either way the answer says `Connection: close` and
+the rest of the body is never read: hypercorn closes a connection
 whose request was not read to its end, which is the point (reading 60 MB only to discard it is the attack).
 
 **Read to the end.** hypercorn (0.18) reuses a keep-alive connection only if it has parsed the whole request by the
@@ -35,6 +37,9 @@ FORM_LIMIT = 4 * 1024  # the login form is a password and a user name; the logou
 BODY_LIMIT = 256 * 1024  # the largest API body: a 65,536-character text, JSON-escaped, fits
 FORM_PATHS = frozenset({"/login", "/logout"})
 DRAIN_SECONDS = 2.0
+# The whole body must arrive within this many seconds of the request's head: 256 KB at 10 KB/s. A client that trickles
+# its body would otherwise hold the connection (and the handler waiting on it) for as long as it likes.
+BODY_SECONDS = 30.0
 
 
 def body_limit(path: str) -> int:
@@ -51,6 +56,11 @@ def too_large(limit: int) -> str:
 class BodyTooLarge(HTTPException):
     def __init__(self, limit: int) -> None:
         super().__init__(413, too_large(limit), headers=CLOSE)
+
+
+class BodyTooSlow(HTTPException):
+    def __init__(self) -> None:
+        super().__init__(408, f"the body did not arrive within {BODY_SECONDS:g} s", headers=CLOSE)
 
 
 def declared_length(scope: Scope) -> int | None:
@@ -83,20 +93,28 @@ class RequestBodyMiddleware(HTTPMiddleware):
             return
         received = 0
         finished = False  # the whole body (or the client's disconnect) has been received
-        refused = False  # the body passed the limit: what is left of it is never read
+        refusal: HTTPException | None = None  # the body passed its limit or its time: the rest is never read
+        deadline = asyncio.get_running_loop().time() + BODY_SECONDS
 
         async def bounded_receive() -> Message:
-            nonlocal received, finished, refused
-            if refused:
-                raise BodyTooLarge(limit)
-            message = await receive()
+            nonlocal received, finished, refusal
+            if finished:
+                return await receive()  # after the body: only the client's disconnect can come, whenever it does
+            if refusal is not None:
+                raise refusal
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                refusal = BodyTooSlow()
+                raise refusal from None
             if message["type"] == "http.disconnect":
                 finished = True
             elif message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    refused = True
-                    raise BodyTooLarge(limit)
+                    refusal = BodyTooLarge(limit)
+                    raise refusal
                 finished = not message.get("more_body", False)
             return message
 
@@ -105,12 +123,12 @@ class RequestBodyMiddleware(HTTPMiddleware):
                 async with asyncio.timeout(DRAIN_SECONDS):
                     while not finished:
                         await bounded_receive()
-            except (TimeoutError, BodyTooLarge):
+            except (TimeoutError, HTTPException):
                 pass  # the connection is closed after this response instead of reused: the client's loss only
 
         async def send_after_draining(message: Message) -> None:
             last = message["type"] == "http.response.body" and not message.get("more_body", False)
-            if last and not finished and not refused:
+            if last and not finished and refusal is None:
                 await drain()
             await send(message)
 

@@ -3,6 +3,7 @@ error, and a body the app never reads (refused, or a route that takes none) leav
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
@@ -14,7 +15,7 @@ import httpx
 import pytest
 from starlette.types import ASGIApp, Message
 
-from app.web import errors
+from app.web import body, errors
 from app.web.body import BODY_LIMIT, FORM_LIMIT, has_body
 from app.web.throttle import LoginThrottle
 from tests.processes import TOKEN, AppProcess
@@ -210,3 +211,19 @@ def wait_for_lines(app: AppProcess, *needles: str, timeout: float = 10.0) -> Non
     while not all(needle in app.output() for needle in needles):
         assert time.monotonic() < deadline, f"{needles} not logged within {timeout} s:\n{app.output()}"
         time.sleep(0.05)
+
+
+async def test_a_body_that_trickles_is_answered_408(client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(body, "BODY_SECONDS", 0.5)
+    sent: list[int] = []
+
+    async def trickle() -> AsyncIterator[bytes]:
+        for _ in range(100):
+            sent.append(1)
+            yield b" "
+            await asyncio.sleep(0.05)  # the slow client itself: nothing to await but the passing of time
+
+    response = await client.post("/api/messages", content=trickle(), headers=AUTH)
+    assert response.status_code == 408 and response.headers["connection"] == "close"
+    assert response.json() == {"error": "request_timeout", "detail": "the body did not arrive within 0.5 s"}
+    assert 5 <= len(sent) <= 20  # stopped at the deadline, not at the end of the body
