@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from app.asgi import bootstrap, load_or_exit
 
-    settings = bootstrap(load_or_exit())
+    original = load_or_exit()
+    settings = bootstrap(original)
     if args.command == "migrate":
         return migrate(settings.database_url)
     if args.command == "migrate-auth":
@@ -44,34 +45,40 @@ def main(argv: list[str] | None = None) -> int:
 
         assert settings.database_url
         return migrate_auth(settings.database_url, args.path, dry_run=args.dry_run, jid=args.jid)
-    return serve(settings)
+    from app.local import login_banner
+
+    return serve(settings, login_banner(settings, original))
 
 
 def migrate(database_url: str | None) -> int:
+    from app.db.database import start_failure
     from app.db.migrations import migrate_url
-    from app.errors import AppError
 
     assert database_url
     try:
         applied = asyncio.run(migrate_url(database_url))
-    except (AppError, OSError) as error:
-        log.error("migration failed: %s", error)
+    except Exception as error:
+        reason = start_failure(database_url, error)
+        if reason is None:
+            raise  # not about the database: a bug, whose traceback is worth having
+        log.error("migration failed: %s", reason)
         return 1
     log.info("database schema up to date (%d migration(s) applied)", len(applied))
     return 0
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: Settings, banner: str | None) -> int:
     import uvloop
     from hypercorn.asyncio import serve as hypercorn_serve
     from hypercorn.config import Config
+    from hypercorn.utils import LifespanFailureError
 
-    from app.main import create_app
+    import app.main as composition
 
     config = Config.from_object("app.hypercorn_config")
     # Deployed: every interface, like the Procfile. Locally: loopback only, the page is for this machine.
     config.bind = [f"[::]:{settings.port}"] if settings.deployed else [f"127.0.0.1:{settings.port}"]
-    app = create_app(settings)
+    app = composition.create_app(settings, banner=banner)
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -80,7 +87,12 @@ def serve(settings: Settings) -> int:
             loop.add_signal_handler(signum, stop.set)
         await hypercorn_serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
 
-    uvloop.run(run())  # the same event loop as the Procfile's hypercorn (worker_class = "uvloop")
+    try:
+        uvloop.run(run())  # the same event loop as the Procfile's hypercorn (worker_class = "uvloop")
+    except LifespanFailureError:
+        if not composition.start_failure_logged:
+            raise
+        return 1  # the app has said why in one line; hypercorn's error only repeats it with two tracebacks
     return 0
 
 

@@ -9,7 +9,6 @@ import dataclasses
 import json
 import logging
 import secrets
-import sys
 from typing import Any
 
 from app.db.embedded import EmbeddedPostgres
@@ -49,8 +48,11 @@ def _local_secrets(settings: Settings) -> dict[str, str]:
     return generated
 
 
-def print_login(settings: Settings, original: Settings) -> None:
-    """Tell the person at the terminal where the page is and how to log in (straight to the terminal, not the log)."""
+def login_banner(settings: Settings, original: Settings) -> str | None:
+    """What to tell the person at the terminal once the app serves: where the page is and how to log in (the
+    secrets that were generated for this machine). None when deployed: there, nobody is at a terminal."""
+    if settings.deployed:
+        return None
     lines = [f"WhatsApp gateway: open http://localhost:{settings.port}/"]
     if original.admin_password is None:
         lines.append(f"  login password: {settings.admin_password}")
@@ -58,4 +60,4 @@ def print_login(settings: Settings, original: Settings) -> None:
         lines.append(f"  API token:      {settings.api_token}")
     if len(lines) > 1:
         lines.append(f"  (generated for local use, kept in {settings.data_dir / 'local-secrets.json'})")
-    print("\n".join(lines), file=sys.stderr, flush=True)
+    return "\n".join(lines)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,7 +17,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from app.authimport.startup import import_at_start
-from app.db.database import Database
+from app.db.database import Database, start_failure
 from app.db.migrations import migrate
 from app.observability import flush_sentry
 from app.sending import queue
@@ -26,10 +27,10 @@ from app.session.status import session_status
 from app.session.supervisor import Supervisor
 from app.settings import Settings
 from app.web import api, login, messages_api, page, webhooks_api
+from app.web.body import RequestBodyMiddleware
 from app.web.cookie import CookieSessions
 from app.web.errors import EXCEPTION_HANDLERS, InternalErrorMiddleware
 from app.web.health import healthz
-from app.web.keepalive import DrainRequestBodyMiddleware
 from app.web.middleware import RequestLogMiddleware
 from app.web.openapi import openapi_json
 from app.web.security import SecurityHeadersMiddleware
@@ -163,12 +164,34 @@ class Services:
             log.info("shutdown complete")
 
 
-def create_app(settings: Settings) -> Starlette:
+# Set once this process has logged, in one line, why it cannot start; the entry points then exit with status 1
+# without hypercorn's LifespanFailureError traceback (app/__main__.py, app/asgi.py).
+start_failure_logged = False
+
+
+class StartFailed(Exception):
+    """The app cannot start, for a reason already logged."""
+
+
+def create_app(settings: Settings, *, banner: str | None = None) -> Starlette:
+    """`banner`, if any, is printed to the terminal once the app is ready to serve (a local run's login)."""
     services = Services(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await services.start()
+        global start_failure_logged
+        try:
+            await services.start()
+        except Exception as error:
+            assert settings.database_url
+            reason = start_failure(settings.database_url, error)
+            if reason is None:
+                raise  # not about the database: a bug, whose traceback is worth having
+            log.error("cannot start: %s", reason)
+            start_failure_logged = True
+            raise StartFailed(reason) from None
+        if banner:
+            print(banner, file=sys.stderr, flush=True)
         try:
             yield
         finally:
@@ -190,8 +213,8 @@ def create_app(settings: Settings) -> Starlette:
         ],
         middleware=[
             Middleware(RequestLogMiddleware),
-            Middleware(DrainRequestBodyMiddleware),
             Middleware(SecurityHeadersMiddleware),
+            Middleware(RequestBodyMiddleware),  # inside the security headers: its own 413 answers carry them too
             Middleware(InternalErrorMiddleware),
         ],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -7,13 +7,16 @@ the outage get DatabaseUnavailable (HTTP 503) and the next ones simply work: no 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg
 
-from app.errors import DatabaseUnavailable
+from app.errors import DatabaseUnavailable, MigrationError
 
 log = logging.getLogger(__name__)
 
@@ -111,3 +114,62 @@ class Database:
 def describe(error: BaseException) -> str:
     """A one-line description of a driver error that never includes the connection URL (it holds the password)."""
     return f"{type(error).__name__}: {error}".splitlines()[0][:300]
+
+
+def server_of(url: str) -> str:
+    """Where a database URL points, for messages: host and port, or the Unix socket's directory. Never the password
+    (nor the user: the URL's user part is read only through urlsplit's parsed fields)."""
+    parts = urlsplit(url)
+    socket_dir = dict(parse_qsl(parts.query)).get("host", "")
+    if socket_dir.startswith("/"):
+        return f"the Unix socket in {socket_dir}"
+    host = parts.hostname or socket_dir or "localhost"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{parts.port or 5432}"
+
+
+def start_failure(url: str, error: BaseException) -> str | None:
+    """One line saying why the app cannot start with this database, or None if `error` is not about the database
+    (a bug, whose traceback is then worth having). Names the server, never the password."""
+    if isinstance(error, MigrationError):
+        return f"the database schema cannot be brought up to date: {error}"
+    cause = error.__cause__ if isinstance(error, DatabaseUnavailable) and error.__cause__ else error
+    what = _cause(cause)
+    if what is None:
+        if not isinstance(error, DatabaseUnavailable):
+            return None
+        what = str(error)
+    return f"Postgres at {server_of(url)}: {what}"
+
+
+def _cause(error: BaseException) -> str | None:
+    if isinstance(error, asyncpg.InvalidPasswordError):
+        return f"the password was refused ({error})"
+    if isinstance(error, asyncpg.InvalidAuthorizationSpecificationError):
+        return f"the login was refused ({error})"
+    if isinstance(error, asyncpg.InvalidCatalogNameError):
+        return str(error)  # database "x" does not exist
+    if isinstance(
+        error,
+        (
+            asyncpg.PostgresConnectionError,
+            asyncpg.InsufficientResourcesError,  # too many connections
+            asyncpg.CannotConnectNowError,  # starting up, shutting down, in recovery
+            asyncpg.AdminShutdownError,
+        ),
+    ):
+        return describe(error)
+    if isinstance(error, TimeoutError):
+        return f"no answer within {ACQUIRE_TIMEOUT:.0f} s (the server accepts connections but does not respond)"
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused (is Postgres running there, on that port?)"
+    if isinstance(error, FileNotFoundError):
+        return "no server socket there (is Postgres running?)"
+    if isinstance(error, socket.gaierror):
+        return f"the host name does not resolve ({error.strerror})"
+    if isinstance(error, OSError) and error.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+        return f"the host is unreachable ({error.strerror})"
+    if isinstance(error, (OSError, asyncpg.InterfaceError)):
+        return f"the connection failed ({describe(error)})"
+    return None

@@ -17,11 +17,14 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def bearer_token_valid(request: Request) -> bool:
+    """`Bearer <API_TOKEN>`: the scheme in any case (RFC 9110), then one space, then exactly the token. Nothing is
+    stripped from what follows the space: a token with anything around it (a no-break space, a second space, a
+    trailing character) is another token. The header arrives decoded as Latin-1, so compare its bytes as sent."""
     expected: str | None = request.app.state.settings.api_token
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if not expected or scheme.lower() != "bearer" or not token:
         return False
-    return hmac.compare_digest(token.strip().encode(), expected.encode())
+    return hmac.compare_digest(token.encode("latin-1"), expected.encode())
 
 
 def cookie_session(request: Request) -> Session | None:

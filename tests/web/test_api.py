@@ -42,6 +42,27 @@ async def test_every_api_route_refuses_without_credentials(client: httpx.AsyncCl
             assert response.json()["error"] == "unauthorized"
 
 
+TOKEN_VARIANTS = [
+    b"Bearer " + TOKEN.encode() + b"\xa0",  # a no-break space, which str.strip() removes
+    b"Bearer " + TOKEN.encode() + "\u3000".encode(),  # an ideographic space, sent as UTF-8
+    b"Bearer " + TOKEN.encode() + b"\x85",  # NEL: Unicode whitespace in Latin-1
+    b"Bearer \xa0" + TOKEN.encode(),
+    b"Bearer  " + TOKEN.encode(),  # two spaces
+    b"Bearer\t" + TOKEN.encode(),
+    b"Bearer " + TOKEN.encode() + b"x",
+    b"Bearer " + TOKEN.encode()[:-1],
+    b"Bearer " + TOKEN.encode() + b" ",
+]
+
+
+async def test_the_bearer_token_is_compared_exactly(client: httpx.AsyncClient) -> None:
+    for value in TOKEN_VARIANTS:
+        response = await client.get("/api/status", headers=[(b"authorization", value)])
+        assert response.status_code == 401, value
+    exact = await client.get("/api/status", headers=[(b"authorization", b"bEaReR " + TOKEN.encode())])
+    assert exact.status_code == 200  # the scheme is case-insensitive; the token is not
+
+
 async def test_pairing_flow_over_the_api(client: httpx.AsyncClient) -> None:
     await wait_state(supervisor(client), State.PAIRING)
     qr = await client.get("/api/session/qr", headers=AUTH)

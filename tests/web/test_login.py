@@ -130,12 +130,14 @@ async def test_login_from_another_site_is_refused(client: httpx.AsyncClient) -> 
 
 async def test_odd_login_bodies_are_answered_calmly(client: httpx.AsyncClient) -> None:
     client.app.state.login_throttle = LoginThrottle(free=100, limit=100)  # type: ignore[attr-defined]
-    bodies = [b"", b"password", b"password=%ff%fe", b"password=" + b"a" * 10000, b"a=1&" * 100, b"\x00\xff"]
+    bodies = [b"", b"password", b"password=%ff%fe", b"password=" + b"a" * 4000, b"a=1&" * 100, b"\x00\xff"]
     for body in bodies:
         response = await client.post(
             "/login", content=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
         )
         assert response.status_code == 401, body[:20]
+    too_long = await client.post("/login", content=b"password=" + b"a" * 10000)
+    assert too_long.status_code == 413  # the form's limit (tests/web/test_body.py has the rest)
     multipart = await client.post("/login", files={"password": ("p", PASSWORD.encode())})
     assert multipart.status_code == 401  # only the form encoding a browser's login form uses
 
@@ -171,6 +173,24 @@ async def test_the_throttle_counts_per_client_address_behind_the_router(app_clie
         assert (await client.post("/login", data={"password": "x"}, headers=spoofed)).status_code == 429
         operator = {"X-Forwarded-For": "192.0.2.10"}
         assert (await client.post("/login", data={"password": PASSWORD}, headers=operator)).status_code == 303
+
+
+async def test_rotating_what_precedes_the_routers_entry_does_not_escape_the_throttle(
+    app_client: ClientFactory,
+) -> None:
+    async with app_client(DYNO="web.1") as client:
+        client.app.state.login_throttle = LoginThrottle(free=0, limit=3, base_delay=0.01)  # type: ignore[attr-defined]
+        # What a client may put in X-Forwarded-For itself; Heroku's router appends the real peer after it.
+        forged = ["", "203.0.113.{n}, ", "203.0.113.{n},198.51.100.{n}, ", "unknown, ", "198.51.100.7 , ", " , "]
+        statuses = []
+        for n in range(12):
+            prefix = forged[n % len(forged)].format(n=n)
+            headers = {"X-Forwarded-For": f"{prefix}198.51.100.7"}
+            statuses.append((await client.post("/login", data={"password": "x"}, headers=headers)).status_code)
+        assert statuses == [401] * 3 + [429] * 9
+        # Whoever comes next from that address, whatever it claims first, is refused too.
+        last = {"X-Forwarded-For": "192.0.2.10, 10.0.0.1, 198.51.100.7"}
+        assert (await client.post("/login", data={"password": PASSWORD}, headers=last)).status_code == 429
 
 
 def test_throttle_window_success_and_memory_bound() -> None:
