@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -17,6 +17,7 @@ import pytest
 from app.db.embedded import EmbeddedPostgres
 from app.db.migrations import migrate_url
 from app.settings import resolve_database_url
+from tests.whatsapp_stand_in import RefusingProxy, refusing_proxy
 
 TEMPLATE = f"app_template_{os.getpid()}"
 _BASETEMP_KEY = pytest.StashKey[str]()  # the folder pytest_configure below made, if it made one
@@ -105,3 +106,10 @@ def empty_database_url(postgres_url: str) -> Iterator[str]:
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+async def whatsapp_proxy() -> AsyncIterator[RefusingProxy]:
+    """Where the real neonize client dials instead of WhatsApp: a proxy on 127.0.0.1 that records and refuses."""
+    async with refusing_proxy() as proxy:
+        yield proxy

@@ -11,6 +11,7 @@ from app.session.supervisor import Supervisor
 from tests.processes import TOKEN
 from tests.session.conftest import wait_state
 from tests.web.conftest import ClientFactory
+from tests.whatsapp_stand_in import WHATSAPP_CONNECT, RefusingProxy
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 ROUTES = [
@@ -93,15 +94,18 @@ async def test_malformed_bodies_get_clear_4xx(client: httpx.AsyncClient) -> None
     assert reason.status_code == 422 and "connection_lost" in reason.json()["detail"]
 
 
-async def test_simulator_routes_are_404_with_the_neonize_backend(app_client: ClientFactory) -> None:
-    async with app_client(WHATSAPP_BACKEND="neonize") as client:
+async def test_simulator_routes_are_404_with_the_neonize_backend(
+    app_client: ClientFactory, whatsapp_proxy: RefusingProxy
+) -> None:
+    async with app_client(WHATSAPP_BACKEND="neonize", **whatsapp_proxy.env()) as client:
         for action in ("pair", "incoming", "disconnect", "crash"):
             response = await client.post(f"/api/simulator/{action}", headers=AUTH, json={})
             assert response.status_code == 404, action
             assert "simulator is not in use" in response.json()["detail"]
-        # offline, the neonize worker's dial fails and the session backs off instead of crashing
+        # the neonize worker's dial (refused by the local stand-in, never WhatsApp) fails and the session backs off
         await wait_state(supervisor(client), State.RECONNECTING, timeout=30)
         assert supervisor(client).reason == "dial_failed"
+    assert whatsapp_proxy.requests[:1] == [WHATSAPP_CONNECT]
 
 
 async def test_an_unhandled_error_is_a_json_500_with_the_security_headers(
