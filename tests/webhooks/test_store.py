@@ -202,3 +202,28 @@ async def test_messages_are_held_while_postgres_restarts(
         await store.close(5.0)
     events = await events_of(database, "message.received", 51)
     assert [item["message_id"] for item in events] == ["before"] + [f"during-{number}" for number in range(50)]
+
+
+async def test_a_status_never_goes_backwards(database: Database) -> None:
+    store = MessageStore(database)
+    store.start()
+    try:
+        # A read, then the late delivered receipt of the same message: no `delivered` after the `read`. Within one
+        # batch, a delivered that comes after the read is dropped the same way; one before it is not backwards.
+        store.take("receipt", {"chat": SENDER_CHAT, "message_ids": ["3EB0A"], "status": "read"})
+        await store.drained()
+        store.take("receipt", {"chat": SENDER_CHAT, "message_ids": ["3EB0A"], "status": "delivered"})
+        store.take("receipt", {"chat": SENDER_CHAT, "message_ids": ["3EB0B"], "status": "delivered"})
+        store.take("receipt", {"chat": SENDER_CHAT, "message_ids": ["3EB0B"], "status": "read"})
+        store.take("receipt", {"chat": SENDER_CHAT, "message_ids": ["3EB0C"], "status": "played"})
+        store.take("receipt", {"chat": SENDER_CHAT, "message_ids": ["3EB0C"], "status": "delivered"})
+        await store.drained()
+    finally:
+        await store.close(5.0)
+    events = await events_of(database, "message.status", 4)
+    assert [(item["message_id"], item["status"]) for item in events] == [
+        ("3EB0A", "read"),
+        ("3EB0B", "delivered"),
+        ("3EB0B", "read"),
+        ("3EB0C", "read"),
+    ]
