@@ -72,6 +72,10 @@ async def test_dial_failures_back_off_and_do_not_grow_connections(
         for attempt in range(1, ATTEMPTS + 1):
             await wait_for_state(supervisor, State.RECONNECTING)
             assert supervisor.reason == "dial_failed"
+            # What failed, then what comes next, each once: "failed to dial whatsapp web websocket: ...; retry N in".
+            detail = supervisor.detail or ""
+            assert detail.startswith("failed to dial whatsapp web websocket: ") and "dial_failed" not in detail
+            assert detail.count("; retry ") == 1 and detail.split("; retry ")[1].startswith(f"{attempt} in ")
             assert supervisor.retry_at is not None  # a backoff, not a crash and not a tight loop
             assert len(whatsapp_proxy.requests) == attempt  # this attempt's one dial went to the stand-in
             left_behind.append(await worker_connections(database, lease_pid, 0))
