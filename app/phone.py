@@ -101,3 +101,15 @@ def parse_recipient(value: str) -> Recipient:
         raise InvalidPhone(f"{value!r} is not a WhatsApp address: {ADDRESS_FORMS}")
     phone = normalise_phone(text)
     return Recipient(phone, phone.removeprefix("+") + "@s.whatsapp.net", False)
+
+
+GROUP_ID = re.compile(r"[0-9]+(?:-[0-9]+)?")  # 120363025246125486, or the older <creator>-<timestamp> form
+GROUP_FORMS = "a group JID (<digits>@g.us or <digits>-<digits>@g.us) or its id (the part before @g.us)"
+
+
+def group_jid(value: str) -> str:
+    """'120363025246125486' or '120363025246125486@g.us' -> '120363025246125486@g.us'; ValueError otherwise."""
+    group_id = value.removesuffix("@g.us")
+    if not GROUP_ID.fullmatch(group_id):
+        raise ValueError(f"must be {GROUP_FORMS}")
+    return f"{group_id}@g.us"
