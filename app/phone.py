@@ -40,6 +40,8 @@ REASONS = {
 }
 
 
+DIALLED = re.compile(r"\+[\s().-]*\d[\d\s().-]*")  # a "+" and digits, with the separators people write
+
 PARSE_REASONS = {
     NumberParseException.INVALID_COUNTRY_CODE: "has an unknown country code",
     NumberParseException.TOO_SHORT_NSN: "is too short",
@@ -69,6 +71,8 @@ def normalise_phone(value: str) -> str:
         number = phonenumbers.parse(text, None)
     except NumberParseException as error:
         problem = PARSE_REASONS.get(error.error_type, "is not a phone number")
+        if error.error_type == NumberParseException.NOT_A_NUMBER and DIALLED.fullmatch(text):
+            problem = "is too short"  # "+1": digits, too few of them for libphonenumber to call it a number at all
         raise InvalidPhone(f"{value!r} {problem}: write it as {EXPECTED_FORM}") from None
     possible = phonenumbers.is_possible_number_with_reason(number)
     if possible in REASONS:
@@ -97,3 +101,15 @@ def parse_recipient(value: str) -> Recipient:
         raise InvalidPhone(f"{value!r} is not a WhatsApp address: {ADDRESS_FORMS}")
     phone = normalise_phone(text)
     return Recipient(phone, phone.removeprefix("+") + "@s.whatsapp.net", False)
+
+
+GROUP_ID = re.compile(r"[0-9]+(?:-[0-9]+)?")  # 120363025246125486, or the older <creator>-<timestamp> form
+GROUP_FORMS = "a group JID (<digits>@g.us or <digits>-<digits>@g.us) or its id (the part before @g.us)"
+
+
+def group_jid(value: str) -> str:
+    """'120363025246125486' or '120363025246125486@g.us' -> '120363025246125486@g.us'; ValueError otherwise."""
+    group_id = value.removesuffix("@g.us")
+    if not GROUP_ID.fullmatch(group_id):
+        raise ValueError(f"must be {GROUP_FORMS}")
+    return f"{group_id}@g.us"

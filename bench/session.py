@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import socket
 import statistics
 import tempfile
 import time
@@ -35,6 +36,15 @@ def wait_state(app: AppProcess, state: str, timeout: float = 30.0) -> float:
             pass
         time.sleep(POLL)
     raise SystemExit(f"{state!r} not reached within {timeout} s:\n{app.output()}")
+
+
+def refused_proxy() -> dict[str, str]:
+    """Proxy variables naming a port on 127.0.0.1 nobody listens on: whatsmeow's websocket honours HTTPS_PROXY (see
+    tests/whatsapp_stand_in.py), so its dial is refused there instead of reaching WhatsApp."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    return {"HTTPS_PROXY": url, "https_proxy": url, "NO_PROXY": "", "no_proxy": ""}
 
 
 def new_app(url: str, **env: str) -> AppProcess:
@@ -77,10 +87,11 @@ SAMPLE_SECONDS = 20.0
 def neonize_memory(url: str) -> tuple[float, float]:
     """PSS of the web process plus a neonize worker that has imported neonize and made its connection attempt.
 
-    Offline (DNS fails here) no worker ever stays connected: each one dials, fails and is retired, and the next comes
-    after a backoff. So sample both processes every 20 ms for a while and keep the largest combined reading.
+    No worker ever stays connected: each one dials through a proxy address on 127.0.0.1 where nothing listens (never
+    WhatsApp, with or without internet), fails and is retired, and the next comes after a backoff. So sample both
+    processes every 20 ms for a while and keep the largest combined reading.
     """
-    app = new_app(url, WHATSAPP_BACKEND="neonize").start()
+    app = new_app(url, WHATSAPP_BACKEND="neonize", **refused_proxy()).start()
     best = (0.0, 0.0)
     try:
         app.wait_healthy()

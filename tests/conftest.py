@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -15,8 +17,33 @@ import pytest
 from app.db.embedded import EmbeddedPostgres
 from app.db.migrations import migrate_url
 from app.settings import resolve_database_url
+from tests.whatsapp_stand_in import RefusingProxy, refusing_proxy
 
 TEMPLATE = f"app_template_{os.getpid()}"
+_BASETEMP_KEY = pytest.StashKey[str]()  # the folder pytest_configure below made, if it made one
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Each run gets a base temp folder of its own (unless --basetemp names one). pytest's default,
+    /tmp/pytest-of-<user>/pytest-<n>, is shared by every run of the user: a run that starts prunes the folders of
+    older ones, and once removed the embedded Postgres of a run still going (it lives there). tryfirst: the tmp_path
+    factory reads the option in pytest's own pytest_configure."""
+    if config.option.basetemp is None:
+        folder = tempfile.mkdtemp(prefix="pytest-run-")
+        config.option.basetemp = folder
+        config.stash[_BASETEMP_KEY] = folder
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"basetemp: {config.option.basetemp}"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A run that passed leaves nothing behind; a failed one keeps its folder to look at (its path is in the header)."""
+    folder = session.config.stash.get(_BASETEMP_KEY, None)
+    if folder is not None and exitstatus == 0:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def with_database(url: str, name: str) -> str:
@@ -79,3 +106,10 @@ def empty_database_url(postgres_url: str) -> Iterator[str]:
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+async def whatsapp_proxy() -> AsyncIterator[RefusingProxy]:
+    """Where the real neonize client dials instead of WhatsApp: a proxy on 127.0.0.1 that records and refuses."""
+    async with refusing_proxy() as proxy:
+        yield proxy

@@ -69,6 +69,15 @@ class RateLimiter:
         self.gap = self._next_gap()
 
 
+# In what whatsmeow says when a send finds no websocket ("websocket not connected") and what the neonize backend says
+# before its connection is up ("not connected to WhatsApp yet"): the session is down, not the message wrong.
+LINK_DOWN = "not connected"
+
+
+def link_down(error: WorkerError) -> bool:
+    return not error.permanent and LINK_DOWN in str(error).lower()
+
+
 def retry_delay(attempt: int, rng: random.Random, base: float = RETRY_BASE) -> float:
     """Exponential backoff with jitter in [ceiling / 2, ceiling] after the `attempt`-th failed attempt."""
     ceiling = min(RETRY_CAP, base * 2 ** max(0, attempt - 1))
@@ -181,6 +190,11 @@ class Sender:
             if self.supervisor.state is not State.CONNECTED:
                 # The session dropped between claim and send: nothing went out; wait for the reconnect.
                 await self._settle(queue.requeue, message_id, 0.0, str(error), counts=False)
+            elif link_down(error):
+                # The link died silently (the heartbeat has not found out yet): nothing went out and the message is
+                # not at fault, so the attempt is given back; it waits the usual backoff, not counted, meanwhile.
+                delay = retry_delay(row["attempts"], self.rng, self.retry_base)
+                await self._settle(queue.requeue, message_id, delay, str(error), counts=False)
             elif error.permanent:
                 self.limiter.record(time.time())
                 await self._settle(queue.mark_failed, message_id, str(error))

@@ -23,13 +23,19 @@ INSERT_TRANSITION = """
 INSERT INTO session_transitions (at, from_state, to_state, reason, detail, process)
 VALUES ($1, $2, $3, $4, $5, $6)"""
 UPSERT_STATUS = """
-INSERT INTO session_status (singleton, state, since, reason, account_jid, push_name, retry_at, process, updated_at)
-VALUES (true, $1, $2, $3, $4, $5, $6, $7, now())
+INSERT INTO session_status (singleton, state, since, reason, account_jid, push_name, retry_at, process, updated_at,
+                            last_heartbeat_at, heartbeat_ok)
+VALUES (true, $1, $2, $3, $4, $5, $6, $7, now(),
+        CASE WHEN $1::text = 'connected' THEN $2::timestamptz END, CASE WHEN $1::text = 'connected' THEN true END)
 ON CONFLICT (singleton) DO UPDATE SET
     state = EXCLUDED.state, since = EXCLUDED.since, reason = EXCLUDED.reason,
     account_jid = COALESCE(EXCLUDED.account_jid, session_status.account_jid),
     push_name = COALESCE(EXCLUDED.push_name, session_status.push_name),
-    retry_at = EXCLUDED.retry_at, process = EXCLUDED.process, updated_at = now()"""
+    retry_at = EXCLUDED.retry_at, process = EXCLUDED.process, updated_at = now(),
+    -- Becoming connected is a good heartbeat (the worker just said the link is up): a false one from before the
+    -- reconnect must not stand until the next beat.
+    last_heartbeat_at = COALESCE(EXCLUDED.last_heartbeat_at, session_status.last_heartbeat_at),
+    heartbeat_ok = COALESCE(EXCLUDED.heartbeat_ok, session_status.heartbeat_ok)"""
 UPDATE_HEARTBEAT = """
 UPDATE session_status SET last_heartbeat_at = $1, heartbeat_ok = $2, updated_at = now() WHERE process = $3"""
 SELECT_STATUS = "SELECT * FROM session_status WHERE singleton"

@@ -49,7 +49,7 @@ DEFAULT = Policy()
 class Decision:
     state: State
     delay: float | None  # seconds until the next worker; None = wait for the operator
-    explanation: str
+    explanation: str  # what happens next; for a transient failure only that (the reason is said elsewhere)
 
 
 def backoff(attempt: int, rng: random.Random, policy: Policy = DEFAULT) -> float:
@@ -74,9 +74,9 @@ def decide(
     if reason in TRANSIENT:
         if reason in AT_ONCE and attempt == 0:
             # The worker failed, not the network: bring a new one up at once; a repeat backs off.
-            return Decision(State.RECONNECTING, policy.min_delay, f"{reason.value}; a new worker at once")
+            return Decision(State.RECONNECTING, policy.min_delay, "a new worker at once")
         delay = backoff(attempt, rng, policy)
-        return Decision(State.RECONNECTING, delay, f"{reason.value}; retry {attempt + 1} in {delay:.1f} s")
+        return Decision(State.RECONNECTING, delay, f"retry {attempt + 1} in {delay:.1f} s")
     if reason is Reason.LOGGED_OUT:
         return Decision(State.LOGGED_OUT, None, "the device was unlinked; pairing is needed")
     if reason is Reason.PAIRING_EXPIRED:

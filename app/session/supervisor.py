@@ -320,6 +320,8 @@ class Supervisor:
                 reason, detail = "reconnected", "whatsmeow reconnected by itself"
             else:
                 reason, detail = "logged_in", "connected with the stored device"
+            # The worker just told us the link is up: a good heartbeat, stored with the transition (audit.py).
+            self.last_heartbeat = utcnow()
             await self._transition(State.CONNECTED, reason, detail)
         elif name == events.DISCONNECTED:
             reason = str(data.get("reason") or "connection_lost")
@@ -405,7 +407,12 @@ class Supervisor:
         if reason is Reason.REPLACED:
             self.replaced_at = [at for at in self.replaced_at if now - at <= self.policy.replaced_window] + [now]
         retry_at = now + dt.timedelta(seconds=decision.delay) if decision.delay is not None else None
-        text = f"{decision.explanation} ({detail})" if detail else decision.explanation
+        if reason in TRANSIENT:
+            # "failed to dial ...; retry 1 in 2.3 s": what went wrong, then what happens next, each said once (the
+            # reason code is a field of its own).
+            text = f"{detail or reason.value.replace('_', ' ')}; {decision.explanation}"
+        else:
+            text = f"{decision.explanation} ({detail})" if detail else decision.explanation
         await self._transition(decision.state, reason.value, text, retry_at=retry_at)
         if decision.delay is not None:
             self._schedule_retry(decision.delay, f"retry after {reason.value}")

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from app.phone import group_jid
 from app.session.supervisor import Supervisor
 from app.web.auth import requires_auth
 
@@ -162,6 +163,17 @@ async def session_pair(request: Request) -> JSONResponse:
     return JSONResponse(await supervisor_of(request).pair(), status_code=202)
 
 
+def group_field(data: dict[str, Any]) -> str | None:
+    """The simulator's optional `group`: a group JID or its id, as the group's JID; 422 for anything else."""
+    value = text_field(data, "group", required=False, limit=64)
+    if value is None:
+        return None
+    try:
+        return group_jid(value)
+    except ValueError as error:
+        raise HTTPException(422, f"'group' {error}") from None
+
+
 @requires_auth
 async def simulator(request: Request) -> JSONResponse:
     """POST /api/simulator/{action}: drive the simulated WhatsApp (404 unless WHATSAPP_BACKEND=simulator)."""
@@ -182,7 +194,7 @@ async def simulator(request: Request) -> JSONResponse:
             "text": text_field(data, "text", required=False),
             "message_id": text_field(data, "message_id", required=False, limit=128),
             "push_name": text_field(data, "push_name", required=False, limit=100),
-            "group": text_field(data, "group", required=False, limit=64),
+            "group": group_field(data),
             "type": choice_field(data, "type", MESSAGE_TYPES + EVENT_TYPES, "text"),
             "media": media_field(data),
             "from_me": data.get("from_me") is True,
@@ -209,7 +221,12 @@ async def simulator(request: Request) -> JSONResponse:
             )
         if data.get("status", "delivered") not in ("delivered", "read", "played"):
             raise HTTPException(422, "'status' must be delivered, read or played")
-        args = {"from": phone_field(data, "from"), "message_ids": ids, "status": data.get("status", "delivered")}
+        args = {
+            "from": phone_field(data, "from"),
+            "message_ids": ids,
+            "status": data.get("status", "delivered"),
+            "group": group_field(data),
+        }
     elif action == "disconnect":
         reason = data.get("reason", "connection_lost")
         if reason not in DISCONNECT_REASONS:

@@ -121,6 +121,10 @@ INSERT INTO message_receipts (chat, message_id, status, at)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
 ON CONFLICT DO NOTHING
 RETURNING chat, message_id, status, at"""
+# Messages of a batch already read, as far as the stored receipts say: a `delivered` for them would go backwards.
+READ_BEFORE = """
+SELECT chat, message_id FROM message_receipts
+WHERE status = 'read' AND (chat, message_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))"""
 # whatsmeow's LID map (lid, pn: user parts only) lives in the same database, but only once whatsmeow has created its
 # store: the simulator backend and a fresh database have none. A statement naming a missing table would abort the
 # caller's transaction, so the table is looked for first, by name, as whatsmeow's unqualified queries find it.
@@ -386,7 +390,8 @@ async def store_messages(
 async def store_receipts(
     connection: asyncpg.Connection, receipts: list[dict[str, Any]], hook: ReceiptHook | None = None
 ) -> int:
-    """Store receipts of our outgoing messages, one `message.status` event per new (message, status) pair."""
+    """Store receipts of our outgoing messages, one `message.status` event per new (message, status) pair, except a
+    `delivered` of a message already read."""
     rows = [
         (str(receipt.get("chat") or ""), str(message_id), RECEIPT_STATUSES[status], parse_time(receipt["timestamp"]))
         for receipt in ({"timestamp": None, **item} for item in receipts)
@@ -396,8 +401,17 @@ async def store_receipts(
     if not rows:
         return 0
     columns = [list(column) for column in zip(*rows, strict=True)]
+    read = {(row["chat"], row["message_id"]) for row in await connection.fetch(READ_BEFORE, columns[0], columns[1])}
     new = await connection.fetch(INSERT_RECEIPTS, *columns)
-    for receipt in new:
+    position = {row[:3]: index for index, row in reversed(list(enumerate(rows)))}  # each pair's first place
+    for receipt in sorted(new, key=lambda row: position[(row["chat"], row["message_id"], row["status"])]):
+        # A status never goes backwards: a delivery receipt WhatsApp sends after the read one is kept (it is a fact,
+        # and its time is worth having) but makes no event, so a receiver never sees `delivered` after `read`.
+        key = (receipt["chat"], receipt["message_id"])
+        if receipt["status"] == "read":
+            read.add(key)
+        elif key in read:
+            continue
         details = dict(receipt)
         our_id = await hook(connection, details) if hook is not None else None
         data = outbox.message_status_data(

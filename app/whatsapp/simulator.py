@@ -28,6 +28,7 @@ from typing import Any
 import asyncpg
 
 from app.db.database import CONNECTION_ERRORS, describe
+from app.phone import group_jid
 from app.times import utcnow
 from app.whatsapp import backend as events
 from app.whatsapp.backend import WHATSAPP_QR_SECONDS, Backend, BackendError, Emit
@@ -72,15 +73,17 @@ def message_id() -> str:
 
 def incoming_item(args: dict[str, Any], chat: str, account: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
     """One simulated item as the backend event a real one would become (see app/whatsapp/backend.py)."""
-    sender = str(args["from"])
     kind = str(args.get("type") or "text")
-    from_me = bool(args.get("from_me"))
+    from_me = bool(args.get("from_me")) and account is not None
+    # Typed on the account's phone: the account is the sender (`from` names the contact, or the group, it went to).
+    sender = str(account["phone"]) if from_me and account else str(args["from"])
+    default_name = str(account.get("push_name") or DEFAULT_PUSH_NAME) if from_me and account else "Simulated Contact"
     common = {
         "message_id": str(args.get("message_id") or message_id()),
         "chat": chat,
-        "from": (account or {}).get("phone") if from_me and account else sender,
-        "sender_jid": phone_to_jid(sender),
-        "push_name": args.get("push_name") or "Simulated Contact",
+        "from": sender,
+        "sender_jid": str(account["jid"]) if from_me and account else phone_to_jid(sender),
+        "push_name": args.get("push_name") or default_name,
         "timestamp": now_iso(),
         "is_group": chat.endswith("@g.us"),
         "is_from_me": from_me,
@@ -306,7 +309,7 @@ class SimulatorBackend(Backend):
         if self.account is None:
             raise BackendError("the simulated account is not linked", permanent=True)
         group = args.get("group")
-        chat = f"{group}@g.us" if group else phone_to_jid(str(args["from"]))
+        chat = group_jid(str(group)) if group else phone_to_jid(str(args["from"]))
         count = int(args.get("count") or 1)  # a batch: `count` items in one command (benchmarks, load tests)
         items = [incoming_item(args, chat, self.account) for _ in range(count)]
         await self._accept(items)
@@ -316,8 +319,13 @@ class SimulatorBackend(Backend):
         return {"message_ids": ids, "chat": chat}
 
     async def _receipt(self, args: dict[str, Any]) -> dict[str, Any]:
+        # In a group the receipt's chat is the group (its sender, the member who got or read it, is `from`).
+        if args.get("group"):
+            chat = group_jid(str(args["group"]))
+        else:
+            chat = phone_to_jid(str(args["from"])) if args.get("from") else str(args.get("chat", ""))
         receipt = {
-            "chat": phone_to_jid(str(args["from"])) if args.get("from") else str(args.get("chat", "")),
+            "chat": chat,
             "message_ids": [str(item) for item in args["message_ids"]],
             "status": str(args.get("status", "delivered")),
             "timestamp": now_iso(),

@@ -13,6 +13,7 @@ from app.authimport.startup import import_at_start
 from tests.authimport.conftest import SHOP, attempts, fingerprint, imported_rows
 from tests.processes import TOKEN
 from tests.web.conftest import ClientFactory
+from tests.whatsapp_stand_in import WHATSAPP_CONNECT, RefusingProxy
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -95,10 +96,17 @@ async def test_an_unreachable_database_does_not_stop_the_app(store_file: Path, a
 
 
 async def test_the_app_imports_before_its_worker_and_shows_it_in_status(
-    app_client: ClientFactory, store_file: Path, database_url: str, pg: asyncpg.Connection
+    app_client: ClientFactory,
+    store_file: Path,
+    database_url: str,
+    pg: asyncpg.Connection,
+    whatsapp_proxy: RefusingProxy,
 ) -> None:
-    async with app_client(WHATSAPP_BACKEND="neonize", AUTH_MIGRATE_FROM=str(store_file)) as http:
+    # The worker then dials with the imported (made-up) device: to the local stand-in, never to WhatsApp.
+    env = {"WHATSAPP_BACKEND": "neonize", "AUTH_MIGRATE_FROM": str(store_file), **whatsapp_proxy.env()}
+    async with app_client(**env) as http:
         status = (await http.get("/api/status", headers=AUTH)).json()
+        assert set(await whatsapp_proxy.wait_for(1)) == {WHATSAPP_CONNECT}
 
     auth_store = status["auth_store"]
     assert auth_store["devices"] == 1

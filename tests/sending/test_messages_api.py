@@ -30,6 +30,7 @@ async def client(app_client: ClientFactory) -> Any:
     [
         ({"to": "081234567890", "text": "hi"}, "international form"),
         ({"to": "+62 812", "text": "hi"}, "too short"),
+        ({"to": "+1", "text": "hi"}, "is too short"),
         ({"to": "+1 555 000 1111", "text": "hi"}, "not a valid number"),
         ({"to": "someone@example.com", "text": "hi"}, "not a WhatsApp address"),
         ({"to": "62812x@s.whatsapp.net", "text": "hi"}, "a phone JID is <country code and number, digits only>"),

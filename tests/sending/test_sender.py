@@ -200,3 +200,25 @@ async def test_an_answer_after_the_timeout_still_records_whatsapps_id(
     message = await wait_status(database, message_id, "sent")
     assert message["message_id"].startswith("3EB0") and message["error"] is None
     assert await status_events(database, message_id) == ["sending", "failed", "sent"]
+
+
+async def test_a_send_while_the_link_is_silently_down_uses_no_attempt(
+    make_supervisor: MakeSupervisor, make_sender: MakeSender, database: Database
+) -> None:
+    # The link dies without a word: the session still says `connected` until a heartbeat finds out (30 s here, so
+    # the sends below meet the dead link many times first).
+    supervisor = await paired(make_supervisor)
+    await supervisor.simulate("disconnect", {"reason": "silent"})
+    make_sender(supervisor)
+    message_id = await enqueue(database, "while the link is down")
+    deadline = time.monotonic() + 15
+    while (events := await status_events(database, message_id)).count("queued") < MAX_ATTEMPTS + 1:
+        assert time.monotonic() < deadline, events
+        await asyncio.sleep(0.05)
+    message = await wait_status(database, message_id, "queued")
+    assert supervisor.state is State.CONNECTED  # nobody noticed yet: only the send's error says the link is down
+    assert message["attempts"] == 0, message  # more tries than MAX_ATTEMPTS, none of them counted
+    assert "not connected" in message["error"]
+    await supervisor.reconnect()  # the link is back
+    message = await wait_status(database, message_id, "sent")
+    assert message["attempts"] == 1 and message["error"] is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -327,3 +328,43 @@ async def test_uptime_figures_from_a_known_history(database_url: str) -> None:
     # connected: 12 h (until the loss) + 4 h + 4 h = 20 h of 24 h
     assert figures["uptime_24h_percent"] == pytest.approx(100 * 20 / 24, abs=0.01)
     assert figures["disconnects_24h"] == 2 and figures["reconnects_24h"] == 2
+
+
+async def test_the_retry_count_starts_again_after_a_stable_connection_and_reads_once(
+    make_supervisor: MakeSupervisor, database: Database
+) -> None:
+    stable_after = 3.0
+    supervisor = await paired(make_supervisor, heartbeat=0.3, policy=dataclasses.replace(FAST, stable_after=3.0))
+
+    async def silent_drop() -> str:
+        await supervisor.simulate("disconnect", {"reason": "silent"})
+        await wait_state(supervisor, State.RECONNECTING, timeout=5)
+        assert supervisor.reason == "heartbeat_lost"
+        detail = supervisor.detail or ""
+        await wait_state(supervisor, State.CONNECTED)
+        return detail
+
+    first = await silent_drop()
+    second = await silent_drop()  # right after the reconnect: the outage goes on, the count with it
+    await asyncio.sleep(stable_after + 0.2)  # stability is a matter of time connected
+    after_stable = await silent_drop()
+    assert first.startswith("the worker reports no connection behind 'connected'; retry 1 in ")
+    assert second.startswith("the worker reports no connection behind 'connected'; retry 2 in ")
+    assert after_stable.startswith("the worker reports no connection behind 'connected'; retry 1 in ")
+    assert "heartbeat_lost" not in first  # the reason is a field of its own, not repeated in the sentence
+
+
+async def test_a_reconnect_records_a_good_heartbeat_at_once(
+    make_supervisor: MakeSupervisor, database: Database
+) -> None:
+    supervisor = await paired(make_supervisor, heartbeat=30.0)  # no beat of its own during the test
+    await supervisor.simulate("disconnect", {"reason": "silent"})
+    await supervisor.heartbeat()  # finds the dead link: heartbeat_ok false, and the session reconnects
+    async with database.connection() as connection:
+        assert (await audit.stored_status(connection) or {})["heartbeat_ok"] is False
+    await wait_state(supervisor, State.RECONNECTING, State.CONNECTING)
+    await wait_state(supervisor, State.CONNECTED)
+    async with database.connection() as connection:
+        status_row = await audit.stored_status(connection)
+    assert status_row is not None and status_row["state"] == "connected"
+    assert status_row["heartbeat_ok"] is True  # not false until the next beat, 30 s from now

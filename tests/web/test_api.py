@@ -11,6 +11,7 @@ from app.session.supervisor import Supervisor
 from tests.processes import TOKEN
 from tests.session.conftest import wait_state
 from tests.web.conftest import ClientFactory
+from tests.whatsapp_stand_in import WHATSAPP_CONNECT, RefusingProxy
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 ROUTES = [
@@ -114,15 +115,18 @@ async def test_malformed_bodies_get_clear_4xx(client: httpx.AsyncClient) -> None
     assert reason.status_code == 422 and "connection_lost" in reason.json()["detail"]
 
 
-async def test_simulator_routes_are_404_with_the_neonize_backend(app_client: ClientFactory) -> None:
-    async with app_client(WHATSAPP_BACKEND="neonize") as client:
+async def test_simulator_routes_are_404_with_the_neonize_backend(
+    app_client: ClientFactory, whatsapp_proxy: RefusingProxy
+) -> None:
+    async with app_client(WHATSAPP_BACKEND="neonize", **whatsapp_proxy.env()) as client:
         for action in ("pair", "incoming", "disconnect", "crash"):
             response = await client.post(f"/api/simulator/{action}", headers=AUTH, json={})
             assert response.status_code == 404, action
             assert "simulator is not in use" in response.json()["detail"]
-        # offline, the neonize worker's dial fails and the session backs off instead of crashing
+        # the neonize worker's dial (refused by the local stand-in, never WhatsApp) fails and the session backs off
         await wait_state(supervisor(client), State.RECONNECTING, timeout=30)
         assert supervisor(client).reason == "dial_failed"
+    assert whatsapp_proxy.requests[:1] == [WHATSAPP_CONNECT]
 
 
 async def test_an_unhandled_error_is_a_json_500_with_the_security_headers(
@@ -140,3 +144,36 @@ async def test_an_unhandled_error_is_a_json_500_with_the_security_headers(
     assert "default-src 'none'" in response.headers["content-security-policy"]
     assert "internal-detail-1234" not in response.text  # the cause is logged, not shown
     assert any("internal-detail-1234" in str(record.exc_info) for record in caplog.records if record.exc_info)
+
+
+@pytest.mark.parametrize(
+    ("group", "chat"),
+    [
+        ("120363025246125486@g.us", "120363025246125486@g.us"),  # a group JID as webhook events name it
+        ("120363025246125486", "120363025246125486@g.us"),  # or its id
+        ("6281234567890-1596000000", "6281234567890-1596000000@g.us"),  # the older <creator>-<time> form
+        ("6281234567890-1596000000@g.us", "6281234567890-1596000000@g.us"),
+        ("not a group!!", None),
+        ("120363025246125486@g.us@g.us", None),
+        ("6281234567890@s.whatsapp.net", None),
+        ("12-34-56", None),
+        ("-123", None),
+    ],
+)
+async def test_simulated_groups_are_a_group_jid_or_its_id(
+    client: httpx.AsyncClient, group: str, chat: str | None
+) -> None:
+    await wait_state(supervisor(client), State.PAIRING)
+    await client.post("/api/simulator/pair", headers=AUTH, json={"phone": "+6281234567890"})
+    await wait_state(supervisor(client), State.CONNECTED)
+    for action, body in (
+        ("incoming", {"from": "+6281111111111", "text": "halo", "group": group}),
+        ("receipt", {"from": "+6281111111111", "message_ids": ["3EB0OURS"], "status": "read", "group": group}),
+    ):
+        response = await client.post(f"/api/simulator/{action}", headers=AUTH, json=body)
+        if chat is None:
+            assert response.status_code == 422, (action, response.text)
+            assert "'group' must be a group JID" in response.json()["detail"]
+        else:
+            assert response.status_code == 202, (action, response.text)
+            assert response.json()["chat"] == chat

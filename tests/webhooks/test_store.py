@@ -202,3 +202,45 @@ async def test_messages_are_held_while_postgres_restarts(
         await store.close(5.0)
     events = await events_of(database, "message.received", 51)
     assert [item["message_id"] for item in events] == ["before"] + [f"during-{number}" for number in range(50)]
+
+
+async def test_a_status_never_goes_backwards(database: Database) -> None:
+    store = MessageStore(database)
+    store.start()
+    try:
+        # A read, then the late delivered receipt of the same message: no `delivered` after the `read`. Within one
+        # batch, a delivered that comes after the read is dropped the same way; one before it is not backwards.
+        store.take("receipt", {"chat": SENDER_CHAT, "message_ids": ["3EB0A"], "status": "read"})
+        await store.drained()
+        store.take("receipt", {"chat": SENDER_CHAT, "message_ids": ["3EB0A"], "status": "delivered"})
+        store.take("receipt", {"chat": SENDER_CHAT, "message_ids": ["3EB0B"], "status": "delivered"})
+        store.take("receipt", {"chat": SENDER_CHAT, "message_ids": ["3EB0B"], "status": "read"})
+        store.take("receipt", {"chat": SENDER_CHAT, "message_ids": ["3EB0C"], "status": "played"})
+        store.take("receipt", {"chat": SENDER_CHAT, "message_ids": ["3EB0C"], "status": "delivered"})
+        await store.drained()
+    finally:
+        await store.close(5.0)
+    events = await events_of(database, "message.status", 4)
+    assert [(item["message_id"], item["status"]) for item in events] == [
+        ("3EB0A", "read"),
+        ("3EB0B", "delivered"),
+        ("3EB0B", "read"),
+        ("3EB0C", "read"),
+    ]
+
+
+async def test_a_message_typed_on_the_phone_names_the_account_as_its_sender(
+    session: Supervisor, database: Database
+) -> None:
+    await session.simulate("incoming", {"from": SENDER, "text": "we open at nine", "from_me": True})
+    [data] = await events_of(database, "message.from_me", 1)
+    assert data["chat"] == SENDER_CHAT  # the chat it was typed in: the contact's
+    assert (data["from"], data["sender_jid"]) == ("+6281234567890", "6281234567890@s.whatsapp.net")  # the account
+    assert data["push_name"] == "Toko Maju"
+
+
+async def test_a_receipt_in_a_group_names_the_group_as_its_chat(session: Supervisor, database: Database) -> None:
+    group = "120363025246125486@g.us"
+    await session.simulate("receipt", {"from": SENDER, "message_ids": ["3EB0GROUP"], "status": "read", "group": group})
+    [data] = await events_of(database, "message.status", 1)
+    assert (data["message_id"], data["status"], data["chat"]) == ("3EB0GROUP", "read", group)

@@ -1,8 +1,9 @@
 """NeonizeBackend: event mapping on real neonize protobuf objects, and real connection attempts against Postgres.
 
 A neonize client never runs in the pytest process (Go panics kill it, stop() may block): connection attempts run
-in tests/whatsapp/neonize_probe.py, a process of their own, like the worker. WhatsApp is unreachable here, so each
-attempt ends in a dial failure after whatsmeow has set up its store.
+in tests/whatsapp/neonize_probe.py, a process of their own, like the worker. They never reach WhatsApp, with or
+without internet: the probe dials through a proxy on 127.0.0.1 that refuses (tests/whatsapp_stand_in.py), so each
+attempt ends in a dial failure after whatsmeow has set up its store, and each test checks that the dial went there.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from app.whatsapp.neonize_mapping import (
     temporary_ban_to_dict,
     text_message,
 )
+from tests.whatsapp_stand_in import WHATSAPP_CONNECT, RefusingProxy
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NZ = load_neonize()
@@ -379,7 +381,9 @@ def test_refuses_a_store_that_is_not_a_postgres_url(url: str, tmp_path: Path, mo
 class Probe:
     """tests/whatsapp/neonize_probe.py run in tmp_path (so a stray SQLite file would show up there)."""
 
-    def __init__(self, url: str, directory: Path, *, hold: bool = False, options: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, url: str, directory: Path, proxy: RefusingProxy, *, hold: bool = False, options: tuple[str, ...] = ()
+    ) -> None:
         self.url = url
         self.directory = directory
         self.hold = hold
@@ -387,6 +391,7 @@ class Probe:
         self.result_file = directory / "result.json"
         self.env = {key: value for key, value in os.environ.items() if key != "LOG_LEVEL"}
         self.env["PYTHONPATH"] = str(REPO_ROOT)
+        self.env.update(proxy.env())  # never WhatsApp: the dial goes to the refusing proxy
         self.process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
@@ -458,19 +463,22 @@ async def whatsmeow_tables(url: str) -> set[str]:
 
 
 async def test_a_connection_attempt_sets_up_the_store_and_reports_the_dial_failure(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, whatsapp_proxy: RefusingProxy
 ) -> None:
     assert await whatsmeow_tables(database_url) == set()
 
-    returncode, result = await Probe(database_url, tmp_path).run()
+    returncode, result = await Probe(database_url, tmp_path, whatsapp_proxy).run()
 
     assert returncode == 0
+    # whatsmeow's one dial went to the local proxy, for WhatsApp's address, and nowhere else.
+    assert whatsapp_proxy.requests == [WHATSAPP_CONNECT]
     assert len(result["events"]) == 1, result["events"]
     [[name, data]] = result["events"]
     assert name == DISCONNECTED
     assert data["reason"] == "dial_failed"
-    assert "dial" in data["detail"]
-    assert result["ended_seconds"] < 10  # no name resolution here: it must fail fast, not hang
+    assert data["detail"].startswith("failed to dial whatsapp web websocket")
+    assert "Refused by the test stand-in" in data["detail"]  # the proxy's answer is what failed it
+    assert result["ended_seconds"] < 10  # a refused dial fails fast, not after a timeout
     tables = await whatsmeow_tables(database_url)
     assert {"whatsmeow_device", "whatsmeow_version", "whatsmeow_sessions", "whatsmeow_identity_keys"} <= tables
     connection = await asyncpg.connect(database_url)
@@ -483,9 +491,12 @@ async def test_a_connection_attempt_sets_up_the_store_and_reports_the_dial_failu
     assert file_names(tmp_path) == ["result.json", "stderr.txt"]
 
 
-async def test_a_failed_attempt_leaves_a_quiet_usable_backend(database_url: str, tmp_path: Path) -> None:
-    _, result = await Probe(database_url, tmp_path).run()
+async def test_a_failed_attempt_leaves_a_quiet_usable_backend(
+    database_url: str, tmp_path: Path, whatsapp_proxy: RefusingProxy
+) -> None:
+    _, result = await Probe(database_url, tmp_path, whatsapp_proxy).run()
 
+    assert whatsapp_proxy.requests == [WHATSAPP_CONNECT]
     # Importing neonize ran logging.basicConfig on the (then unconfigured) root logger; the backend undid it.
     assert result["root_handlers"] == 0
     assert result["root_level"] == 30
@@ -529,11 +540,12 @@ def test_the_event_entry_point_is_the_one_neonize_hands_to_go() -> None:
     ],
 )
 async def test_an_unscanned_qr_round_expires_once(
-    database_url: str, tmp_path: Path, how: str, expiry: str, within: tuple[float, float]
+    database_url: str, tmp_path: Path, whatsapp_proxy: RefusingProxy, how: str, expiry: str, within: tuple[float, float]
 ) -> None:
     options = ("--simulate-pairing", how, "--pairing-expiry", expiry)
-    _, result = await Probe(database_url, tmp_path, options=options).run()
+    _, result = await Probe(database_url, tmp_path, whatsapp_proxy, options=options).run()
 
+    assert whatsapp_proxy.requests == [WHATSAPP_CONNECT]
     assert result["events"][1:] == [["qr", {"payload": "2@ref,noise,identity,adv"}], ["pairing_expired", {}]]
     assert within[0] <= result["pairing"]["expired_seconds"] < within[1]
     # With the socket reported up, pair_phone reaches whatsmeow, whose refusal is transient.
@@ -566,11 +578,13 @@ async def settled_connections(url: str, expected: int) -> int:
 ATTEMPTS = 4
 
 
-async def test_failed_attempts_in_fresh_processes_do_not_leak_connections(database_url: str, tmp_path: Path) -> None:
+async def test_failed_attempts_in_fresh_processes_do_not_leak_connections(
+    database_url: str, tmp_path: Path, whatsapp_proxy: RefusingProxy
+) -> None:
     baseline = await count_connections(database_url)
 
     # neonize never closes the store it opens on connect(): the connection lives as long as the process.
-    held = Probe(database_url, tmp_path, hold=True)
+    held = Probe(database_url, tmp_path, whatsapp_proxy, hold=True)
     await held.start()
     await held.result()
     assert await count_connections(database_url) > baseline
@@ -579,6 +593,7 @@ async def test_failed_attempts_in_fresh_processes_do_not_leak_connections(databa
 
     # So one attempt per worker process: the connection goes with the process, every time.
     for attempt in range(1, ATTEMPTS):
-        _, result = await Probe(database_url, tmp_path).run()
+        _, result = await Probe(database_url, tmp_path, whatsapp_proxy).run()
         assert [name for name, _data in result["events"]] == [DISCONNECTED], attempt
         assert await settled_connections(database_url, baseline) == baseline, f"after attempt {attempt + 1}"
+    assert whatsapp_proxy.requests == [WHATSAPP_CONNECT] * ATTEMPTS
