@@ -22,9 +22,7 @@ shipped binary is 840dd69) and in whatsmeow (tulir/whatsmeow at 33cfac5):
 from __future__ import annotations
 
 import base64
-import hashlib
 import re
-from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -403,30 +401,6 @@ def needs_phone_lookup(data: dict[str, Any]) -> str | None:
 def poll_vote_selection(vote_message: Any) -> list[str]:
     """Hex SHA-256 hashes of the options chosen in a decrypted waE2E.PollVoteMessage (client.decrypt_poll_vote)."""
     return [bytes(option).hex() for option in vote_message.selectedOptions]
-
-
-def poll_option_names(hashes: Sequence[str], options: Iterable[str]) -> list[str | None]:
-    """Each hex hash as the option name it is the SHA-256 of (whatsmeow msgsecret.go HashPollOptions), else None."""
-    by_hash = {hashlib.sha256(name.encode("utf-8")).hexdigest(): name for name in options}
-    return [by_hash.get(value.lower()) for value in hashes]
-
-
-def message_to_dict(ev: Any) -> dict[str, Any]:
-    """Legacy: a Message event's content as MESSAGE-shaped data (no raw, no poll), whatever the content is.
-
-    Use incoming_message, which also recognises edits, deletes, reactions, votes, status posts and plumbing."""
-    content = unwrap(ev.Message)
-    common = _common(ev.Info, None)
-    del common["raw"]
-    fields = _message_fields(content)
-    del fields["poll"]
-    return {**common, **fields}
-
-
-def is_internal_message(ev: Any) -> bool:
-    """Legacy: True for Message events that carry only protocol plumbing (key distribution, protocol messages)."""
-    fields = {field.name for field, _ in unwrap(ev.Message).ListFields()}
-    return not fields - INTERNAL_FIELDS
 
 
 def undecryptable_to_dict(ev: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ attempt ends in a dial failure after whatsmeow has set up its store, and each te
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import sys
@@ -21,7 +22,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 
-from app.whatsapp.backend import BANNED, DISCONNECTED, LOGGED_OUT, OUTDATED, STOPPED, BackendError
+from app.whatsapp.backend import BANNED, DISCONNECTED, LOGGED_OUT, MESSAGE, OUTDATED, STOPPED, BackendError
 from app.whatsapp.intake import Intake
 from app.whatsapp.neonize_backend import NeonizeBackend, load_neonize
 from app.whatsapp.neonize_mapping import (
@@ -31,10 +32,9 @@ from app.whatsapp.neonize_mapping import (
     TEMP_BAN_CODES,
     command_error,
     connect_failure_to_event,
-    is_internal_message,
+    incoming_message,
     jid_to_str,
     logged_out_to_dict,
-    message_to_dict,
     receipt_to_dict,
     recipient,
     temporary_ban_to_dict,
@@ -76,6 +76,13 @@ def message_event(
     return PB.Message(Info=info, Message=content)
 
 
+def message_data(event: Any) -> dict[str, Any]:
+    """What a Message event with real content becomes: a MESSAGE item's data."""
+    item = incoming_message(event)
+    assert item is not None and item[0] == MESSAGE
+    return item[1]
+
+
 # -- messages ---------------------------------------------------------------------------------------------------------
 
 
@@ -87,7 +94,9 @@ def test_outgoing_text_mentions_nobody() -> None:
 
 
 def test_plain_text_message() -> None:
-    assert message_to_dict(message_event(E2E.Message(conversation="hello"))) == {
+    data = message_data(message_event(E2E.Message(conversation="hello")))
+    assert E2E.Message.FromString(base64.b64decode(data.pop("raw"))).conversation == "hello"  # the whole message
+    assert data == {
         "message_id": "3EB0C431D5E4A1B2",
         "chat": "6281234567890@s.whatsapp.net",
         "from": "+6281234567890",
@@ -99,18 +108,19 @@ def test_plain_text_message() -> None:
         "type": "text",
         "text": "hello",
         "media": None,
+        "poll": None,
     }
 
 
 def test_extended_text_message() -> None:
     content = E2E.Message(extendedTextMessage=E2E.ExtendedTextMessage(text="see https://example.com"))
-    data = message_to_dict(message_event(content))
+    data = message_data(message_event(content))
     assert (data["type"], data["text"], data["media"]) == ("text", "see https://example.com", None)
 
 
 def test_image_with_caption() -> None:
     image = E2E.ImageMessage(caption="a cat", mimetype="image/jpeg", fileLength=48213)
-    data = message_to_dict(message_event(E2E.Message(imageMessage=image)))
+    data = message_data(message_event(E2E.Message(imageMessage=image)))
     assert data["type"] == "image"
     assert data["text"] == "a cat"
     assert data["media"] == {"mimetype": "image/jpeg", "size": 48213, "file_name": None}
@@ -118,7 +128,7 @@ def test_image_with_caption() -> None:
 
 def test_document_has_file_name_and_no_text() -> None:
     document = E2E.DocumentMessage(fileName="invoice.pdf", mimetype="application/pdf", fileLength=1024)
-    data = message_to_dict(message_event(E2E.Message(documentMessage=document)))
+    data = message_data(message_event(E2E.Message(documentMessage=document)))
     assert data["type"] == "document"
     assert data["text"] is None
     assert data["media"] == {"mimetype": "application/pdf", "size": 1024, "file_name": "invoice.pdf"}
@@ -127,13 +137,13 @@ def test_document_has_file_name_and_no_text() -> None:
 def test_document_with_caption_container_is_unwrapped() -> None:
     inner = E2E.Message(documentMessage=E2E.DocumentMessage(fileName="a.pdf", caption="the report"))
     content = E2E.Message(documentWithCaptionMessage=E2E.FutureProofMessage(message=inner))
-    data = message_to_dict(message_event(content))
+    data = message_data(message_event(content))
     assert (data["type"], data["text"], data["media"]["file_name"]) == ("document", "the report", "a.pdf")
 
 
 def test_ephemeral_text_is_unwrapped() -> None:
     content = E2E.Message(ephemeralMessage=E2E.FutureProofMessage(message=E2E.Message(conversation="psst")))
-    data = message_to_dict(message_event(content))
+    data = message_data(message_event(content))
     assert (data["type"], data["text"]) == ("text", "psst")
 
 
@@ -145,21 +155,20 @@ def test_ephemeral_text_is_unwrapped() -> None:
         (E2E.Message(videoMessage=E2E.VideoMessage(mimetype="video/mp4")), "video", True),
         (E2E.Message(locationMessage=E2E.LocationMessage(degreesLatitude=-6.2)), "location", False),
         (E2E.Message(contactMessage=E2E.ContactMessage(displayName="Budi")), "contact", False),
-        (E2E.Message(reactionMessage=E2E.ReactionMessage(text="👍")), "other", False),
     ],
 )
 def test_message_types(content: Any, kind: str, media: bool) -> None:
-    data = message_to_dict(message_event(content))
+    data = message_data(message_event(content))
     assert data["type"] == kind
     assert data["text"] is None
     assert (data["media"] is not None) is media
 
 
 def test_sticker_and_audio_media_fields() -> None:
-    sticker = message_to_dict(message_event(E2E.Message(stickerMessage=E2E.StickerMessage(mimetype="image/webp"))))
+    sticker = message_data(message_event(E2E.Message(stickerMessage=E2E.StickerMessage(mimetype="image/webp"))))
     assert sticker["media"] == {"mimetype": "image/webp", "size": None, "file_name": None}
     audio = E2E.AudioMessage(mimetype="audio/ogg; codecs=opus", fileLength=5120, PTT=True)
-    assert message_to_dict(message_event(E2E.Message(audioMessage=audio)))["media"] == {
+    assert message_data(message_event(E2E.Message(audioMessage=audio)))["media"] == {
         "mimetype": "audio/ogg; codecs=opus",
         "size": 5120,
         "file_name": None,
@@ -178,23 +187,23 @@ def test_sticker_and_audio_media_fields() -> None:
     ],
 )
 def test_text_agrees_with_neonize_extract_text(content: Any) -> None:
-    assert message_to_dict(message_event(content))["text"] == (NZ.extract_text(content) or None)
+    assert message_data(message_event(content))["text"] == (NZ.extract_text(content) or None)
 
 
 def test_lid_sender_takes_the_phone_from_sender_alt() -> None:
-    data = message_to_dict(message_event(E2E.Message(conversation="hi"), sender=LID, sender_alt=PHONE))
+    data = message_data(message_event(E2E.Message(conversation="hi"), sender=LID, sender_alt=PHONE))
     assert data["from"] == "+6281234567890"
     assert data["sender_jid"] == "123456789012345@lid"
     assert data["chat"] == "123456789012345@lid"
 
 
 def test_lid_sender_without_phone_has_no_from() -> None:
-    assert message_to_dict(message_event(E2E.Message(conversation="hi"), sender=LID))["from"] is None
+    assert message_data(message_event(E2E.Message(conversation="hi"), sender=LID))["from"] is None
 
 
 def test_group_message() -> None:
     sender = jid("6281234567890", device=12)  # a linked device of the participant
-    data = message_to_dict(message_event(E2E.Message(conversation="hi all"), sender=sender, chat=GROUP, is_group=True))
+    data = message_data(message_event(E2E.Message(conversation="hi all"), sender=sender, chat=GROUP, is_group=True))
     assert data["chat"] == "120363041234567890@g.us"
     assert data["is_group"] is True
     assert data["from"] == "+6281234567890"
@@ -202,7 +211,7 @@ def test_group_message() -> None:
 
 
 def test_own_message_from_another_device() -> None:
-    data = message_to_dict(message_event(E2E.Message(conversation="me"), chat=jid("15550001111"), from_me=True))
+    data = message_data(message_event(E2E.Message(conversation="me"), chat=jid("15550001111"), from_me=True))
     assert data["is_from_me"] is True
     assert data["chat"] == "15550001111@s.whatsapp.net"
 
@@ -210,9 +219,9 @@ def test_own_message_from_another_device() -> None:
 def test_missing_timestamp_is_none_and_seconds_are_not_read_as_1970() -> None:
     event = message_event(E2E.Message(conversation="x"))
     event.Info.Timestamp = 0
-    assert message_to_dict(event)["timestamp"] is None
+    assert message_data(event)["timestamp"] is None
     event.Info.Timestamp = 1_763_000_000
-    assert message_to_dict(event)["timestamp"] == "2025-11-13T02:13:20.000+00:00"
+    assert message_data(event)["timestamp"] == "2025-11-13T02:13:20.000+00:00"
 
 
 def test_internal_messages_are_recognised() -> None:
@@ -220,12 +229,12 @@ def test_internal_messages_are_recognised() -> None:
         senderKeyDistributionMessage=E2E.SenderKeyDistributionMessage(groupID="g"),
         protocolMessage=E2E.ProtocolMessage(type=E2E.ProtocolMessage.REVOKE),
     )
-    assert is_internal_message(message_event(plumbing))
-    assert is_internal_message(message_event(E2E.Message()))
+    assert incoming_message(message_event(plumbing)) is None
+    assert incoming_message(message_event(E2E.Message())) is None
     with_text = E2E.Message(
         conversation="real", senderKeyDistributionMessage=E2E.SenderKeyDistributionMessage(groupID="g")
     )
-    assert not is_internal_message(message_event(with_text))
+    assert incoming_message(message_event(with_text)) is not None
 
 
 def test_jid_to_str_drops_agent_and_device() -> None:

@@ -35,13 +35,10 @@ from app.whatsapp.neonize_mapping import (
     command_error,
     connect_failure_to_event,
     incoming_message,
-    is_internal_message,
     logged_out_to_dict,
-    message_to_dict,
     needs_phone_lookup,
     pair_status_to_event,
     pairing_failure,
-    poll_option_names,
     poll_vote_selection,
     pump_failure,
     receipt_to_dict,
@@ -300,8 +297,6 @@ def test_poll_vote_selection_and_names() -> None:
     vote = corpus.poll_vote_decrypted("Wednesday", "Thursday")
     hashes = poll_vote_selection(vote)
     assert hashes == [hashlib.sha256(b"Wednesday").hexdigest(), hashlib.sha256(b"Thursday").hexdigest()]
-    assert poll_option_names(hashes, corpus.POLL_OPTIONS) == ["Wednesday", "Thursday"]
-    assert poll_option_names([hashes[0].upper(), "00" * 32], corpus.POLL_OPTIONS) == ["Wednesday", None]
     assert poll_vote_selection(corpus.poll_vote_decrypted()) == []
 
 
@@ -370,12 +365,6 @@ def test_empty_message_is_dropped_but_content_with_key_material_is_not() -> None
     event.Message.conversation = "real"
     name, data = mapped(lambda: event)
     assert (name, data["text"]) == (MESSAGE, "real")
-
-
-def test_legacy_helpers_still_answer() -> None:
-    assert is_internal_message(corpus.sender_key_only())
-    assert not is_internal_message(corpus.text())
-    assert message_to_dict(corpus.document_with_caption())["text"] == "the report"
 
 
 # -- LIDs -------------------------------------------------------------------------------------------------------------
