@@ -36,7 +36,7 @@ from app.db.database import Database
 from app.errors import AppError, DatabaseUnavailable
 from app.observability import report, start_watched
 from app.session import audit
-from app.session.lease import Lease
+from app.session.lease import POLL_INTERVAL, Lease
 from app.session.policy import DEFAULT, TRANSIENT, Policy, decide
 from app.session.states import Reason, State
 from app.times import utcnow
@@ -51,7 +51,6 @@ PAIRING_ROUNDS = 3  # at most this many QR rounds ...
 PAIRING_ROUNDS_WINDOW = 120.0  # ... per this many seconds
 COMMAND_TIMEOUT = 30.0
 UNRECORDED_MAX = 100  # session state changes kept in memory while Postgres cannot take them
-LEASE_POLL = 1.0  # seconds between attempts at the lease while another process (or nobody: Postgres is down) has it
 LEASE_LOST_GRACE = 1.0  # a worker whose lease is gone gets this long to hand over what it holds, then SIGKILL
 
 # Where a worker's incoming items go (MessageStore.take): name, data, and what to call once it is stored.
@@ -211,7 +210,7 @@ class Supervisor:
             if (self.state, self.reason, self.detail) != (State.STANDBY, reason, detail):
                 await self._transition(State.STANDBY, reason, detail)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), LEASE_POLL)
+                await asyncio.wait_for(self._stopping.wait(), POLL_INTERVAL)  # the standby rhythm
         return False
 
     def _side_task(self, coroutine: Awaitable[Any], name: str) -> asyncio.Task[Any]:
@@ -368,10 +367,7 @@ class Supervisor:
             self.attempt = 0
         self.connected_at = None
         grace = self.policy.reconnect_grace
-        loop = asyncio.get_running_loop()
-        handle: list[asyncio.TimerHandle] = []
-        handle.append(loop.call_later(grace, lambda: self._inputs.put_nowait(("grace_over", handle[0]))))
-        self._grace = handle[0]
+        self._grace = self._timer(grace, "grace_over")
         await self._transition(
             State.RECONNECTING,
             Reason.CONNECTION_LOST.value,
@@ -452,12 +448,20 @@ class Supervisor:
             returncode = await worker.stop()
             log.info("worker %d stopped (status %s)", worker.generation, returncode)
 
+    def _timer(self, delay: float, kind: str, *details: Any) -> asyncio.TimerHandle:
+        """After `delay`, put (kind, this timer's handle, *details) into the loop's inputs. The handle lets the loop
+        tell a timer that was cancelled or replaced meanwhile from the current one."""
+        handle: list[asyncio.TimerHandle] = []
+
+        def fire() -> None:
+            self._inputs.put_nowait((kind, handle[0], *details))
+
+        handle.append(asyncio.get_running_loop().call_later(delay, fire))
+        return handle[0]
+
     def _schedule_retry(self, delay: float, why: str) -> None:
         self._cancel_retry()
-        loop = asyncio.get_running_loop()
-        handle: list[asyncio.TimerHandle] = []
-        handle.append(loop.call_later(delay, lambda: self._inputs.put_nowait(("retry", handle[0], why))))
-        self._retry = handle[0]
+        self._retry = self._timer(delay, "retry", why)
 
     def _cancel_retry(self) -> None:
         if self._retry is not None:

@@ -26,9 +26,8 @@ WINDOW = 2000  # unstored items at most: a few MB at worst, and ~2 s of a heavy 
 
 
 class Intake:
-    def __init__(self, write: Callable[[bytes], None], loop: asyncio.AbstractEventLoop, window: int = WINDOW) -> None:
+    def __init__(self, write: Callable[[bytes], None], window: int = WINDOW) -> None:
         self._write = write  # runs on the loop only
-        self._loop = loop
         self.window = window
         self._lock = threading.Condition()
         self._sent = 0  # seq of the last frame sent

@@ -184,6 +184,11 @@ def configure_neonize_logging(level: int | None = None) -> None:
     logging.getLogger("neonize.utils.ffmpeg").setLevel(logging.ERROR)
 
 
+def build_jid(proto: Any, user: str, server: str, device: int = 0) -> Any:
+    """A neonize JID protobuf with every field set: Go's proto.Marshal refuses one with a required field unset."""
+    return proto.JID(User=user, Server=server, Device=device, RawAgent=0, Integrator=0, IsEmpty=False)
+
+
 # whatsmeow's words when it is told of a ban: "You've been temporarily banned: <reason>. The ban expires in <duration>"
 BAN_LOG = re.compile(r"temporarily banned: (?P<reason>.*)\. The ban expires in (?P<duration>[0-9hmsµun.]+)")
 GO_DURATION_PART = re.compile(r"([0-9.]+)(h|ms|m|s|µs|us|ns)")
@@ -446,7 +451,7 @@ class NeonizeBackend(Backend):
     async def _phone_of_lid(self, lid: str) -> str | None:
         """whatsmeow's LID map (get_pn_from_lid); None when it does not know the phone number."""
         user, _, server = lid.partition("@")
-        jid = self._nz.proto.JID(User=user, Server=server, RawAgent=0, Device=0, Integrator=0, IsEmpty=False)
+        jid = build_jid(self._nz.proto, user, server)
         try:
             async with self._ffi_lock:
                 if self._stopping:
@@ -646,7 +651,7 @@ class NeonizeBackend(Backend):
             raise BackendError("empty text", permanent=True)
         user, server = recipient(to)
         self._require_client()
-        jid = self._nz.proto.JID(User=user, Server=server, RawAgent=0, Device=0, Integrator=0, IsEmpty=False)
+        jid = build_jid(self._nz.proto, user, server)
         message = text_message(self._nz.e2e, text)
         try:
             response = await self._client.send_message(jid, message)

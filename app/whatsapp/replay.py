@@ -38,7 +38,7 @@ from typing import Any
 
 from app.whatsapp.backend import BackendError, Emit
 from app.whatsapp.intake import Intake
-from app.whatsapp.neonize_backend import NeonizeBackend
+from app.whatsapp.neonize_backend import NeonizeBackend, build_jid
 
 log = logging.getLogger(__name__)
 
@@ -178,9 +178,7 @@ class ReplayClient:
     def _jid(self, text: str) -> Any:
         user, _, server = text.partition("@")
         user, _, device = user.partition(":")
-        return self._nz.proto.JID(
-            User=user, Server=server, Device=int(device or 0), RawAgent=0, Integrator=0, IsEmpty=False
-        )
+        return build_jid(self._nz.proto, user, server, int(device or 0))
 
     async def get_me(self) -> Any:
         me = self.header.get("me")
@@ -243,8 +241,8 @@ class ReplayClient:
 class ReplayBackend(NeonizeBackend):
     """NeonizeBackend with the Go client replaced by ReplayClient; everything else is the real backend."""
 
-    def __init__(self, database_url: str, emit: Emit, intake: Intake, *, path: str | None = None) -> None:
-        self._replay_path = Path(path or os.environ.get("WHATSAPP_REPLAY_FILE") or "")
+    def __init__(self, database_url: str, emit: Emit, intake: Intake) -> None:
+        self._replay_path = Path(os.environ.get("WHATSAPP_REPLAY_FILE") or "")
         if not self._replay_path.is_file():
             raise BackendError(
                 f"WHATSAPP_REPLAY_FILE {str(self._replay_path)!r} is not a readable file", permanent=True

@@ -40,7 +40,7 @@ class Worker:
         self.stopping = asyncio.Event()
         self.tasks: set[asyncio.Task[None]] = set()
         self._loop_thread = threading.get_ident()
-        self.intake = Intake(self.writer.write, self.loop)
+        self.intake = Intake(self.writer.write)
 
     def emit(self, name: str, data: dict[str, Any]) -> None:
         """Send an event to the parent; callable from any thread, never blocks."""

@@ -81,7 +81,7 @@ async def probe(url: str, wait_seconds: float, pairing: str | None, pairing_expi
         events.append([name, data])
         seen[name].set()
 
-    intake = Intake(lambda frame: None, asyncio.get_running_loop())  # nothing incoming arrives offline
+    intake = Intake(lambda frame: None)  # nothing incoming arrives offline
     backend = NeonizeBackend(url, emit, intake, pairing_expiry=pairing_expiry)
     # Nothing configured logging yet, so whatever is on the root logger now was left there by the neonize import.
     result: dict[str, Any] = {"root_handlers": len(root.handlers), "root_level": root.level}

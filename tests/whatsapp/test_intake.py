@@ -48,7 +48,7 @@ def in_library_thread(intake: Intake, count: int, loop: asyncio.AbstractEventLoo
 
 async def test_the_library_waits_for_room_and_goes_on_as_the_parent_stores() -> None:
     frames = Frames()
-    intake = Intake(frames.write, asyncio.get_running_loop(), window=10)
+    intake = Intake(frames.write, window=10)
     thread = in_library_thread(intake, 25, asyncio.get_running_loop())
     await frames.count(10)
     await asyncio.to_thread(thread.join, 0.3)
@@ -70,7 +70,7 @@ async def test_the_library_waits_for_room_and_goes_on_as_the_parent_stores() -> 
 async def test_plumbing_gives_its_slot_back_and_a_stopping_worker_never_blocks() -> None:
     frames = Frames()
     loop = asyncio.get_running_loop()
-    intake = Intake(frames.write, loop, window=2)
+    intake = Intake(frames.write, window=2)
     await intake.reserve_async()
     intake.cancel()  # the event was nothing for the parent
     await intake.deliver("message", {"message_id": "a"})

@@ -374,12 +374,8 @@ def test_unpaired_store_is_a_clear_transient_error() -> None:
 )
 def test_refuses_a_store_that_is_not_a_postgres_url(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    loop = asyncio.new_event_loop()
-    try:
-        with pytest.raises(BackendError) as raised:
-            NeonizeBackend(url, lambda name, data: None, Intake(lambda frame: None, loop))
-    finally:
-        loop.close()
+    with pytest.raises(BackendError) as raised:
+        NeonizeBackend(url, lambda name, data: None, Intake(lambda frame: None))
     assert raised.value.permanent
     assert list(tmp_path.iterdir()) == []  # whatsmeow would have made a SQLite file here
 
