@@ -63,9 +63,9 @@ class Settings:
 def resolve_database_url(raw: str) -> str:
     """Return a postgresql:// URL that asyncpg and whatsmeow's lib/pq both read the same way.
 
-    lib/pq defaults to sslmode=require and silently treats anything that is not a URL as a SQLite file name
-    (NEONIZE.md), so only postgres URLs are accepted and sslmode is always written out: an explicit sslmode wins,
-    otherwise TLS is required unless the server is on loopback or a Unix socket.
+    lib/pq defaults to sslmode=require, and neonize silently treats a store name that does not start with "postgres"
+    as a SQLite file name (both seen with neonize 0.5.2), so only postgres URLs are accepted and sslmode is always
+    written out: an explicit sslmode wins, otherwise TLS is required unless the server is on loopback or a Unix socket.
     Raises ValueError with a message meant for the operator.
     """
     raw = raw.strip()

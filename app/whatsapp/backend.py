@@ -47,7 +47,8 @@ INCOMING = frozenset({MESSAGE, STATUS_POST, EDITED, DELETED, REACTION, POLL_VOTE
 # slow answer still records WhatsApp's id instead of reading as a lost worker.
 SEND_TIMEOUT = 90.0
 
-# WhatsApp shows the first QR code for 60 s, then five more for 20 s each, then closes the socket (NEONIZE.md).
+# WhatsApp shows the first QR code for 60 s, then five more for 20 s each, then closes the socket (whatsmeow's QR
+# channel, seen with neonize 0.5.2).
 WHATSAPP_QR_SECONDS: tuple[float, ...] = (60.0, 20.0, 20.0, 20.0, 20.0, 20.0)
 
 SESSION_EVENTS = (QR, PAIRING_EXPIRED, PAIRING_FAILED, CONNECTED, DISCONNECTED, LOGGED_OUT, REPLACED, BANNED, OUTDATED,

@@ -1,9 +1,9 @@
 """The worker's end of the incoming path: what WhatsApp gave us goes to the parent as numbered frames, and at most
 WINDOW of them are ever unstored.
 
-whatsmeow acknowledges a message to WhatsApp's server as soon as it is decrypted (NEONIZE.md: neonize leaves
-SynchronousAck off), so WhatsApp will never redeliver it: from then on it is ours to keep. The parent answers
-`{"type": "stored", "seq": N}` once everything up to N is committed in Postgres. While WINDOW items are unstored (for
+whatsmeow acknowledges a message to WhatsApp's server as soon as it is decrypted (neonize 0.5.2 leaves whatsmeow's
+SynchronousAck off and does not expose it), so WhatsApp will never redeliver it: from then on it is ours to keep.
+The parent answers `{"type": "stored", "seq": N}` once everything up to N is committed in Postgres. While WINDOW items are unstored (for
 example during a Postgres outage), the library's event thread blocks in `reserve()`; whatsmeow handles its incoming
 nodes one at a time, so it stops taking (and acknowledging) messages, and WhatsApp keeps them for this linked device
 until we read again. Memory stays bounded and nothing already acknowledged is dropped.

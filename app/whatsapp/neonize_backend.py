@@ -139,7 +139,8 @@ def load_neonize() -> SimpleNamespace:
                 PairStatus=PairStatusEv,
                 Message=MessageEv,
                 Receipt=ReceiptEv,
-                # Not re-exported by neonize.aioze.events; both encode safely in neonize's Go side (NEONIZE.md).
+                # Not re-exported by neonize.aioze.events. neonize's Go encoder sets every required field of both,
+                # so subscribing cannot end its event pump (unlike receipts it cannot map).
                 UndecryptableMessage=Neonize_pb2.UndecryptableMessage,
                 CallOffer=Neonize_pb2.CallOffer,
                 CallOfferNotice=Neonize_pb2.CallOfferNotice,
@@ -504,7 +505,8 @@ class NeonizeBackend(Backend):
             self._pairing_failed(*failure)
 
     def _pairing_failed(self, name: str, data: dict[str, Any]) -> None:
-        # neonize stays in its FetchMe loop after a failed pairing (NEONIZE.md): the worker must be recycled.
+        # After a failed pairing neonize never leaves its FetchMe loop (it does not check for the failure): the
+        # worker must be recycled.
         log.warning("pairing failed: %s", data.get("error"))
         self._cancel_pairing_expiry()
         if not (self._expired or self._stopping):
