@@ -3,10 +3,10 @@ WINDOW of them are ever unstored.
 
 whatsmeow acknowledges a message to WhatsApp's server as soon as it is decrypted (neonize 0.5.2 leaves whatsmeow's
 SynchronousAck off and does not expose it), so WhatsApp will never redeliver it: from then on it is ours to keep.
-The parent answers `{"type": "stored", "seq": N}` once everything up to N is committed in Postgres. While WINDOW items are unstored (for
-example during a Postgres outage), the library's event thread blocks in `reserve()`; whatsmeow handles its incoming
-nodes one at a time, so it stops taking (and acknowledging) messages, and WhatsApp keeps them for this linked device
-until we read again. Memory stays bounded and nothing already acknowledged is dropped.
+The parent answers `{"type": "stored", "seq": N}` once everything up to N is committed in Postgres. While WINDOW
+items are unstored (for example during a Postgres outage), the library's event thread blocks in `reserve()`;
+whatsmeow handles its incoming nodes one at a time, so it stops taking (and acknowledging) messages, and WhatsApp
+keeps them for this linked device until we read again. Memory stays bounded and nothing already acknowledged is dropped.
 
 A slot is reserved before an event is decoded into our vocabulary (on the library's thread, where blocking is the
 point), then either used by `send` or given back by `cancel` when the event turned out to be nothing for the
