@@ -19,13 +19,15 @@ from starlette.staticfiles import StaticFiles
 from app.authimport.startup import import_at_start
 from app.db.database import Database, start_failure
 from app.db.migrations import migrate
+from app.incoming.retention import Retention
+from app.incoming.store import IncomingOptions, MessageStore
 from app.observability import flush_sentry
 from app.sending import queue
 from app.sending.sender import Sender
 from app.session.states import State
-from app.session.status import session_status
 from app.session.supervisor import Supervisor
 from app.settings import Settings
+from app.status import session_status
 from app.web import api, login, messages_api, page, webhooks_api
 from app.web.body import RequestBodyMiddleware
 from app.web.cookie import CookieSessions
@@ -36,8 +38,6 @@ from app.web.openapi import openapi_json
 from app.web.security import SecurityHeadersMiddleware
 from app.web.throttle import LoginThrottle
 from app.webhooks.outbox import sync_endpoints
-from app.webhooks.retention import Retention
-from app.webhooks.store import IncomingOptions, MessageStore
 
 if TYPE_CHECKING:
     from app.webhooks.dispatcher import Dispatcher

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import sys
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -14,6 +16,11 @@ if TYPE_CHECKING:
     from app.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+def process_name() -> str:
+    """This process as the audit trail, the lease holder and the import record name it: dyno (or host) and pid."""
+    return f"{os.environ.get('DYNO') or socket.gethostname()}:{os.getpid()}"
 
 
 def init_sentry(settings: Settings) -> bool:

@@ -18,10 +18,10 @@ import time
 from typing import Any
 
 from app.db.database import Database
+from app.incoming.store import MessageStore
 from app.session.policy import Policy
 from app.session.states import State
 from app.session.supervisor import Supervisor
-from app.webhooks.store import MessageStore
 from app.whatsapp import protocol
 from bench.common import bench_database
 from tests.session.conftest import simulator_supervisor

@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from app.authimport.report import IMPORTED, Report
-from app.session.supervisor import process_name
+from app.observability import process_name
 
 INSERT_ATTEMPT = """
 INSERT INTO auth_imports (trigger, outcome, reason, message, source_path, source_sha256, source_schema_version,

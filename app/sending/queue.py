@@ -218,7 +218,7 @@ async def mark_failed(connection: asyncpg.Connection, message_id: uuid.UUID, err
 
 
 async def receipt_hook(connection: asyncpg.Connection, receipt: dict[str, Any]) -> str | None:
-    """The webhook store's hook for a new receipt (app/webhooks/store.py), in its transaction: move the message
+    """The webhook store's hook for a new receipt (app/incoming/store.py), in its transaction: move the message
     forward if we sent it and return our id for the `message.status` event the store emits; None if not ours."""
     status = "read" if receipt["status"] == "played" else str(receipt["status"])
     allowed = list(RECEIPT_TRANSITIONS.get(status, ()))

@@ -25,16 +25,14 @@ import dataclasses
 import datetime as dt
 import functools
 import logging
-import os
 import random
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from app.db.database import Database
 from app.errors import AppError, DatabaseUnavailable
-from app.observability import report, start_watched
+from app.observability import process_name, report, start_watched
 from app.session import audit
 from app.session.lease import POLL_INTERVAL, Lease
 from app.session.policy import DEFAULT, TRANSIENT, Policy, decide
@@ -84,10 +82,6 @@ class Snapshot:
     qr: dict[str, Any] | None
     worker: dict[str, Any] | None
     pairing_rounds_left: int
-
-
-def process_name() -> str:
-    return f"{os.environ.get('DYNO') or socket.gethostname()}:{os.getpid()}"
 
 
 class Supervisor:

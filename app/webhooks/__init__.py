@@ -1,1 +1,1 @@
-"""Webhooks: incoming messages and events stored with an outbox event, then delivered signed, retried and in order."""
+"""Webhooks: delivery of outbox events to the configured endpoints, signed, retried, in order per chat."""

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 
 from app.db.database import Database
+from app.incoming.store import MessageStore
 from app.phone import parse_recipient
 from app.sending import queue
 from app.sending.sender import MAX_ATTEMPTS, Sender
 from app.session.states import State
 from app.session.supervisor import Supervisor
-from app.webhooks.store import MessageStore
 from tests.session.conftest import MakeSupervisor, paired, wait_state
 
 MakeSender = Callable[..., Sender]

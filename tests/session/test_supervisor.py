@@ -19,8 +19,8 @@ from app.errors import DatabaseUnavailable
 from app.session import audit
 from app.session.lease import LEASE_KEY
 from app.session.states import State
-from app.session.status import session_status
 from app.session.supervisor import SessionError
+from app.status import session_status
 from tests.session.conftest import FAST, MakeSupervisor, paired, wait_qr_rotation, wait_state
 
 

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 
 from app.db.database import Database
+from app.incoming.store import IncomingOptions, MessageStore
 from app.sending import queue
 from app.session.policy import Policy
 from app.session.states import State
 from app.session.supervisor import Supervisor
 from app.webhooks.dispatcher import Dispatcher
-from app.webhooks.store import IncomingOptions, MessageStore
 from app.whatsapp.process import WorkerError
 from tests.session.conftest import wait_state, wait_trail
 from tests.webhooks.conftest import FAST as DELIVERY

@@ -20,7 +20,6 @@ import binascii
 import collections
 import contextlib
 import dataclasses
-import hashlib
 import itertools
 import json
 import logging
@@ -30,6 +29,16 @@ from typing import Any
 import asyncpg
 
 from app.db.database import Database, describe
+from app.incoming.events import (
+    EVENT_TYPES,
+    POLL_SOURCES,
+    ROW_TYPES,
+    event_data,
+    normalise,
+    option_hash,
+    poll_of,
+    string_or_none,
+)
 from app.observability import report, start_watched
 from app.times import parse_time
 from app.webhooks import outbox
@@ -38,7 +47,6 @@ from app.whatsapp import backend as events
 
 log = logging.getLogger(__name__)
 
-MESSAGE_TYPES = ("text", "image", "video", "audio", "document", "sticker", "location", "contact", "poll", "other")
 RECEIPT_STATUSES = {"delivered": "delivered", "read": "read", "played": "read"}  # a played voice note was read
 MAX_BATCH = 500  # items per transaction
 RETRY_MIN, RETRY_MAX = 0.1, 5.0
@@ -50,28 +58,6 @@ ReceiptHook = Callable[[asyncpg.Connection, dict[str, Any]], Awaitable[str | Non
 
 # One item the worker gave: (backend event name, its data), e.g. ("reaction", {"message_id": ..., ...}).
 Incoming = tuple[str, dict[str, Any]]
-
-# Backend event name -> the webhook event type it becomes (a MESSAGE typed on the phone becomes message.from_me).
-EVENT_TYPES = {
-    events.MESSAGE: outbox.MESSAGE_RECEIVED,
-    events.STATUS_POST: outbox.STATUS_POSTED,
-    events.EDITED: outbox.MESSAGE_EDITED,
-    events.DELETED: outbox.MESSAGE_DELETED,
-    events.REACTION: outbox.MESSAGE_REACTION,
-    events.POLL_VOTE: outbox.MESSAGE_POLL_VOTE,
-    events.UNDECRYPTABLE: outbox.MESSAGE_UNDECRYPTABLE,
-    events.CALL: outbox.CALL_RECEIVED,
-}
-# The `type` column of rows that are not messages (a message's own type goes there otherwise).
-ROW_TYPES = {
-    events.EDITED: "edit",
-    events.DELETED: "delete",
-    events.REACTION: "reaction",
-    events.POLL_VOTE: "poll_vote",
-    events.UNDECRYPTABLE: "undecryptable",
-}
-# Rows whose `poll` column holds a poll's definition (a vote's row holds the vote there).
-POLL_SOURCES = (outbox.MESSAGE_RECEIVED, outbox.MESSAGE_FROM_ME, outbox.STATUS_POSTED)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,103 +120,6 @@ STORED_POLLS = """
 SELECT chat, message_id, poll::text FROM incoming_messages
 WHERE (chat, message_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
   AND event_type = ANY($3::text[]) AND poll IS NOT NULL"""
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _media(media: Any) -> dict[str, Any] | None:
-    """The media metadata a webhook may carry; never keys, paths or hashes (they would let anyone fetch the file)."""
-    if not isinstance(media, dict):
-        return None
-    return {
-        "mimetype": _text(media.get("mimetype")),
-        "size": media.get("size") if isinstance(media.get("size"), int) else None,
-        "file_name": _text(media.get("file_name")),
-    }
-
-
-def poll_of(value: Any) -> dict[str, Any] | None:
-    """A poll's definition {question, options, selectable_count} as stored and sent; None if it is not one."""
-    if not isinstance(value, dict):
-        return None
-    options = value.get("options")
-    count = value.get("selectable_count")
-    return {
-        "question": _text(value.get("question")),
-        "options": [option for option in options if isinstance(option, str)] if isinstance(options, list) else [],
-        "selectable_count": count if isinstance(count, int) and not isinstance(count, bool) else None,
-    }
-
-
-def option_hash(name: str) -> str:
-    """How a poll vote names an option: the hex SHA-256 of the option's name (UTF-8)."""
-    return hashlib.sha256(name.encode()).hexdigest()
-
-
-def message_event_data(message: dict[str, Any]) -> dict[str, Any]:
-    """`data` of `message.received` (and `message.from_me`) from a normalised MESSAGE event."""
-    kind = message.get("type")
-    kind = kind if kind in MESSAGE_TYPES else "other"
-    return {
-        "message_id": str(message["message_id"]),
-        "chat": str(message["chat"]),
-        "from": message.get("from"),
-        "sender_jid": message.get("sender_jid"),
-        "push_name": message.get("push_name"),
-        "timestamp": message.get("timestamp"),
-        "type": kind,
-        "text": _text(message.get("text")),
-        "is_group": bool(message.get("is_group")),
-        "is_from_me": bool(message.get("is_from_me")),
-        "media": _media(message.get("media")),
-        "poll": poll_of(message.get("poll")) if kind == "poll" else None,
-    }
-
-
-def event_data(name: str, item: dict[str, Any]) -> dict[str, Any]:
-    """`data` of the webhook event a backend event (already normalised by `_normalise`) becomes."""
-    if name == events.MESSAGE:
-        return message_event_data(item)
-    if name == events.CALL:
-        return {
-            "call_id": item["message_id"],
-            "from": item.get("from"),
-            "sender_jid": item.get("sender_jid"),
-            "timestamp": item.get("timestamp"),
-            "video": bool(item.get("video")),
-        }
-    data: dict[str, Any] = {
-        "message_id": item["message_id"],
-        "target_id": item.get("target_id"),
-        "chat": item["chat"],
-        "from": item.get("from"),
-        "sender_jid": item.get("sender_jid"),
-    }
-    if name == events.STATUS_POST:
-        full = message_event_data(item)
-        del data["target_id"]
-        data.update({key: full[key] for key in ("push_name", "type", "text", "media")})
-    elif name == events.EDITED:
-        data.update(push_name=item.get("push_name"), text=_text(item.get("text")))
-    elif name == events.REACTION:
-        data["emoji"] = item.get("emoji") if isinstance(item.get("emoji"), str) else ""
-    elif name == events.POLL_VOTE:
-        data.update(selected=item["selected"], selected_hashes=item["selected_hashes"])
-    elif name == events.UNDECRYPTABLE:
-        del data["target_id"]
-    data["timestamp"] = item.get("timestamp")
-    return data
-
-
-def _normalise(name: str, data: dict[str, Any]) -> dict[str, Any] | None:
-    """The item with a string id and chat (a call's id is its call_id); None if it lacks either and cannot be stored."""
-    message_id = data.get("call_id") if name == events.CALL else data.get("message_id")
-    chat = data.get("chat") or (data.get("sender_jid") if name == events.CALL else None)
-    if not message_id or not chat:
-        return None
-    return {**data, "message_id": str(message_id), "chat": str(chat)}
 
 
 def _raw(value: Any) -> bytes | None:
@@ -335,10 +224,10 @@ def _row(name: str, event_type: str, item: dict[str, Any], data: dict[str, Any])
         item["chat"],
         item["message_id"],
         event_type,
-        _text(item.get("target_id")),
-        _text(item.get("from")),
-        _text(item.get("sender_jid")),
-        _text(item.get("push_name")),
+        string_or_none(item.get("target_id")),
+        string_or_none(item.get("from")),
+        string_or_none(item.get("sender_jid")),
+        string_or_none(item.get("push_name")),
         kind,
         text,
         outbox.json_text(media) if media is not None else None,
@@ -366,7 +255,7 @@ async def store_messages(
         if name not in EVENT_TYPES:
             log.warning("an incoming %r event from the worker was ignored: not a kind the store knows", name)
             continue
-        item = _normalise(name, data)
+        item = normalise(name, data)
         if item is None:
             log.warning("an incoming %s event without id or chat from the worker was ignored", name)
             continue

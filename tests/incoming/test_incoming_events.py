@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from app.db.database import Database
-from app.webhooks.store import IncomingOptions, store_messages
+from app.incoming.store import IncomingOptions, store_messages
 from app.whatsapp import backend as events
 
 CHAT = "6281111111111@s.whatsapp.net"

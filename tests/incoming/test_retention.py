@@ -6,9 +6,9 @@ from __future__ import annotations
 import datetime as dt
 
 from app.db.database import Database
+from app.incoming.retention import Retention, delete_expired
+from app.incoming.store import store_messages, store_receipts
 from app.times import utcnow
-from app.webhooks.retention import Retention, delete_expired
-from app.webhooks.store import store_messages, store_receipts
 from app.whatsapp import backend as events
 
 CHAT = "6281111111111@s.whatsapp.net"

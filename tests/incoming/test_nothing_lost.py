@@ -14,11 +14,11 @@ import pytest
 from app.db.database import Database
 from app.db.embedded import EmbeddedPostgres
 from app.db.migrations import migrate_url
+from app.incoming.store import MessageStore
 from app.sending import queue
 from app.session.states import State
 from app.session.supervisor import Supervisor
 from app.settings import resolve_database_url
-from app.webhooks.store import MessageStore
 from tests.session.conftest import simulator_supervisor, wait_state, wait_trail
 from tests.webhooks.conftest import MakeDispatcher, use_endpoints
 from tests.webhooks.receiver import Received, Receiver
