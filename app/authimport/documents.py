@@ -35,7 +35,7 @@ LEGACY = {
 NAME = re.compile(rf"^(?:{CREDS}|(?:{'|'.join(CATEGORIES)})-.+)$")
 SEPARATORS = ":/|"  # what bots put between their prefix and the document name: baileys-auth-state:<id>:pre-key-1
 STRING_PREFIX = re.compile(r"^.*(?:~|;;;|!)")  # "MYBOT~<base64>", "Session;;;<base64>", "KAI!<base64>"
-JSON_LIMIT = 64 << 20
+MAX_COLUMNS = 6
 
 
 @dataclasses.dataclass
@@ -122,15 +122,19 @@ def sqlite_layouts(connection: sqlite3.Connection) -> list[Layout]:
     layouts = []
     tables = [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
     for table in tables:
-        columns = [str(row[1]) for row in connection.execute(f'PRAGMA table_info("{table}")')]
-        for name_column in columns:
+        info = list(connection.execute(f'PRAGMA table_info("{table}")'))
+        if len(info) > MAX_COLUMNS:  # a key/value table has a few columns; never scan an app's wide tables
+            continue
+        columns = [str(row[1]) for row in info]
+        names = [str(row[1]) for row in info if "BLOB" not in str(row[2]).upper()]
+        for name_column in names:
             for data_column in columns:
                 if name_column == data_column:
                     continue
                 query = (
                     f'SELECT "{name_column}", "{data_column}" FROM "{table}" '
                     f'WHERE CAST("{name_column}" AS TEXT) LIKE \'%creds\' OR CAST("{name_column}" AS TEXT) '
-                    "LIKE '%creds.json'"
+                    "LIKE '%creds.json' LIMIT 20"
                 )
                 try:
                     rows = connection.execute(query).fetchall()
@@ -229,13 +233,16 @@ def from_env(source: str, environ: dict[str, str] | None = None) -> Documents:
     label = f"{ENV_PREFIX}{name}"
     if not value.strip():
         raise Refusal("not_found", f"the environment variable {name} is not set or empty")
-    payload = STRING_PREFIX.sub("", value.strip())
+    payload = "".join(STRING_PREFIX.sub("", value.strip()).split())
+    altchars = b"-_" if "-" in payload or "_" in payload else None
     try:
-        raw = base64.b64decode(
-            payload + "=" * (-len(payload) % 4), altchars=b"-_" if "-" in payload or "_" in payload else None
-        )
+        raw = base64.b64decode(payload + "=" * (-len(payload) % 4), altchars=altchars, validate=True)
     except (binascii.Error, ValueError) as error:
-        raise Refusal("corrupt", f"{label} is not a base64 session string: {error}") from error
+        raise Refusal(
+            "corrupt",
+            f"{label} is not a base64 session string ({error}); some bots give a download id instead: paste the "
+            "session itself (base64 of its creds JSON)",
+        ) from error
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)

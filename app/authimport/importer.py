@@ -1,5 +1,6 @@
-"""One import of a file-based whatsmeow store into Postgres: check everything first, then copy every table in one
-transaction, so that Postgres ends up with the complete device or with nothing of it.
+"""One import of a file-based login (a whatsmeow store, or a Baileys login converted to whatsmeow's rows) into
+Postgres: check everything first, then copy every table in one transaction, so that Postgres ends up with the complete
+device or with nothing of it.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class ImportBusy(Exception):
 async def run(
     database_url: str, path: Path, *, jid: str | None = None, dry_run: bool = False, trigger: str = "cli"
 ) -> Report:
-    """Import (or with dry_run, only check) one file. Returns the report; raises only DatabaseUnavailable."""
+    """Import (or with dry_run, only check) one login. Returns the report; raises only DatabaseUnavailable."""
     report = Report(source=str(path), trigger=trigger, dry_run=dry_run)  # made absolute once the file is open
     started = time.perf_counter()
     try:

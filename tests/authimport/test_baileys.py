@@ -311,6 +311,9 @@ async def test_the_same_refusals_through_a_table_and_a_string(
     assert (await importer.run(database_url, table)).reason == "bad_signature"
     assert (await importer.run(database_url, Path("env:BROKEN"))).reason == "corrupt"
     assert (await importer.run(database_url, Path("env:UNSET_VARIABLE"))).reason == "not_found"
+    monkeypatch.setenv("MEGA_ID", "KING~AbCdEf12#xyz-QrStUv")  # a download id, not a session
+    report = await importer.run(database_url, Path("env:MEGA_ID"))
+    assert report.reason == "corrupt" and "paste the session itself" in report.message
     assert await whatsmeow_rows(pg) == {}
 
 
