@@ -249,10 +249,13 @@ class BaileysSource:
 
     def _lid_map(self) -> list[tuple[Any, ...]]:
         rows: dict[str, str] = {}  # lid -> pn, whatsmeow keeps the user parts only; both columns are unique
+        me = self.docs.creds.get("me") or {}
+        if me.get("lid"):  # what whatsmeow stores of its own account when it pairs
+            rows[_user(me["lid"])] = _user(me["id"])
         for pn, lid in self.docs.category("lid-mapping").items():
             if pn.endswith("_reverse") or not isinstance(lid, str) or not lid:
                 continue
-            lid_user = lid.split("@")[0].split(":")[0]
+            lid_user = _user(lid)
             if lid_user not in rows and pn not in rows.values():
                 rows[lid_user] = pn
         return list(rows.items())
@@ -342,6 +345,11 @@ def _fingerprint(fingerprint: dict[str, Any]) -> bytes:
     if indexes:
         out += b"\x1a" + _encode_varint(len(indexes)) + indexes
     return bytes(out)
+
+
+def _user(jid: str) -> str:
+    """The user part of a JID: "123:12@lid" -> "123"."""
+    return jid.split("@")[0].split(":")[0]
 
 
 def _few(items: list[str]) -> str:
