@@ -27,7 +27,7 @@ from app.sending.sender import Sender
 from app.session.states import State
 from app.session.supervisor import Supervisor
 from app.settings import Settings
-from app.status import session_status
+from app.status import WEBHOOKS_OFF, Status, session_status
 from app.web import api, login, messages_api, page, webhooks_api
 from app.web.body import RequestBodyMiddleware
 from app.web.cookie import CookieSessions
@@ -76,20 +76,18 @@ class Services:
     def session_state(self) -> str:
         return self.supervisor.state.value if self.supervisor else State.STARTING.value
 
-    async def status(self) -> dict[str, Any]:
-        """What /api/status and the page show; every figure comes from here."""
+    async def status(self) -> Status:
+        """What /api/status, the page and /metrics show; every figure comes from here."""
         assert self.database is not None and self.supervisor is not None
-        status = await session_status(self.supervisor, self.database, self.auth_import)
-        async with self.database.connection() as connection:
-            status["send_queue"] = await queue.figures(connection)
         dispatcher = self.dispatcher
-        status["webhooks"]["dispatcher"] = dispatcher.state if dispatcher else "off (no WEBHOOK_URL)"
-        if dispatcher is not None and dispatcher.last_error:
-            status["webhooks"]["dispatcher_error"] = dispatcher.last_error
-        if self.store is not None:
-            # What the workers handed over and Postgres has not committed yet (bounded by the worker's window).
-            status["incoming"] = {"waiting_to_be_stored": self.store.backlog, "store_error": self.store.last_error}
-        return status
+        return await session_status(
+            self.supervisor,
+            self.database,
+            self.auth_import,
+            store=self.store,
+            dispatcher=dispatcher.state if dispatcher else WEBHOOKS_OFF,
+            dispatcher_error=dispatcher.last_error if dispatcher else None,
+        )
 
     async def start(self) -> None:
         settings = self.settings
