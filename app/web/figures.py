@@ -51,7 +51,7 @@ def heartbeat(status: Status, now: dt.datetime) -> str:
         return f'<span class="muted">none yet ({every})</span>'
     verdict = {None: "", True: " · link up", False: ' · <span class="bad">link down</span>'}[status.heartbeat_ok]
     stale = 2 * status.heartbeat_interval + 5
-    return f'{ago(status.last_heartbeat_at, now, stale_after=stale)} <span class="muted">{every}{verdict}</span>'
+    return f'{ago(status.last_heartbeat_at, now, stale_after=stale)} <span class="muted">· {every}{verdict}</span>'
 
 
 def worker(status: Status, now: dt.datetime) -> str:
