@@ -33,6 +33,8 @@ from app.web.body import RequestBodyMiddleware
 from app.web.cookie import CookieSessions
 from app.web.errors import EXCEPTION_HANDLERS, InternalErrorMiddleware
 from app.web.health import healthz
+from app.web.metrics import HttpMetricsMiddleware, Metrics
+from app.web.metrics import metrics as metrics_endpoint
 from app.web.middleware import RequestLogMiddleware
 from app.web.openapi import openapi_json
 from app.web.security import SecurityHeadersMiddleware
@@ -195,9 +197,11 @@ def create_app(settings: Settings, *, banner: str | None = None) -> Starlette:
         finally:
             await services.stop()
 
+    metrics = Metrics()
     app = Starlette(
         routes=[
             Route("/healthz", healthz),
+            Route("/metrics", metrics_endpoint),
             Route("/", page.index),
             Route("/login", login.login_form, methods=["GET"]),
             Route("/login", login.login_submit, methods=["POST"]),
@@ -210,6 +214,7 @@ def create_app(settings: Settings, *, banner: str | None = None) -> Starlette:
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         middleware=[
+            Middleware(HttpMetricsMiddleware, metrics=metrics),  # outermost: its latency is the whole request's
             Middleware(RequestLogMiddleware),
             Middleware(SecurityHeadersMiddleware),
             Middleware(RequestBodyMiddleware),  # inside the security headers: its own 413 answers carry them too
@@ -220,6 +225,7 @@ def create_app(settings: Settings, *, banner: str | None = None) -> Starlette:
     )
     app.state.settings = settings
     app.state.services = services
+    app.state.metrics = metrics
     app.state.session_state = services.session_state
     app.state.cookie_sessions = CookieSessions(settings.secret_key, settings.admin_password)
     app.state.login_throttle = LoginThrottle()

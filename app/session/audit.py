@@ -48,6 +48,11 @@ UNION ALL
 (SELECT at, from_state, to_state FROM session_transitions WHERE at < $1 ORDER BY at DESC, id DESC LIMIT 1)
 ORDER BY at"""
 SELECT_LAST_CONNECTED = "SELECT max(at) FROM session_transitions WHERE to_state = 'connected'"
+# Every new worker begins with a transition to 'connecting'; the first of a process (after starting or standby) is
+# not a restart.
+SELECT_WORKER_RESTARTS = """
+SELECT count(*) FROM session_transitions
+WHERE at >= $1 AND to_state = 'connecting' AND from_state NOT IN ('starting', 'standby')"""
 SELECT_RECENT = """
 SELECT at, from_state, to_state, reason, detail FROM session_transitions ORDER BY at DESC, id DESC LIMIT $1"""
 
@@ -128,6 +133,7 @@ class Stability:
     uptime_percent: float | None
     last_connected_at: dt.datetime | None
     seconds_since_connected: float | None
+    worker_restarts: int
 
 
 async def stability(connection: asyncpg.Connection, now: dt.datetime | None = None) -> Stability:
@@ -155,6 +161,7 @@ async def stability(connection: asyncpg.Connection, now: dt.datetime | None = No
         uptime_percent=round(100 * connected / observed, 2) if observed.total_seconds() > 0 else None,
         last_connected_at=last_connected,
         seconds_since_connected=(now - last_connected).total_seconds() if last_connected else None,
+        worker_restarts=await connection.fetchval(SELECT_WORKER_RESTARTS, start),
     )
 
 

@@ -71,7 +71,7 @@ class Holder:
 @dataclasses.dataclass(frozen=True)
 class WorkerStatus:
     pid: int
-    generation: int  # 1 for this process's first worker; every restart adds one
+    generation: int  # counts every worker this process started
     uptime_seconds: float
     rss_mb: float | None
     max_rss_mb: float | None  # the memory watchdog's limit
@@ -97,6 +97,7 @@ class SessionStatus:
     uptime_24h_percent: float | None
     last_connected_at: dt.datetime | None
     seconds_since_connected: float | None
+    worker_restarts_24h: int | None  # new WhatsApp worker processes after the first of a process
     recent_transitions: list[TransitionEntry]
     holder: Holder | None
     updated_at: dt.datetime | None  # when the lease holder last wrote the status row (its heartbeat or a change)
@@ -207,6 +208,7 @@ async def read_session(
         uptime_24h_percent=stability.uptime_percent,
         last_connected_at=stability.last_connected_at,
         seconds_since_connected=stability.seconds_since_connected,
+        worker_restarts_24h=stability.worker_restarts,
         recent_transitions=await recent_transitions(connection, transitions),
         holder=holder,
         updated_at=stored["updated_at"] if stored else None,
@@ -237,6 +239,7 @@ def session_without_database(
         uptime_24h_percent=None,
         last_connected_at=None,
         seconds_since_connected=None,
+        worker_restarts_24h=None,
         recent_transitions=[],
         holder=None,
         updated_at=None,

@@ -66,8 +66,7 @@ def worker(status: Status, now: dt.datetime) -> str:
     if status.worker.rss_mb is not None:
         limit = f" of {status.worker.max_rss_mb:g} MB allowed" if status.worker.max_rss_mb else ""
         memory = f"{status.worker.rss_mb:.0f} MB of memory{limit}"
-    restarts = status.worker.generation - 1
-    return joined(up, memory, f"restarted {count(restarts, 'time')}" if restarts else "")
+    return joined(up, memory)
 
 
 def health(status: Status, now: dt.datetime) -> str:
@@ -80,6 +79,8 @@ def health(status: Status, now: dt.datetime) -> str:
         ("Disconnects, 24 h", f"{status.disconnects_24h:,}" if status.disconnects_24h is not None else NOT_KNOWN),
         ("Reconnects, 24 h", f"{status.reconnects_24h:,}" if status.reconnects_24h is not None else NOT_KNOWN),
     ]
+    if status.worker_restarts_24h:
+        items.append(("WhatsApp process restarts, 24 h", f"{status.worker_restarts_24h:,}"))
     if status.last_connected_at is not None and status.state is not State.CONNECTED:
         last = status.last_connected_at
         items.append(("Last connected", f"{local_time(last)} ({ago(last, now)})"))

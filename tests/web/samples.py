@@ -37,7 +37,7 @@ def sample(state: str = "connected", **changes: Any) -> Status:
         pairing=Pairing(False, None, 3), process="web.1:42", heartbeat_interval=30.0,
         last_heartbeat_at=NOW - dt.timedelta(seconds=10), heartbeat_ok=True, disconnects_24h=1,
         reconnects_24h=1, uptime_24h_percent=99.5, last_connected_at=NOW - dt.timedelta(minutes=5),
-        seconds_since_connected=300.0, recent_transitions=[], holder=None, updated_at=NOW,
+        seconds_since_connected=300.0, worker_restarts_24h=2, recent_transitions=[], holder=None, updated_at=NOW,
         source="live", checked_at=NOW,
         worker=WorkerStatus(pid=4242, generation=3, uptime_seconds=300.0, rss_mb=64.2, max_rss_mb=300),
         web_rss_mb=80.4,

@@ -213,7 +213,7 @@ def test_render_every_figure_in_words() -> None:
     assert "10 sent · 9 delivered · 5 read" in storage and "81.8 % delivered" in storage
     assert '<time class="local" datetime="2026-01-01T14:00:00+00:00">' in sections["history"]
     assert "banned by WhatsApp" in sections["history"]
-    assert "64 MB of memory of 300 MB allowed" in sections["health"] and "restarted 2 times" in sections["health"]
+    assert "64 MB of memory of 300 MB allowed" in sections["health"] and "restarts, 24 h" in sections["health"]
 
 
 def test_render_shortens_long_urls_and_hides_their_query() -> None:
