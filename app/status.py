@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
-import os
 from typing import TYPE_CHECKING, Any, Literal
 
 import asyncpg
@@ -20,6 +19,7 @@ from app import __version__
 from app.authimport import record as auth_import
 from app.authimport.record import AuthImportStatus, AuthStoreStatus, ImportAtStart
 from app.incoming.store import IncomingStatus
+from app.observability import rss_mb
 from app.sending import queue
 from app.sending.queue import DeliveryFigures, SendQueueStatus
 from app.session.states import State
@@ -64,15 +64,6 @@ async def device_count(connection: asyncpg.Connection, backend: str) -> int | No
         return None
     count: int = await connection.fetchval(f"SELECT count(*) FROM {table}")
     return count
-
-
-def rss_mb(pid: int | None = None) -> float | None:
-    """A process's resident memory in MB (Linux /proc), or None where it cannot be read."""
-    try:
-        with open(f"/proc/{pid or 'self'}/statm", encoding="ascii") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 def compose(
