@@ -23,7 +23,15 @@ from app.observability import rss_mb
 from app.sending import queue
 from app.sending.queue import DeliveryFigures, SendQueueStatus
 from app.session.states import State
-from app.session.status import Live, SessionStatus, WorkerStatus, read_session, session_without_database, worker_status
+from app.session.status import (
+    Live,
+    SessionStatus,
+    WorkerStatus,
+    json_name,
+    read_session,
+    session_without_database,
+    worker_status,
+)
 from app.times import utcnow
 from app.webhooks import operator
 from app.webhooks.operator import OutboxStatus, WebhookStatus
@@ -182,7 +190,7 @@ def is_connected(status: Status) -> bool:
 def as_json(value: Any) -> Any:
     """A status object as JSON-ready values: dataclasses as objects, times as ISO-8601 text, states as names."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {field.name.rstrip("_"): as_json(getattr(value, field.name)) for field in dataclasses.fields(value)}
+        return {json_name(field.name): as_json(getattr(value, field.name)) for field in dataclasses.fields(value)}
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, dt.datetime):

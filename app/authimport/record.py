@@ -11,6 +11,7 @@ import asyncpg
 
 from app.authimport.report import IMPORTED, Report
 from app.observability import process_name
+from app.session.status import KEYWORD_FIELDS
 
 INSERT_ATTEMPT = """
 INSERT INTO auth_imports (trigger, outcome, reason, message, source_path, source_sha256, source_schema_version,
@@ -115,6 +116,8 @@ class AuthImportStatus:
 @dataclasses.dataclass(frozen=True)
 class AuthStoreStatus:
     """Where the WhatsApp login lives and what imports of a file-based login did."""
+
+    __pydantic_config__ = KEYWORD_FIELDS
 
     kind: str  # "postgres": always, here
     backend: str

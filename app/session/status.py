@@ -51,8 +51,19 @@ class Unlinked:
     detail: str | None
 
 
+def json_name(field: str) -> str:
+    """`from_` -> `from`: the JSON name of a field named like a Python keyword."""
+    return field.rstrip("_")
+
+
+# For a pydantic TypeAdapter over these plain dataclasses (the web layer's schema): the same JSON names as as_json.
+KEYWORD_FIELDS = {"alias_generator": json_name, "serialize_by_alias": True, "validate_by_name": True}
+
+
 @dataclasses.dataclass(frozen=True)
 class TransitionEntry:
+    __pydantic_config__ = KEYWORD_FIELDS
+
     at: dt.datetime
     from_: State | None
     to: State
