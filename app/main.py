@@ -27,12 +27,14 @@ from app.sending.sender import Sender
 from app.session.states import State
 from app.session.supervisor import Supervisor
 from app.settings import Settings
-from app.status import session_status
+from app.status import WEBHOOKS_OFF, Status, session_status
 from app.web import api, login, messages_api, page, webhooks_api
 from app.web.body import RequestBodyMiddleware
 from app.web.cookie import CookieSessions
 from app.web.errors import EXCEPTION_HANDLERS, InternalErrorMiddleware
 from app.web.health import healthz
+from app.web.metrics import HttpMetricsMiddleware, Metrics
+from app.web.metrics import metrics as metrics_endpoint
 from app.web.middleware import RequestLogMiddleware
 from app.web.openapi import openapi_json
 from app.web.security import SecurityHeadersMiddleware
@@ -76,20 +78,18 @@ class Services:
     def session_state(self) -> str:
         return self.supervisor.state.value if self.supervisor else State.STARTING.value
 
-    async def status(self) -> dict[str, Any]:
-        """What /api/status and the page show; every figure comes from here."""
+    async def status(self) -> Status:
+        """What /api/status, the page and /metrics show; every figure comes from here."""
         assert self.database is not None and self.supervisor is not None
-        status = await session_status(self.supervisor, self.database, self.auth_import)
-        async with self.database.connection() as connection:
-            status["send_queue"] = await queue.figures(connection)
         dispatcher = self.dispatcher
-        status["webhooks"]["dispatcher"] = dispatcher.state if dispatcher else "off (no WEBHOOK_URL)"
-        if dispatcher is not None and dispatcher.last_error:
-            status["webhooks"]["dispatcher_error"] = dispatcher.last_error
-        if self.store is not None:
-            # What the workers handed over and Postgres has not committed yet (bounded by the worker's window).
-            status["incoming"] = {"waiting_to_be_stored": self.store.backlog, "store_error": self.store.last_error}
-        return status
+        return await session_status(
+            self.supervisor,
+            self.database,
+            self.auth_import,
+            store=self.store,
+            dispatcher=dispatcher.state if dispatcher else WEBHOOKS_OFF,
+            dispatcher_error=dispatcher.last_error if dispatcher else None,
+        )
 
     async def start(self) -> None:
         settings = self.settings
@@ -197,9 +197,11 @@ def create_app(settings: Settings, *, banner: str | None = None) -> Starlette:
         finally:
             await services.stop()
 
+    metrics = Metrics()
     app = Starlette(
         routes=[
             Route("/healthz", healthz),
+            Route("/metrics", metrics_endpoint),
             Route("/", page.index),
             Route("/login", login.login_form, methods=["GET"]),
             Route("/login", login.login_submit, methods=["POST"]),
@@ -212,6 +214,7 @@ def create_app(settings: Settings, *, banner: str | None = None) -> Starlette:
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         middleware=[
+            Middleware(HttpMetricsMiddleware, metrics=metrics),  # outermost: its latency is the whole request's
             Middleware(RequestLogMiddleware),
             Middleware(SecurityHeadersMiddleware),
             Middleware(RequestBodyMiddleware),  # inside the security headers: its own 413 answers carry them too
@@ -222,6 +225,7 @@ def create_app(settings: Settings, *, banner: str | None = None) -> Starlette:
     )
     app.state.settings = settings
     app.state.services = services
+    app.state.metrics = metrics
     app.state.session_state = services.session_state
     app.state.cookie_sessions = CookieSessions(settings.secret_key, settings.admin_password)
     app.state.login_throttle = LoginThrottle()

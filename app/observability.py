@@ -1,4 +1,5 @@
-"""Sentry error reporting, switched on only when SENTRY_DSN is set (the SDK is not even imported otherwise)."""
+"""Sentry error reporting, switched on only when SENTRY_DSN is set (the SDK is not even imported otherwise); the
+process's name and memory as the status reports them."""
 
 from __future__ import annotations
 
@@ -21,6 +22,16 @@ log = logging.getLogger(__name__)
 def process_name() -> str:
     """This process as the audit trail, the lease holder and the import record name it: dyno (or host) and pid."""
     return f"{os.environ.get('DYNO') or socket.gethostname()}:{os.getpid()}"
+
+
+def rss_mb(pid: int | None = None) -> float | None:
+    """A process's resident memory in MB (Linux /proc; this process by default), or None where it cannot be read."""
+    try:
+        with open(f"/proc/{pid or 'self'}/statm", encoding="ascii") as statm:
+            resident_pages = int(statm.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return resident_pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def init_sentry(settings: Settings) -> bool:

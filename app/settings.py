@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from environs import Env, EnvValidationError
-from marshmallow.validate import Range
+from marshmallow.validate import Length, Range
 
 from app.errors import SettingsError
 from app.whatsapp.backend import WHATSAPP_QR_SECONDS
@@ -52,10 +52,14 @@ class Settings:
     data_dir: Path  # local state (embedded Postgres, generated secrets); git-ignored
     message_retention_days: int = 30  # incoming messages/events and receipts older than this are deleted
     webhook_status_posts: bool = False  # contacts' status posts become `status.posted` events (opt-in)
+    metrics_token: str | None = None  # a bearer token for GET /metrics alone (the API token works too)
 
     def secrets(self) -> list[str]:
         """Values that must never appear in logs, pages or webhook bodies."""
-        values = [self.admin_password, self.api_token, self.secret_key, self.webhook_secret, self.sentry_dsn]
+        values = [
+            self.admin_password, self.api_token, self.secret_key, self.webhook_secret, self.sentry_dsn,
+            self.metrics_token,
+        ]  # fmt: skip
         password = urlsplit(self.database_url).password if self.database_url else None
         return [value for value in (*values, password) if value]
 
@@ -120,6 +124,7 @@ def load_settings() -> Settings:
     # must hold the web process too.
     worker_max_rss_mb = env.int("WORKER_MAX_RSS_MB", 300, validate=_between(100, 65536))
     message_retention_days = env.int("MESSAGE_RETENTION_DAYS", 30, validate=_between(1, 3650))
+    metrics_token = env.str("METRICS_TOKEN", None, validate=Length(min=16, error="must be at least 16 characters"))
     try:
         env.seal()
     except EnvValidationError as error:
@@ -200,6 +205,7 @@ def load_settings() -> Settings:
         data_dir=Path(text("DATA_DIR") or ".data"),
         message_retention_days=message_retention_days,
         webhook_status_posts=webhook_status_posts,
+        metrics_token=metrics_token.strip() if metrics_token else None,
     )
 
 

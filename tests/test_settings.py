@@ -39,6 +39,7 @@ VARIABLES = [
     "DOKKU_APP_NAME",
     "HEROKU_BUILD_COMMIT",
     "SOURCE_VERSION",
+    "METRICS_TOKEN",
 ]
 
 
@@ -141,6 +142,17 @@ def test_message_retention_days(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(SettingsError) as caught:
         load_settings()
     assert set(caught.value.problems) == {"MESSAGE_RETENTION_DAYS"}
+
+
+def test_metrics_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().metrics_token is None
+    monkeypatch.setenv("METRICS_TOKEN", "scrape-token-0123456789")
+    settings = load_settings()
+    assert settings.metrics_token == "scrape-token-0123456789" and settings.metrics_token in settings.secrets()
+    monkeypatch.setenv("METRICS_TOKEN", "short")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert caught.value.problems == {"METRICS_TOKEN": "must be at least 16 characters"}
 
 
 @pytest.mark.parametrize(

@@ -317,6 +317,15 @@ async def store_receipts(
 Stored = Callable[[], None]  # called once the item is committed (the worker's acknowledgement)
 
 
+@dataclasses.dataclass(frozen=True)
+class IncomingStatus:
+    """The message store as this process sees it (`python -m app status`, another process, cannot: None there)."""
+
+    waiting_to_be_stored: int  # handed over by the workers, not committed yet (bounded by the worker's window)
+    store_error: str | None
+    stored_since_start: int  # items (messages, receipts, other events) this process stored
+
+
 class MessageStore:
     """Where the worker's incoming items go: ordered, batched, durable once their batch is committed.
 
@@ -347,6 +356,9 @@ class MessageStore:
     @property
     def backlog(self) -> int:
         return len(self._buffer)
+
+    def report(self) -> IncomingStatus:
+        return IncomingStatus(self.backlog, self.last_error, self.stored)
 
     def start(self) -> None:
         self._task = start_watched(self._run(), "message-store")

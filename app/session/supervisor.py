@@ -332,6 +332,7 @@ class Supervisor:
             )
             await self._fail(kind, data.get("detail") or reason)
         elif name == events.LOGGED_OUT:
+            self.account = None  # unlinked from the phone: the account is no longer this gateway's
             await self._fail(Reason.LOGGED_OUT, str(data.get("reason") or "logged out"))
         elif name == events.REPLACED:
             await self._fail(Reason.REPLACED, "another client connected with this session")

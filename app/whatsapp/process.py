@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from app.observability import rss_mb
 from app.whatsapp import protocol
 
 log = logging.getLogger(__name__)
@@ -165,12 +166,7 @@ class WorkerProcess:
 
     def rss_mb(self) -> float | None:
         """The worker's resident memory in MB (Linux /proc), or None where it cannot be read."""
-        try:
-            with open(f"/proc/{self.pid}/statm", encoding="ascii") as statm:
-                resident_pages = int(statm.read().split()[1])
-        except (OSError, IndexError, ValueError):
-            return None
-        return resident_pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+        return rss_mb(self.pid)
 
     async def wait(self) -> int:
         """Wait for the process to exit; then close our end of the channel."""

@@ -20,7 +20,7 @@ from app.session import audit
 from app.session.lease import LEASE_KEY
 from app.session.states import State
 from app.session.supervisor import SessionError
-from app.status import session_status
+from app.status import as_json, session_status
 from tests.session.conftest import FAST, MakeSupervisor, paired, wait_qr_rotation, wait_state
 
 
@@ -44,7 +44,7 @@ async def test_boot_without_device_offers_pairing_then_pair_connects(
     supervisor = await paired(make_supervisor)
     assert supervisor.account == {"jid": "6281234567890@s.whatsapp.net", "push_name": "Toko Maju"}
     assert [row[1] for row in await transitions(database)] == ["connecting", "pairing", "connected"]
-    status = await session_status(supervisor, database)
+    status = as_json(await session_status(supervisor, database))
     assert status["account"]["phone"] == "+6281234567890"
     assert status["auth_store"] == {
         "kind": "postgres",
@@ -177,7 +177,7 @@ async def test_second_supervisor_stands_by_and_takes_over(make_supervisor: MakeS
     with pytest.raises(SessionError, match="standby"):
         await standby.reconnect()
     status = await session_status(standby, database)
-    assert status["state"] == "standby" and status["holder"]["state"] == "connected"
+    assert status.state is State.STANDBY and status.holder is not None and status.holder.state is State.CONNECTED
     await holder.stop()
     await wait_state(standby, State.CONNECTED, timeout=10)
     assert standby.reason == "logged_in"
@@ -233,18 +233,18 @@ async def test_every_transition_is_stored_with_its_webhook_event(
         events = await connection.fetch(
             "SELECT data FROM outbox_events WHERE type = 'session.state_changed' ORDER BY created_at"
         )
-        figures = await audit.figures(connection)
+        figures = await audit.stability(connection)
         status_row = await audit.stored_status(connection)
     # connecting, pairing, connected, reconnecting, connected (whatsmeow reconnected in the same worker)
     assert len(stored) == len(events) >= 5
     for row, event in zip(stored, events, strict=True):
         data = json.loads(event["data"])
         assert (data["from"], data["to"], data["reason"]) == (row["from_state"], row["to_state"], row["reason"])
-    assert figures["disconnects_24h"] == 1 and figures["reconnects_24h"] == 1
-    assert 0 < figures["uptime_24h_percent"] < 100
-    assert figures["seconds_since_connected"] is not None and figures["seconds_since_connected"] < 5
+    assert figures.disconnects == 1 and figures.reconnects == 1
+    assert figures.uptime_percent is not None and 0 < figures.uptime_percent < 100
+    assert figures.seconds_since_connected is not None and figures.seconds_since_connected < 5
     assert status_row is not None and status_row["state"] == "connected" and status_row["heartbeat_ok"] is True
-    last_heartbeat = dt.datetime.fromisoformat(figures["last_heartbeat_at"])
+    last_heartbeat = status_row["last_heartbeat_at"]
     assert dt.datetime.now(dt.UTC) - last_heartbeat < dt.timedelta(seconds=5)
 
 
@@ -322,12 +322,12 @@ async def test_uptime_figures_from_a_known_history(database_url: str) -> None:
     try:
         for at, before, after, reason in history:
             await audit.record_transition(connection, audit.Transition(at, before, after, reason), "test:1")
-        figures = await audit.figures(connection, now=now)
+        figures = await audit.stability(connection, now=now)
     finally:
         await connection.close()
     # connected: 12 h (until the loss) + 4 h + 4 h = 20 h of 24 h
-    assert figures["uptime_24h_percent"] == pytest.approx(100 * 20 / 24, abs=0.01)
-    assert figures["disconnects_24h"] == 2 and figures["reconnects_24h"] == 2
+    assert figures.uptime_percent == pytest.approx(100 * 20 / 24, abs=0.01)
+    assert figures.disconnects == 2 and figures.reconnects == 2
 
 
 async def test_the_retry_count_starts_again_after_a_stable_connection_and_reads_once(

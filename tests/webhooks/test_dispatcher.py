@@ -153,13 +153,14 @@ async def test_410_pauses_the_endpoint_until_resumed(
     deadline = time.monotonic() + 10
     while True:
         async with database.connection() as connection:
-            figures = await operator.figures(connection)
-        if figures["paused"]:
+            figures = await operator.figures(connection, "active")
+        if figures.paused:
             break
         assert time.monotonic() < deadline
         await asyncio.sleep(0.05)
-    assert figures["paused"] == [receiver.url]
-    assert "410 Gone" in figures["last_error"]["error"] and figures["pending"] == 1
+    assert figures.paused == [receiver.url]
+    assert figures.last_error is not None and "410 Gone" in (figures.last_error.error or "")
+    assert figures.pending == 1
     receiver.respond = lambda request: Reply(200)
     second = await enqueue(database, "d", n=1)
     dispatcher.wake()
