@@ -96,15 +96,18 @@ class ImportAtStart:
     message: str
     reason: str | None = None
     source: str | None = None
+    format: str | None = None  # "Baileys folder", "whatsmeow SQLite store", ...
     sha256: str | None = None
     device: str | None = None
     rows: int | None = None
     duration_ms: int | None = None
+    notes: tuple[str, ...] = ()  # parts not carried over, and what that costs
 
     @classmethod
     def of(cls, summary: dict[str, Any]) -> ImportAtStart:
         names = {field.name for field in dataclasses.fields(cls)}
-        return cls(**{key: value for key, value in summary.items() if key in names})
+        known = {key: value for key, value in summary.items() if key in names}
+        return cls(**{**known, "notes": tuple(summary.get("notes") or ())})
 
 
 @dataclasses.dataclass(frozen=True)

@@ -128,7 +128,8 @@ async def test_status_without_any_import(app_client: ClientFactory) -> None:
         "at_start": {
             "outcome": "skipped",
             "message": "WHATSAPP_BACKEND=simulator does not use whatsmeow's store",
-            **dict.fromkeys(("reason", "source", "sha256", "device", "rows", "duration_ms")),
+            **dict.fromkeys(("reason", "source", "format", "sha256", "device", "rows", "duration_ms")),
+            "notes": [],
         },
         "last": None,
     }
