@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
 import sys
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from app import __version__
 
@@ -52,22 +50,3 @@ def flush_sentry(timeout: float = 2.0) -> None:
     sentry = sys.modules.get("sentry_sdk")
     if sentry is not None and sentry.get_client().is_active():
         sentry.flush(timeout=timeout)
-
-
-def start_watched(
-    coroutine: Coroutine[Any, Any, None], name: str, on_death: Callable[[], None] | None = None
-) -> asyncio.Task[None]:
-    """A named long-lived task whose death by an error is logged critically and reported, never silent."""
-    task = asyncio.create_task(coroutine, name=name)
-
-    def died(finished: asyncio.Task[None]) -> None:
-        if finished.cancelled() or finished.exception() is None:
-            return
-        error = finished.exception()
-        log.critical("%s died: %r", name, error, exc_info=error)
-        report(error)  # type: ignore[arg-type]
-        if on_death is not None:
-            on_death()
-
-    task.add_done_callback(died)
-    return task

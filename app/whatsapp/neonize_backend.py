@@ -20,6 +20,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from app.observability import report
+from app.tasks import wait_any
 from app.whatsapp.backend import (
     BANNED,
     CALL,
@@ -630,9 +631,7 @@ class NeonizeBackend(Backend):
         if self._loop is None or self._task is None:
             raise BackendError("not connecting: connect() has not run", permanent=False)
         if not self._websocket_up.is_set() and not self._task.done():
-            waiter = asyncio.ensure_future(self._websocket_up.wait())
-            await asyncio.wait({waiter, self._task}, timeout=self.pair_wait, return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
+            await wait_any(self._websocket_up.wait(), self._task, timeout=self.pair_wait)
         if not self._websocket_up.is_set():
             raise BackendError("the WhatsApp websocket is not up (no QR round under way)", permanent=False)
         self._require_client()
@@ -712,9 +711,7 @@ class NeonizeBackend(Backend):
             return  # connect() never ran: Go knows nothing of this client
         if not self._go_client_exists():
             # Stop() before Neonize() registered the client would miss it and the session would carry on.
-            waiter = asyncio.ensure_future(self._websocket_up.wait())
-            await asyncio.wait({waiter, self._task}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
+            await wait_any(self._websocket_up.wait(), self._task, timeout=1.0)
         async with self._ffi_lock:
             # disconnect() alone leaves the Go goroutine and our executor thread running; Stop() ends them.
             await self._client.disconnect()

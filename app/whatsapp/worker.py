@@ -22,6 +22,7 @@ from typing import Any
 
 from app.logs import configure_logging
 from app.observability import report
+from app.tasks import wait_any
 from app.whatsapp import protocol
 from app.whatsapp.backend import Backend, BackendError
 from app.whatsapp.intake import Intake
@@ -54,9 +55,9 @@ class Worker:
         self.backend = backend
         self.emit(protocol.READY, {"pid": os.getpid(), "backend": type(backend).__name__})
         await backend.connect()
+        # The reader goes on while the backend stops: the parent's "stored" answers come through it.
         reader = asyncio.create_task(self._read_commands(), name="worker-commands")
-        stopped = asyncio.create_task(self.stopping.wait(), name="worker-stopping")
-        await asyncio.wait({reader, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        await wait_any(reader, self.stopping.wait())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(backend.stop(), STOP_BUDGET)
         reader.cancel()
