@@ -75,11 +75,13 @@ class LongTask:
         *,
         restart: bool,
         on_death: Callable[[BaseException], None] | None = None,
+        restart_base: float = RESTART_BASE,
     ) -> None:
         self.name = name
         self.run = run
         self.restart = restart
         self.on_death = on_death
+        self.restart_base = restart_base
         self.state = TaskState.RUNNING
         self.last_error: str | None = None
         self.restarts = 0
@@ -110,11 +112,11 @@ class LongTask:
             return
         if time.monotonic() - self._started_at >= STABLE_AFTER:
             self._deaths = 0
-        delay = backoff(self._deaths, base=RESTART_BASE, cap=RESTART_CAP, jitter=Jitter.NONE)
+        delay = backoff(self._deaths, base=self.restart_base, cap=RESTART_CAP, jitter=Jitter.NONE)
         self._deaths += 1
         self.restarts += 1
         self.state = TaskState.RESTARTING
-        log.warning("restarting %s in %.0f s (restart %d)", self.name, delay, self.restarts)
+        log.warning("restarting %s in %.1f s (restart %d)", self.name, delay, self.restarts)
         assert self._loop is not None
         self._timer = self._loop.call_later(delay, self._launch)
 
