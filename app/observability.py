@@ -16,9 +16,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+_name = socket.gethostname()  # until the settings name this process's dyno
+
+
+def name_process(dyno: str | None) -> None:
+    """Name this process by its dyno (Settings.dyno, Heroku's DYNO) once the settings are read; else by its host."""
+    global _name
+    _name = dyno or socket.gethostname()
+
+
 def process_name() -> str:
     """This process as the audit trail, the lease holder and the import record name it: dyno (or host) and pid."""
-    return f"{os.environ.get('DYNO') or socket.gethostname()}:{os.getpid()}"
+    return f"{_name}:{os.getpid()}"
 
 
 def init_sentry(settings: Settings) -> bool:

@@ -42,6 +42,7 @@ from app.times import utcnow
 from app.whatsapp import backend as events
 from app.whatsapp import protocol
 from app.whatsapp.process import READY_TIMEOUT, WorkerProcess
+from app.whatsapp.protocol import WorkerSettings
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +91,7 @@ class Supervisor:
         self,
         *,
         database: Database,
-        database_url: str,
-        backend: str,
+        worker: WorkerSettings,
         heartbeat_interval: float,
         incoming: Incoming = log_only,
         worker_env: dict[str, str] | None = None,
@@ -100,18 +100,19 @@ class Supervisor:
         worker_max_rss_mb: float | None = None,
     ) -> None:
         self.database = database
-        self.database_url = database_url
-        self.backend = backend
+        self.worker_settings = worker  # what each worker is told in its first frame
+        self.database_url = worker.database_url
+        self.backend = worker.backend
         self.heartbeat_interval = heartbeat_interval
         self.ping_timeout = min(PING_TIMEOUT, 2 * heartbeat_interval)
         self.send_timeout = events.SEND_TIMEOUT
         self.worker_max_rss_mb = worker_max_rss_mb  # the memory watchdog's limit (None: no watchdog)
         self.incoming = incoming
-        self.worker_env = worker_env or {}
+        self.worker_env = worker_env or {}  # only for what libraries read when they load (a proxy for Go, say)
         self.rng = rng or random.Random()
         self.policy = policy
         self.process = process_name()
-        self.lease = session_lease(database_url)
+        self.lease = session_lease(self.database_url)
 
         self.state = State.STARTING
         self.since = utcnow()
@@ -418,7 +419,7 @@ class Supervisor:
         await self._transition(State.CONNECTING, "connecting", why)
         try:
             worker = await WorkerProcess.spawn(
-                self.backend, self.database_url, self._on_worker_event, self._on_worker_incoming, self.worker_env
+                self.worker_settings, self._on_worker_event, self._on_worker_incoming, self.worker_env
             )
         except OSError as error:
             await self._fail(Reason.WORKER_CRASHED, f"could not start the worker: {error}")

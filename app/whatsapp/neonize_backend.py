@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import ctypes
 import logging
-import os
 import re
 import subprocess
 import sys
@@ -169,14 +168,8 @@ def _reap_uname() -> None:
                     process.stdout.close()
 
 
-def log_level() -> int:
-    """LOG_LEVEL (default INFO) as a logging level; unknown names fall back to INFO."""
-    level = logging.getLevelName(os.environ.get("LOG_LEVEL", "INFO").strip().upper())
-    return level if isinstance(level, int) and level > 0 else logging.INFO
-
-
-def configure_neonize_logging(level: int | None = None) -> None:
-    level = log_level() if level is None else level
+def configure_neonize_logging(level: int) -> None:
+    """neonize's and whatsmeow's loggers (Go's included) at `level`."""
     # connect() hands this logger's level to Go; unset (NOTSET) makes whatsmeow log DEBUG lines across FFI.
     logging.getLogger("neonize.utils.log").setLevel(level)
     # Go's log lines come back as "whatsmeow.<module>" and "Whatsmeow.Database" records.
@@ -222,6 +215,7 @@ class NeonizeBackend(Backend):
         pairing_expiry: float = PAIRING_EXPIRY,
         pair_wait: float = PAIR_WAIT,
         stop_timeout: float = STOP_TIMEOUT,
+        log_level: str = "INFO",
     ) -> None:
         # whatsmeow uses Postgres only for names starting with "postgres"; anything else silently becomes a SQLite file.
         if not database_url.startswith("postgres"):
@@ -231,7 +225,8 @@ class NeonizeBackend(Backend):
         self.pair_wait = pair_wait
         self.stop_timeout = stop_timeout
         self._nz = load_neonize()
-        configure_neonize_logging()  # before the client exists: connect() reads the level once
+        # LOG_LEVEL, from the web process's settings; before the client exists: connect() reads the level once.
+        configure_neonize_logging(logging.getLevelNamesMapping().get(log_level.upper(), logging.INFO))
         self._client: Any = self._make_client()
         self._loop: asyncio.AbstractEventLoop | None = None
         # Events from the library, in the order it handed them over, for the one task that handles them (neonize's

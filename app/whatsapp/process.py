@@ -59,13 +59,15 @@ class WorkerProcess:
         self._reader_task = asyncio.create_task(self._read(reader), name=f"worker-{self.generation}-reader")
 
     @classmethod
-    async def spawn(cls, backend: str, database_url: str, on_event: EventHandler, on_incoming: IncomingHandler,
+    async def spawn(cls, settings: protocol.WorkerSettings, on_event: EventHandler, on_incoming: IncomingHandler,
                     env: dict[str, str] | None = None) -> WorkerProcess:  # fmt: skip
+        """Start a worker with `settings` (its first frame). `env` adds variables that libraries read when they load
+        (a proxy for Go, say); the worker itself reads none."""
         parent_end, child_end = socket.socketpair()
-        environment = {**os.environ, **(env or {}), **WORKER_ENVIRONMENT, "DATABASE_URL": database_url}
+        environment = {**os.environ, **(env or {}), **WORKER_ENVIRONMENT}
         try:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "app.whatsapp.worker", "--fd", str(child_end.fileno()), "--backend", backend,
+                sys.executable, "-m", "app.whatsapp.worker", "--fd", str(child_end.fileno()),
                 pass_fds=(child_end.fileno(),),
                 cwd=PROJECT_ROOT,
                 env=environment,
@@ -74,8 +76,9 @@ class WorkerProcess:
         finally:
             child_end.close()  # the child holds its own copy; ours would keep the channel open after it dies
         reader, writer = await asyncio.open_unix_connection(sock=parent_end)
+        writer.write(protocol.encode(settings.frame()))
         worker = cls(process, reader, writer, on_event, on_incoming)
-        log.info("worker %d started (pid %d, %s backend)", worker.generation, worker.pid, backend)
+        log.info("worker %d started (pid %d, %s backend)", worker.generation, worker.pid, settings.backend)
         return worker
 
     async def _read(self, reader: asyncio.StreamReader) -> None:

@@ -22,6 +22,7 @@ from app.session.policy import Policy
 from app.session.states import State
 from app.session.supervisor import Supervisor
 from app.webhooks.dispatcher import Dispatcher
+from app.whatsapp.protocol import WorkerSettings
 from tests.session.conftest import wait_state, wait_trail
 from tests.webhooks.conftest import FAST as DELIVERY
 from tests.webhooks.conftest import SECRET, signed_correctly, use_endpoints
@@ -65,11 +66,11 @@ class Gateway:
                 file.write(json.dumps(item) + "\n")
         supervisor = Supervisor(
             database=self.database,
-            database_url=self.database_url,
-            backend="replay",
+            worker=WorkerSettings(
+                "replay", self.database_url, replay_file=str(path), replay_calls=str(self.calls_file)
+            ),
             heartbeat_interval=30.0,
             incoming=self.store.take,
-            worker_env={"WHATSAPP_REPLAY_FILE": str(path), "WHATSAPP_REPLAY_CALLS": str(self.calls_file)},
             policy=QUICK,
         )
         supervisor.start()
