@@ -250,6 +250,39 @@ async def test_one_dispatcher_is_active_the_other_takes_over(
     assert second.state == "active"
 
 
+async def test_losing_the_lease_connection_ends_that_tenure_and_one_dispatcher_takes_the_lock_again(
+    database: Database, receiver: Receiver, make_dispatcher: MakeDispatcher
+) -> None:
+    await use_endpoints(database, receiver.url)
+    first = make_dispatcher()
+    await enqueue(database, "c", n=0)
+    await receiver.until(lambda got: len(got) == 1)
+    second = make_dispatcher()
+    deadline = time.monotonic() + 10
+    while second.state != "standby":
+        assert time.monotonic() < deadline, second.state
+        await asyncio.sleep(0.05)
+    assert first.lease.connection is not None
+    lost_backend = first.lease.connection.get_server_pid()
+    async with database.connection() as connection:
+        assert await connection.fetchval("SELECT pg_terminate_backend($1)", lost_backend)
+
+    def holder_backend() -> int | None:
+        active = [item for item in (first, second) if item.state == "active"]
+        assert len(active) <= 1, "two dispatchers active at once"
+        connection = active[0].lease.connection if active else None
+        return connection.get_server_pid() if connection is not None else None
+
+    # Whichever comes first takes the lock again: the first one reconnecting, or the standby at its next poll.
+    deadline = time.monotonic() + 10
+    while holder_backend() in (None, lost_backend):
+        assert time.monotonic() < deadline, (first.state, second.state)
+        await asyncio.sleep(0.05)
+    event_id = await enqueue(database, "c", n=1)
+    await receiver.until(lambda got: event_id in ids(got), timeout=15)
+    assert holder_backend() not in (None, lost_backend)
+
+
 async def test_claims_of_a_vanished_dispatcher_are_sent_again(
     database: Database, receiver: Receiver, make_dispatcher: MakeDispatcher
 ) -> None:
