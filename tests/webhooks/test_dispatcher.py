@@ -11,6 +11,7 @@ import uuid
 
 from app.db.database import Database
 from app.webhooks import deliveries, operator
+from app.webhooks.dispatcher import Dispatcher
 from app.webhooks.retry import RetryPolicy
 from tests.webhooks.conftest import SECRET, MakeDispatcher, enqueue, signed_correctly, use_endpoints
 from tests.webhooks.receiver import Received, Receiver, Reply
@@ -231,9 +232,10 @@ async def test_notify_wakes_the_dispatcher_without_waiting_for_the_poll(
     await receiver.until(lambda got: event_id in ids(got), timeout=10)
 
 
-async def test_one_dispatcher_is_active_the_other_takes_over(
+async def active_and_standby(
     database: Database, receiver: Receiver, make_dispatcher: MakeDispatcher
-) -> None:
+) -> tuple[Dispatcher, Dispatcher]:
+    """A dispatcher that has delivered one event, and a second one standing by."""
     await use_endpoints(database, receiver.url)
     first = make_dispatcher()
     await enqueue(database, "c", n=0)
@@ -243,6 +245,13 @@ async def test_one_dispatcher_is_active_the_other_takes_over(
     while second.state != "standby":
         assert time.monotonic() < deadline, second.state
         await asyncio.sleep(0.05)
+    return first, second
+
+
+async def test_one_dispatcher_is_active_the_other_takes_over(
+    database: Database, receiver: Receiver, make_dispatcher: MakeDispatcher
+) -> None:
+    first, second = await active_and_standby(database, receiver, make_dispatcher)
     assert first.state == "active"
     await first.stop(5.0)
     event_id = await enqueue(database, "c", n=1)
@@ -253,15 +262,7 @@ async def test_one_dispatcher_is_active_the_other_takes_over(
 async def test_losing_the_lease_connection_ends_that_tenure_and_one_dispatcher_takes_the_lock_again(
     database: Database, receiver: Receiver, make_dispatcher: MakeDispatcher
 ) -> None:
-    await use_endpoints(database, receiver.url)
-    first = make_dispatcher()
-    await enqueue(database, "c", n=0)
-    await receiver.until(lambda got: len(got) == 1)
-    second = make_dispatcher()
-    deadline = time.monotonic() + 10
-    while second.state != "standby":
-        assert time.monotonic() < deadline, second.state
-        await asyncio.sleep(0.05)
+    first, second = await active_and_standby(database, receiver, make_dispatcher)
     assert first.lease.connection is not None
     lost_backend = first.lease.connection.get_server_pid()
     async with database.connection() as connection:
