@@ -120,6 +120,7 @@ class Sender:
         self._idle = asyncio.Event()  # clear while a message is in WhatsApp's hands
         self._idle.set()
         self._stopping = False
+        self._seeded = False  # the limiter knows the sends of the last minute before this process
         self._task: LongTask | None = None
         self._late_tasks: set[asyncio.Future[None]] = set()
 
@@ -143,13 +144,13 @@ class Sender:
             await self._task.stop()
 
     async def _run(self) -> None:
-        seeded = False
+        recovered = False  # per run: a run after a restart settles what the dead one left `sending`
         while True:
             try:
                 await self.session.until_connected()
-                if not seeded:
+                if not recovered:
                     await self._recover()
-                    seeded = True
+                    recovered = True
                 await self._send_one()
             except DatabaseUnavailable as error:
                 log.warning("sender paused: %s", error)
@@ -160,14 +161,16 @@ class Sender:
                 await asyncio.sleep(POLL_INTERVAL)
 
     async def _recover(self) -> None:
-        """Once this process sends for the first time: settle what a dead process left `sending`, and start the
-        rate limiter from the last minute's sends."""
+        """Before a run sends for the first time: settle what a dead process (or run) left `sending`, and, once per
+        process, start the rate limiter from the last minute's sends (this object keeps them after that)."""
         async with self.database.transaction() as connection:
             interrupted = await queue.fail_interrupted(connection)
             recent = await queue.recent_send_times(connection)
         if interrupted:
             log.warning("%d message(s) were being sent when a process stopped; marked failed (not resent)", interrupted)
-        self.limiter.seed([at.timestamp() for at in recent])
+        if not self._seeded:
+            self.limiter.seed([at.timestamp() for at in recent])
+            self._seeded = True
 
     async def _send_one(self) -> None:
         wait = self.limiter.delay(time.time())

@@ -167,9 +167,9 @@ class Supervisor:
             return
         # (A supervisor that died earlier is done already: its death was logged, and _abandon cleaned up.)
         ended, _ = await asyncio.wait({self._task.task}, timeout=budget)
+        await self._task.stop()  # cancels it if it is still running, and takes it off the status
         if not ended:
-            log.error("the supervisor did not stop within %.0f s; killing its worker", budget)
-            await self._task.stop()
+            log.error("the supervisor did not stop within %.0f s; killed its worker", budget)
             if self.worker is not None:
                 await self.worker.kill()
             await self.lease.release()
