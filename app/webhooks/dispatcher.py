@@ -22,6 +22,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+from app.backoff import Jitter, backoff
 from app.db.database import Database, describe
 from app.db.lease import Lease
 from app.errors import DatabaseUnavailable
@@ -118,11 +119,11 @@ class Dispatcher:
         return max(0.0, self._stop_deadline - asyncio.get_running_loop().time() - reserve)
 
     async def _run(self) -> None:
-        delay = RECONNECT_MIN
+        failures = 0  # in a row, for the backoff
         while not self._stopping.is_set():
             try:
                 await self._hold()
-                delay = RECONNECT_MIN
+                failures = 0
                 if not self._stopping.is_set():
                     self._note("its connection to Postgres ended; reconnecting")
             except UNAVAILABLE as error:
@@ -138,8 +139,8 @@ class Dispatcher:
             if self._stopping.is_set():
                 break
             self.state = "unavailable"
-            await self._pause(delay)
-            delay = min(delay * 2, RECONNECT_MAX)
+            await self._pause(backoff(failures, base=RECONNECT_MIN, cap=RECONNECT_MAX, jitter=Jitter.NONE))
+            failures += 1
 
     async def _hold(self) -> None:
         """Take the dispatch lease (or wait for it in standby), then claim and send until stopped or cut off."""
