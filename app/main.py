@@ -21,7 +21,7 @@ from app.db.database import Database, start_failure
 from app.db.migrations import migrate
 from app.incoming.retention import Retention
 from app.incoming.store import IncomingOptions, MessageStore
-from app.observability import flush_sentry
+from app.observability import flush_sentry, name_process
 from app.sending import queue
 from app.sending.sender import Sender
 from app.session.states import State
@@ -40,6 +40,7 @@ from app.web.openapi import openapi_json
 from app.web.security import SecurityHeadersMiddleware
 from app.web.throttle import LoginThrottle
 from app.webhooks.outbox import sync_endpoints
+from app.whatsapp.protocol import WorkerSettings
 
 if TYPE_CHECKING:
     from app.webhooks.dispatcher import Dispatcher
@@ -54,12 +55,20 @@ POOL_CLOSE_BUDGET = 2.0
 STATIC = Path(__file__).parent / "web" / "static"
 
 
-def worker_environment(settings: Settings) -> dict[str, str]:
-    """What the worker process needs from the settings (it inherits the rest of the environment)."""
-    environment = {"SIMULATOR_QR_SECONDS": ",".join(map(str, settings.simulator_qr_seconds))}
-    if settings.replay_file is not None:
-        environment["WHATSAPP_REPLAY_FILE"] = str(settings.replay_file.resolve())
-    return environment
+def worker_settings(settings: Settings) -> WorkerSettings:
+    """What a worker process is told of the settings (its first frame); it reads nothing from the environment."""
+    assert settings.database_url, "the database URL is resolved before the app is created"
+    return WorkerSettings(
+        backend=settings.whatsapp_backend,
+        database_url=settings.database_url,
+        log_level=settings.log_level,
+        sentry_dsn=settings.sentry_dsn,
+        release=settings.release,
+        secrets=tuple(settings.secrets()),
+        simulator_qr_seconds=settings.simulator_qr_seconds,
+        replay_file=str(settings.replay_file.resolve()) if settings.replay_file else None,
+        replay_calls=str(settings.replay_calls.resolve()) if settings.replay_calls else None,
+    )
 
 
 class Services:
@@ -94,6 +103,7 @@ class Services:
     async def start(self) -> None:
         settings = self.settings
         assert settings.database_url, "the database URL is resolved before the app is created"
+        name_process(settings.dyno)
         self.database = await Database.open(settings.database_url, max_size=settings.database_pool_max)
         async with self.database.connection() as connection:
             await migrate(connection)
@@ -117,12 +127,10 @@ class Services:
             self.dispatcher.start()
         self.supervisor = Supervisor(
             database=self.database,
-            database_url=settings.database_url,
-            backend=settings.whatsapp_backend,
+            worker=worker_settings(settings),
             heartbeat_interval=settings.heartbeat_interval,
             worker_max_rss_mb=settings.worker_max_rss_mb,
             incoming=self.store.take,
-            worker_env=worker_environment(settings),
         )
         self.sender = Sender(
             self.database,

@@ -40,6 +40,11 @@ VARIABLES = [
     "HEROKU_BUILD_COMMIT",
     "SOURCE_VERSION",
     "METRICS_TOKEN",
+    "WHATSAPP_REPLAY_FILE",
+    "WHATSAPP_REPLAY_CALLS",
+    "WORKER_MAX_RSS_MB",
+    "DATA_DIR",
+    "XDG_RUNTIME_DIR",
 ]
 
 
@@ -281,3 +286,33 @@ def test_worker_max_rss_mb_rejections(monkeypatch: pytest.MonkeyPatch, raw: str)
     with pytest.raises(SettingsError) as caught:
         load_settings()
     assert set(caught.value.problems) == {"WORKER_MAX_RSS_MB"}
+
+
+def test_the_process_name_comes_from_dyno(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().dyno is None  # a local run: the host name stands in
+    for name in REQUIRED_WHEN_DEPLOYED:
+        monkeypatch.setenv(name, "postgres://u@db.example.com/app" if name == "DATABASE_URL" else "set")
+    monkeypatch.setenv("DYNO", " web.1 ")
+    settings = load_settings()
+    assert settings.dyno == "web.1" and settings.deployed
+
+
+def test_replay_calls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert load_settings().replay_calls is None
+    monkeypatch.setenv("WHATSAPP_REPLAY_CALLS", str(tmp_path / "calls.jsonl"))
+    assert load_settings().replay_calls == tmp_path / "calls.jsonl"
+    monkeypatch.setenv("WHATSAPP_REPLAY_CALLS", str(tmp_path / "missing" / "calls.jsonl"))
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert set(caught.value.problems) == {"WHATSAPP_REPLAY_CALLS"}
+    assert "an existing folder" in caught.value.problems["WHATSAPP_REPLAY_CALLS"]
+
+
+def test_xdg_runtime_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert load_settings().xdg_runtime_dir is None  # the embedded Postgres then makes a private one
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    assert load_settings().xdg_runtime_dir == tmp_path
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "relative/dir")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert set(caught.value.problems) == {"XDG_RUNTIME_DIR"}

@@ -19,8 +19,10 @@ from app.errors import DatabaseUnavailable
 from app.session import audit
 from app.session.lease import LEASE_KEY
 from app.session.states import State
-from app.session.supervisor import SessionError
+from app.session.supervisor import SessionError, Supervisor
 from app.status import as_json, session_status
+from app.tasks import TaskState, task_statuses
+from app.whatsapp.protocol import WorkerSettings
 from tests.session.conftest import FAST, MakeSupervisor, paired, wait_qr_rotation, wait_state
 
 
@@ -368,3 +370,27 @@ async def test_a_reconnect_records_a_good_heartbeat_at_once(
         status_row = await audit.stored_status(connection)
     assert status_row is not None and status_row["state"] == "connected"
     assert status_row["heartbeat_ok"] is True  # not false until the next beat, 30 s from now
+
+
+async def test_a_supervisor_that_dies_stops_the_session_shows_it_and_frees_the_lease(empty_database_url: str) -> None:
+    """A database without the app's tables makes its first write fail with an error no loop expects: the supervisor
+    task dies. It is not restarted (its worker, lease and timers are in whatever state the error left them): the
+    session says so, the task shows as died, and the lease is free for another process."""
+    database = await Database.open(empty_database_url)
+    supervisor = Supervisor(
+        database=database, worker=WorkerSettings("simulator", empty_database_url), heartbeat_interval=30.0
+    )
+    supervisor.start()
+    try:
+        await wait_state(supervisor, State.STOPPED)
+        assert supervisor.reason == "supervisor_failed" and "UndefinedTableError" in (supervisor.detail or "")
+        [status] = [status for status in task_statuses() if status.name == "session-supervisor"]
+        assert status.state is TaskState.DIED and status.last_error is not None and status.restarts == 0
+        connection = await asyncpg.connect(empty_database_url)
+        try:
+            assert await connection.fetchval("SELECT pg_try_advisory_lock($1)", LEASE_KEY) is True
+        finally:
+            await connection.close()
+    finally:
+        await supervisor.stop(5.0)
+        await database.close()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from app.whatsapp.process import WorkerProcess
+from app.whatsapp.protocol import WorkerSettings
 
 
 def refusing_url() -> str:
@@ -28,7 +29,8 @@ async def test_the_neonize_worker_loads_the_library_with_the_bot_tag_off() -> No
     def ignore(*_: Any) -> None:
         pass
 
-    worker = await WorkerProcess.spawn("neonize", refusing_url(), ignore, ignore, env={"NEONIZE_BOT_TAG": "on"})
+    settings = WorkerSettings("neonize", refusing_url())
+    worker = await WorkerProcess.spawn(settings, ignore, ignore, env={"NEONIZE_BOT_TAG": "on"})
     try:
         await asyncio.wait_for(worker.ready.wait(), 30)  # READY comes after the backend (and neonize) loaded
         environ, maps = await asyncio.to_thread(read_process, worker.pid)
