@@ -32,6 +32,7 @@ from app.session.status import (
     session_without_database,
     worker_status,
 )
+from app.tasks import TaskStatus, task_statuses
 from app.times import utcnow
 from app.webhooks import operator
 from app.webhooks.operator import OutboxStatus, WebhookStatus
@@ -61,6 +62,7 @@ class Status(SessionStatus):
     webhooks: WebhookStatus | None
     send_queue: SendQueueStatus | None
     deliveries_24h: DeliveryFigures | None
+    tasks: list[TaskStatus] | None  # this process's long-lived tasks (None when read from another process)
     version: str
     schema_version: int | None
 
@@ -140,6 +142,7 @@ async def session_status(
         worker=worker_status(supervisor.worker, supervisor.worker_max_rss_mb),
         web_rss_mb=rss_mb(),
         incoming=store.report() if store is not None else None,
+        tasks=task_statuses(),
         **figures,
     )
 
@@ -159,6 +162,7 @@ def status_without_database(supervisor: Supervisor) -> Status:
         webhooks=None,
         send_queue=None,
         deliveries_24h=None,
+        tasks=task_statuses(),
         schema_version=None,
     )
 
@@ -171,7 +175,7 @@ async def stored_status(
     session = await read_session(connection, None, heartbeat_interval=heartbeat_interval)
     dispatcher = None if webhooks_configured else WEBHOOKS_OFF
     figures = await stored_figures(connection, backend, None, dispatcher, None)
-    return compose(session, "stored", utcnow(), worker=None, web_rss_mb=None, incoming=None, **figures)
+    return compose(session, "stored", utcnow(), worker=None, web_rss_mb=None, incoming=None, tasks=None, **figures)
 
 
 def heartbeat_stale(status: SessionStatus, now: dt.datetime) -> bool:

@@ -9,6 +9,7 @@ from app.incoming.store import IncomingStatus
 from app.sending.queue import DeliveryFigures, SendQueueStatus
 from app.session.states import State
 from app.status import Status
+from app.tasks import TaskState, TaskStatus
 from app.web.words import ago, count, h, local_time, shortened, span
 from app.webhooks.operator import EndpointStatus, WebhookStatus
 
@@ -87,7 +88,21 @@ def health(status: Status, now: dt.datetime) -> str:
     items.append(("WhatsApp process", worker(status, now)))
     if status.web_rss_mb is not None:
         items.append(("Web process", f"{status.web_rss_mb:.0f} MB of memory"))
+    failed = [task for task in status.tasks or () if task.restarts or task.state is not TaskState.RUNNING]
+    items += [(task.name.replace("-", " ").capitalize(), h(task_words(task))) for task in failed]
     return rows(items)
+
+
+def task_words(task: TaskStatus) -> str:
+    """A background task that has failed at least once (a healthy one is not worth a row)."""
+    what = {
+        TaskState.RUNNING: "running again",
+        TaskState.RESTARTING: "failed; restarting shortly",
+        TaskState.DIED: "stopped after an error",
+    }[task.state]
+    times = "" if task.restarts < 2 else f" {task.restarts:,} times"
+    error = f": {task.last_error}" if task.last_error else ""
+    return f"{what} (failed{times}{error})"
 
 
 # ---- Storage and queues --------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from app.sending.queue import DeliveryFigures, SendQueueStatus
 from app.session.states import State
 from app.session.status import Account, Pairing, WorkerStatus
 from app.status import Status
+from app.tasks import TaskState, TaskStatus
 from app.webhooks.operator import EndpointStatus, OutboxStatus, WebhookStatus
 
 NOW = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
@@ -52,6 +53,7 @@ def sample(state: str = "connected", **changes: Any) -> Status:
         ),
         send_queue=SendQueueStatus(4, 0, 10, 20, 5, 1, 0, NOW - dt.timedelta(minutes=2)),
         deliveries_24h=DeliveryFigures(sent=10, delivered=9, read=5, failed=1, delivered_percent=81.8),
+        tasks=[TaskStatus("message-sender", TaskState.RUNNING, None, 0)],
         version="0.1.0", schema_version=7,
     )  # fmt: skip
     return dataclasses.replace(base, **changes)

@@ -17,6 +17,7 @@ from app.errors import DatabaseUnavailable
 from app.session.states import State
 from app.session.status import Holder, Pairing, TransitionEntry, Unlinked
 from app.status import Status
+from app.tasks import TaskState, TaskStatus
 from app.web import page, render
 from app.web import words as render_words
 from tests.processes import BASE_ENV, TOKEN, AppProcess
@@ -339,3 +340,14 @@ async def test_page_without_the_database_says_so(client: httpx.AsyncClient, monk
     assert "The database is unavailable" in page.text
     assert 'data-state="pairing"' in page.text and '<figure class="qr"' in page.text  # the session still shows
     assert "not available while the database is away" in page.text
+
+
+def test_render_names_a_background_task_that_failed() -> None:
+    healthy = render.sections(view("connected"))["health"]
+    assert "Message sender" not in healthy  # a task that never failed is not worth a row
+    failed = TaskStatus("message-sender", TaskState.RESTARTING, "<ConnectionResetError>", 3)
+    health = render.sections(view("connected", tasks=[failed]))["health"]
+    assert (
+        "Message sender" in health
+        and "failed; restarting shortly (failed 3 times: &lt;ConnectionResetError&gt;)" in health
+    )
