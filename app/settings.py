@@ -52,10 +52,13 @@ class Settings:
     data_dir: Path  # local state (embedded Postgres, generated secrets); git-ignored
     message_retention_days: int = 30  # incoming messages/events and receipts older than this are deleted
     webhook_status_posts: bool = False  # contacts' status posts become `status.posted` events (opt-in)
+    alert_webhook_url: str | None = None  # where alerts go (a Slack/Discord/Mattermost incoming webhook)
+    alert_after_seconds: int = 300  # reconnecting longer than this is alerted
 
     def secrets(self) -> list[str]:
         """Values that must never appear in logs, pages or webhook bodies."""
         values = [self.admin_password, self.api_token, self.secret_key, self.webhook_secret, self.sentry_dsn]
+        values.append(self.alert_webhook_url)  # Slack's and Discord's incoming-webhook URLs hold their token
         password = urlsplit(self.database_url).password if self.database_url else None
         return [value for value in (*values, password) if value]
 
@@ -120,6 +123,7 @@ def load_settings() -> Settings:
     # must hold the web process too.
     worker_max_rss_mb = env.int("WORKER_MAX_RSS_MB", 300, validate=_between(100, 65536))
     message_retention_days = env.int("MESSAGE_RETENTION_DAYS", 30, validate=_between(1, 3650))
+    alert_after_seconds = env.int("ALERT_AFTER_SECONDS", 300, validate=_between(10, 86400))
     try:
         env.seal()
     except EnvValidationError as error:
@@ -173,6 +177,11 @@ def load_settings() -> Settings:
         problems["WEBHOOK_STATUS_POSTS"] = "must be true or false"
     webhook_status_posts = status_posts in TRUE
 
+    alert_webhook_url = text("ALERT_WEBHOOK_URL")
+    alert_parts = urlsplit(alert_webhook_url or "")
+    if alert_webhook_url and (alert_parts.scheme not in ("http", "https") or not alert_parts.netloc):
+        problems["ALERT_WEBHOOK_URL"] = "must be an http:// or https:// URL (a Slack, Discord or Mattermost webhook)"
+
     auth_migrate_from = text("AUTH_MIGRATE_FROM")
     if problems:
         raise SettingsError(problems)
@@ -200,6 +209,8 @@ def load_settings() -> Settings:
         data_dir=Path(text("DATA_DIR") or ".data"),
         message_retention_days=message_retention_days,
         webhook_status_posts=webhook_status_posts,
+        alert_webhook_url=alert_webhook_url,
+        alert_after_seconds=alert_after_seconds,
     )
 
 
