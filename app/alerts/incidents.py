@@ -48,12 +48,13 @@ SENT = "UPDATE alerts SET attempts = 0, last_error = NULL WHERE id = $1"
 # A failed send is due again later: the claim is undone. Once the attempts are used up it is kept (given up on), and
 # the count starts afresh for the recovery.
 RETRY_ALERT = """
-UPDATE alerts SET notified_at = CASE WHEN $4 THEN notified_at END, attempts = CASE WHEN $4 THEN 0 ELSE attempts + 1 END,
-                  next_attempt_at = CASE WHEN NOT $4 THEN $2 END, last_error = $3 WHERE id = $1"""
+UPDATE alerts SET notified_at = CASE WHEN $4 THEN notified_at END,
+                  attempts = CASE WHEN $4 THEN 0 ELSE attempts + 1 END,
+                  next_attempt_at = CASE WHEN NOT $4 THEN $2::timestamptz END, last_error = $3 WHERE id = $1"""
 RETRY_RECOVERY = """
 UPDATE alerts SET recovery_notified_at = CASE WHEN $4 THEN recovery_notified_at END,
-                  attempts = CASE WHEN $4 THEN 0 ELSE attempts + 1 END, next_attempt_at = CASE WHEN NOT $4 THEN $2 END,
-                  last_error = $3 WHERE id = $1"""
+                  attempts = CASE WHEN $4 THEN 0 ELSE attempts + 1 END,
+                  next_attempt_at = CASE WHEN NOT $4 THEN $2::timestamptz END, last_error = $3 WHERE id = $1"""
 
 
 @dataclasses.dataclass(frozen=True)
