@@ -55,12 +55,12 @@ def logged_out(at: dt.datetime, detail: str | None) -> str:
 
 
 def banned(at: dt.datetime, detail: str | None, retry_at: dt.datetime | None) -> str:
-    until = f"The gateway tries again by itself at about {when(retry_at)}." if retry_at else ""
+    until = f" The gateway tries again by itself at about {when(retry_at)}." if retry_at else ""
     return (
-        f"{PREFIX}: WhatsApp banned this account temporarily at {when(at)} ({short(detail)}). {until} "
+        f"{PREFIX}: WhatsApp banned this account temporarily at {when(at)} ({short(detail)}).{until} "
         "What to do: check WhatsApp on the phone for a notice, and send nothing from this number until the ban ends; "
         "repeated bans usually mean the number is sending too much to people who did not ask for it."
-    ).replace("  ", " ")
+    )
 
 
 def stopped(at: dt.datetime, reason: str, detail: str | None) -> str:
