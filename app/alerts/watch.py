@@ -52,6 +52,7 @@ class Alerts:
         secrets: Iterable[str] = (),
         tries: int = send.TRIES,
         backoff: float = send.BACKOFF,
+        give_up_after: int = GIVE_UP_AFTER,
     ) -> None:
         self.database = database
         self.webhook_url = webhook_url
@@ -61,7 +62,7 @@ class Alerts:
         self.interval = interval
         self.limits = limits
         self.secrets = [secret for secret in secrets if secret]
-        self.tries, self.backoff = tries, backoff
+        self.tries, self.backoff, self.give_up_after = tries, backoff, give_up_after
         # A start is a fresh attempt: the reconnecting clock does not count the time the app was down or starting.
         self.started_at = utcnow()
         self.sent = 0  # messages this process delivered
@@ -234,7 +235,7 @@ class Alerts:
                 self.sent += 1
                 await incidents.sent(connection, message)
                 return
-            give_up = message.attempts + 1 >= GIVE_UP_AFTER
+            give_up = message.attempts + 1 >= self.give_up_after
             retry_at = utcnow() + dt.timedelta(minutes=min(2**message.attempts, 60))
             await incidents.failed(connection, message, self._scrub(error), retry_at, give_up)
         if give_up:
@@ -242,5 +243,5 @@ class Alerts:
                 "alerts: gave up sending the %s %s after %d tries",
                 message.kind,
                 "recovery" if message.is_recovery else "alert",
-                GIVE_UP_AFTER,
+                self.give_up_after,
             )

@@ -19,7 +19,7 @@ from app.db.database import Database
 from app.session import audit
 from app.session.states import State
 from app.times import utcnow
-from tests.webhooks.receiver import Receiver
+from tests.webhooks.receiver import Receiver, Reply
 
 MakeAlerts = Callable[..., Alerts]
 TOKEN = "T0001/B0002/very-secret-token"
@@ -114,6 +114,31 @@ async def test_a_restart_neither_repeats_nor_forgets_an_alert(
     assert len(receiver.received) == 1 and receiver.received[0].path == f"/services/{TOKEN}"
     await make_alerts(webhook_url=secret_url).check()  # and once more restarted: nothing is repeated
     assert len(receiver.received) == 1
+
+
+async def test_a_send_that_keeps_failing_is_given_up_and_its_recovery_still_goes(
+    make_alerts: MakeAlerts, database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    answers = iter([500, 500, 200])
+    receiver = Receiver(lambda _: Reply(next(answers))).start()
+    try:
+        alerts = make_alerts(webhook_url=receiver.url, tries=1, give_up_after=2)
+        await alerts.check()
+        await transition(database, State.CONNECTED, State.STOPPED, "outdated", "client outdated")
+        await alerts.check()
+        async with database.connection() as connection:
+            await connection.execute("UPDATE alerts SET next_attempt_at = now()")  # its retry is due
+        await alerts.check()
+        [row] = await alert_rows(database)
+        assert row["notified_at"] is not None and row["last_error"] == "HTTP 500" and row["attempts"] == 0
+        assert "gave up sending the stopped alert after 2 tries" in caplog.text
+        await alerts.check()
+        assert len(receiver.received) == 2  # given up: not tried again
+        await transition(database, State.CONNECTING, State.CONNECTED, "logged_in")
+        await alerts.check()
+        assert len(receiver.received) == 3 and "resolved" in receiver.received[2].json()["text"]
+    finally:
+        await asyncio.to_thread(receiver.close)
 
 
 async def test_secrets_never_reach_an_alert(make_alerts: MakeAlerts, receiver: Receiver, database: Database) -> None:
