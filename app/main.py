@@ -16,6 +16,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from app.alerts.watch import Alerts
 from app.authimport.startup import import_at_start
 from app.db.database import Database, start_failure
 from app.db.migrations import migrate
@@ -83,6 +84,7 @@ class Services:
         self.store: MessageStore | None = None
         self.dispatcher: Dispatcher | None = None
         self.retention: Retention | None = None
+        self.alerts: Alerts | None = None
 
     def session_state(self) -> str:
         return self.supervisor.state.value if self.supervisor else State.STARTING.value
@@ -139,6 +141,8 @@ class Services:
             min_interval=settings.send_min_interval,
         )
         self.supervisor.start()  # in the background: HTTP answers (state "starting"/"standby") meanwhile
+        self.alerts = Alerts.for_session(self.database, settings, self.supervisor)
+        self.alerts.start()  # only the lease holder's alerts look and send
         self.sender.start()  # sends only while the session is connected
         # Everything loaded so far lives as long as the process: keep the garbage collector from rescanning it on
         # every collection (shorter pauses, so a steadier tail latency under load).
@@ -164,6 +168,8 @@ class Services:
                 await self.sender.stop()
             if self.retention is not None:
                 await self.retention.stop()
+            if self.alerts is not None:
+                await self.alerts.stop()
             await asyncio.gather(self._stop_session(), self._stop_dispatcher())
             if self.database is not None:
                 await self.database.close(POOL_CLOSE_BUDGET)

@@ -66,6 +66,13 @@ def report(error: BaseException) -> None:
         sentry.capture_exception(error)
 
 
+def report_message(text: str, level: str) -> None:
+    """Send a message (an operator alert) to Sentry at `level` if it is on; a no-op otherwise."""
+    sentry = sys.modules.get("sentry_sdk")
+    if sentry is not None and sentry.get_client().is_active():
+        sentry.capture_message(text, level=level)
+
+
 def flush_sentry(timeout: float = 2.0) -> None:
     sentry = sys.modules.get("sentry_sdk")
     if sentry is not None and sentry.get_client().is_active():

@@ -57,12 +57,14 @@ class Settings:
     dyno: str | None = None  # DYNO: this process's name on Heroku (the audit trail and lease holder use it)
     replay_calls: Path | None = None  # WHATSAPP_REPLAY_CALLS: where the replay client records its calls (tests)
     xdg_runtime_dir: Path | None = None  # the embedded Postgres keeps its lock there (a private one if unset)
+    alert_webhook_url: str | None = None  # where alerts go (a Slack/Discord/Mattermost incoming webhook)
+    alert_after_seconds: int = 300  # reconnecting longer than this is alerted
 
     def secrets(self) -> list[str]:
         """Values that must never appear in logs, pages or webhook bodies."""
         values = [
             self.admin_password, self.api_token, self.secret_key, self.webhook_secret, self.sentry_dsn,
-            self.metrics_token,
+            self.metrics_token, self.alert_webhook_url,  # Slack's and Discord's webhook URLs hold their token
         ]  # fmt: skip
         password = urlsplit(self.database_url).password if self.database_url else None
         return [value for value in (*values, password) if value]
@@ -151,6 +153,13 @@ def _webhook_urls(value: str | None) -> tuple[str, ...]:
     return urls
 
 
+def _alert_url(value: str | None) -> str | None:
+    url = _text(value)
+    if url is not None and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc):
+        raise EnvError("must be an http:// or https:// URL (a Slack, Discord or Mattermost webhook)")
+    return url
+
+
 def _qr_seconds(value: str | None) -> tuple[float, ...]:
     text = _text(value)
     if text is None:
@@ -187,6 +196,7 @@ def _env() -> Env:
         ("choice", _choice),
         ("flag", _flag),
         ("webhook_urls", _webhook_urls),
+        ("alert_url", _alert_url),
         ("qr_seconds", _qr_seconds),
         ("calls_file", _calls_file),
         ("runtime_dir", _runtime_dir),
@@ -226,6 +236,8 @@ def load_settings() -> Settings:
     release = env.text("HEROKU_BUILD_COMMIT", None) or env.text("SOURCE_VERSION", None)
     data_dir = env.optional_path("DATA_DIR", None) or Path(".data")
     xdg_runtime_dir = env.runtime_dir("XDG_RUNTIME_DIR", None)
+    alert_webhook_url = env.alert_url("ALERT_WEBHOOK_URL", None)
+    alert_after_seconds = env.int("ALERT_AFTER_SECONDS", 300, validate=_between(10, 86400))
     try:
         env.seal()
     except EnvValidationError as error:
@@ -274,6 +286,8 @@ def load_settings() -> Settings:
         dyno=dyno,
         replay_calls=replay_calls,
         xdg_runtime_dir=xdg_runtime_dir,
+        alert_webhook_url=alert_webhook_url,
+        alert_after_seconds=alert_after_seconds,
     )
 
 

@@ -32,6 +32,8 @@ VARIABLES = [
     "SIMULATOR_QR_SECONDS",
     "MESSAGE_RETENTION_DAYS",
     "WEBHOOK_STATUS_POSTS",
+    "ALERT_WEBHOOK_URL",
+    "ALERT_AFTER_SECONDS",
     "DYNO",
     "RENDER",
     "RAILWAY_ENVIRONMENT",
@@ -316,3 +318,29 @@ def test_xdg_runtime_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
     with pytest.raises(SettingsError) as caught:
         load_settings()
     assert set(caught.value.problems) == {"XDG_RUNTIME_DIR"}
+
+
+def test_alert_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert (load_settings().alert_webhook_url, load_settings().alert_after_seconds) == (None, 300)
+    url = "https://hooks.slack.com/services/T000/B000/token-part"
+    monkeypatch.setenv("ALERT_WEBHOOK_URL", url)
+    monkeypatch.setenv("ALERT_AFTER_SECONDS", "120")
+    settings = load_settings()
+    assert (settings.alert_webhook_url, settings.alert_after_seconds) == (url, 120)
+    assert url in settings.secrets()  # the URL is the token: logs redact it
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("ALERT_WEBHOOK_URL", "hooks.slack.com/services/T/B/x"),
+        ("ALERT_WEBHOOK_URL", "ftp://example.com/hook"),
+        ("ALERT_AFTER_SECONDS", "5"),
+        ("ALERT_AFTER_SECONDS", "soon"),
+    ],
+)
+def test_alert_settings_rejections(monkeypatch: pytest.MonkeyPatch, name: str, raw: str) -> None:
+    monkeypatch.setenv(name, raw)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert set(caught.value.problems) == {name}

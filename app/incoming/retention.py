@@ -14,11 +14,10 @@ import logging
 
 import asyncpg
 
-from app.db.database import Database, describe
+from app.db.database import UNAVAILABLE, Database, describe
 from app.observability import report
 from app.tasks import LongTask
 from app.times import utcnow
-from app.webhooks.deliveries import UNAVAILABLE
 
 log = logging.getLogger(__name__)
 

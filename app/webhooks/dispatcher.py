@@ -23,14 +23,14 @@ import asyncpg
 import httpx
 
 from app.backoff import Jitter, backoff
-from app.db.database import Database, describe
+from app.db.database import UNAVAILABLE, Database, describe
 from app.db.lease import Lease
 from app.errors import DatabaseUnavailable
 from app.observability import report
 from app.tasks import LongTask, wait_any, watch
 from app.times import utcnow
 from app.webhooks import attempt, deliveries
-from app.webhooks.deliveries import UNAVAILABLE, Claimed, Outcome
+from app.webhooks.deliveries import Claimed, Outcome
 from app.webhooks.holding import EndpointWork, Holding, Lane
 from app.webhooks.outbox import CHANNEL, display_url
 from app.webhooks.outcome import OutcomeWriter
