@@ -11,6 +11,8 @@ import asyncio
 import logging
 from urllib.parse import urlsplit
 
+from app.backoff import Jitter
+from app.backoff import backoff as delay
 from app.db.database import describe
 from app.observability import report_message
 
@@ -43,7 +45,7 @@ async def post(
     error = "not tried"
     for attempt in range(tries):
         if attempt:
-            await asyncio.sleep(backoff * 2 ** (attempt - 1))
+            await asyncio.sleep(delay(attempt - 1, base=backoff, cap=TIMEOUT, jitter=Jitter.NONE))
         try:
             async with (
                 aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,

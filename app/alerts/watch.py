@@ -18,6 +18,7 @@ import asyncpg
 
 from app.alerts import incidents, send, texts
 from app.alerts.incidents import Limits, Message
+from app.backoff import Jitter, backoff
 from app.db.database import UNAVAILABLE, Database, describe
 from app.observability import report
 from app.tasks import LongTask
@@ -234,7 +235,7 @@ class Alerts:
                 await incidents.sent(connection, message)
                 return
             give_up = message.attempts + 1 >= self.give_up_after
-            retry_at = utcnow() + dt.timedelta(minutes=min(2**message.attempts, 60))
+            retry_at = utcnow() + dt.timedelta(seconds=backoff(message.attempts, base=60, cap=3600, jitter=Jitter.NONE))
             await incidents.failed(connection, message, self._scrub(error), retry_at, give_up)
         if give_up:
             log.error(
