@@ -27,7 +27,7 @@ from app.sending import queue
 from app.sending.sender import Sender
 from app.session.states import State
 from app.session.supervisor import Supervisor
-from app.settings import Settings
+from app.settings import Settings, child_environment
 from app.status import WEBHOOKS_OFF, Status, session_status
 from app.web import api, login, messages_api, page, webhooks_api
 from app.web.body import RequestBodyMiddleware
@@ -133,6 +133,7 @@ class Services:
             heartbeat_interval=settings.heartbeat_interval,
             worker_max_rss_mb=settings.worker_max_rss_mb,
             incoming=self.store.take,
+            worker_env=child_environment(),  # without the app's secrets: the worker gets its settings from us
         )
         self.sender = Sender(
             self.database,

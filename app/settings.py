@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -25,6 +26,13 @@ REQUIRED_WHEN_DEPLOYED = ("DATABASE_URL", "ADMIN_PASSWORD", "API_TOKEN", "SECRET
 BACKENDS = ("neonize", "replay", "simulator")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+# Variables that hold this app's secrets (the database password included). A child process (the WhatsApp worker)
+# receives what it needs from the parent, so it runs without them: Go code that crashes or dumps its environment
+# has nothing to give away.
+SECRET_VARIABLES = (
+    "DATABASE_URL", "ADMIN_PASSWORD", "API_TOKEN", "SECRET_KEY", "WEBHOOK_SECRET", "SENTRY_DSN", "METRICS_TOKEN",
+    "ALERT_WEBHOOK_URL",
+)  # fmt: skip
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
@@ -68,6 +76,11 @@ class Settings:
         ]  # fmt: skip
         password = urlsplit(self.database_url).password if self.database_url else None
         return [value for value in (*values, password) if value]
+
+
+def child_environment() -> dict[str, str]:
+    """This process's environment without the app's secrets, for a child process to start with."""
+    return {name: value for name, value in os.environ.items() if name not in SECRET_VARIABLES}
 
 
 def resolve_database_url(raw: str) -> str:

@@ -108,7 +108,7 @@ class Supervisor:
         self.send_timeout = events.SEND_TIMEOUT
         self.worker_max_rss_mb = worker_max_rss_mb  # the memory watchdog's limit (None: no watchdog)
         self.incoming = incoming
-        self.worker_env = worker_env or {}  # only for what libraries read when they load (a proxy for Go, say)
+        self.worker_env = worker_env  # the worker's environment (None: this process's); its libraries read it
         self.rng = rng or random.Random()
         self.policy = policy
         self.process = process_name()

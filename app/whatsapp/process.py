@@ -62,10 +62,10 @@ class WorkerProcess:
     @classmethod
     async def spawn(cls, settings: protocol.WorkerSettings, on_event: EventHandler, on_incoming: IncomingHandler,
                     env: dict[str, str] | None = None) -> WorkerProcess:  # fmt: skip
-        """Start a worker with `settings` (its first frame). `env` adds variables that libraries read when they load
-        (a proxy for Go, say); the worker itself reads none."""
+        """Start a worker with `settings` (its first frame). `env` is the environment it starts with (this process's if
+        None): the worker itself reads none of it, but libraries do when they load (a proxy for Go, say)."""
         parent_end, child_end = socket.socketpair()
-        environment = {**os.environ, **(env or {}), **WORKER_ENVIRONMENT}
+        environment = {**(os.environ if env is None else env), **WORKER_ENVIRONMENT}
         try:
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "app.whatsapp.worker", "--fd", str(child_end.fileno()),

@@ -7,6 +7,7 @@ The workers never reach WhatsApp, with or without internet: they dial through a 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -61,7 +62,7 @@ async def test_dial_failures_back_off_and_do_not_grow_connections(
         worker=WorkerSettings("neonize", named(database_url, SESSION)),
         heartbeat_interval=30.0,
         policy=QUICK,
-        worker_env=whatsapp_proxy.env(),
+        worker_env={**os.environ, **whatsapp_proxy.env()},
     )
     left_behind: list[int] = []
     supervisor.start()
