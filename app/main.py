@@ -28,7 +28,7 @@ from app.session.states import State
 from app.session.supervisor import Supervisor
 from app.settings import Settings
 from app.status import session_status
-from app.web import api, login, messages_api, page, webhooks_api
+from app.web import api, login, messages_api, page, simulator_api, webhooks_api
 from app.web.body import RequestBodyMiddleware
 from app.web.cookie import CookieSessions
 from app.web.errors import EXCEPTION_HANDLERS, InternalErrorMiddleware
@@ -36,6 +36,7 @@ from app.web.health import healthz
 from app.web.middleware import RequestLogMiddleware
 from app.web.openapi import openapi_json
 from app.web.security import SecurityHeadersMiddleware
+from app.web.state import AppState
 from app.web.throttle import LoginThrottle
 from app.webhooks.outbox import sync_endpoints
 
@@ -177,8 +178,11 @@ def create_app(settings: Settings, *, banner: str | None = None) -> Starlette:
     """`banner`, if any, is printed to the terminal once the app is ready to serve (a local run's login)."""
     services = Services(settings)
 
+    cookie_sessions = CookieSessions(settings.secret_key, settings.admin_password)
+    login_throttle = LoginThrottle()
+
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
         global start_failure_logged
         try:
             await services.start()
@@ -192,8 +196,19 @@ def create_app(settings: Settings, *, banner: str | None = None) -> Starlette:
             raise StartFailed(reason) from None
         if banner:
             print(banner, file=sys.stderr, flush=True)
+        assert services.database and services.supervisor and services.sender, "started above"
         try:
-            yield
+            # Every request gets this as request.state (app/web/state.py), and only once everything here has started.
+            yield AppState(
+                settings=settings,
+                services=services,
+                database=services.database,
+                supervisor=services.supervisor,
+                sender=services.sender,
+                dispatcher=services.dispatcher,
+                cookie_sessions=cookie_sessions,
+                login_throttle=login_throttle,
+            )
         finally:
             await services.stop()
 
@@ -207,6 +222,7 @@ def create_app(settings: Settings, *, banner: str | None = None) -> Starlette:
             Route("/events", page.events),
             Route("/api/openapi.json", openapi_json),
             *api.ROUTES,
+            *simulator_api.routes(settings.whatsapp_backend),
             *messages_api.ROUTES,
             *webhooks_api.ROUTES,
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
@@ -220,9 +236,7 @@ def create_app(settings: Settings, *, banner: str | None = None) -> Starlette:
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
+    # Only app/web/page.py still reads these two here; it is moving to the lifespan's state like every other handler.
     app.state.settings = settings
     app.state.services = services
-    app.state.session_state = services.session_state
-    app.state.cookie_sessions = CookieSessions(settings.secret_key, settings.admin_password)
-    app.state.login_throttle = LoginThrottle()
     return app
