@@ -14,8 +14,8 @@ from starlette.routing import Route
 
 from app.web.auth import requires_auth
 from app.web.endpoint import Handler, Operation, Reply, api, reply
-from app.web.models import (
-    Answer,
+from app.web.models import Answer
+from app.web.simulator_models import (
     Disconnected,
     FailingSends,
     Grown,

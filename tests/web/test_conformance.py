@@ -24,7 +24,7 @@ CHECKS = (
     "response_headers_conformance",
 )
 EXCLUDED = r"^/api/simulator/(crash|hang|grow)$"
-EXAMPLES = 60  # per operation and phase: about 2,300 requests in all
+EXAMPLES = 70  # per operation and phase: about 2,400 requests in all
 MIN_CASES = 2000
 TIME_LIMIT = 420.0  # seconds; a run takes about one minute here
 

@@ -6,7 +6,8 @@ import pytest
 from starlette.exceptions import HTTPException
 
 from app.web.endpoint import parse
-from app.web.models import MessagesQuery, SendMessage, SimulatorIncoming, SimulatorReceipt
+from app.web.models import MessagesQuery, SendMessage
+from app.web.simulator_models import SimulatorIncoming, SimulatorReceipt
 
 
 def problem(model: type[SendMessage] | type[SimulatorIncoming] | type[SimulatorReceipt], raw: bytes) -> tuple[int, str]:

@@ -17,7 +17,7 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.web.models import DISCONNECT_REASONS
+from app.web.simulator_models import DISCONNECT_REASONS
 from tests.processes import TOKEN, AppProcess
 from tests.web.test_api import AUTH
 
