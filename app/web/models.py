@@ -134,8 +134,10 @@ class StateAnswer(Answer):
     state: Literal[SESSION_STATES]  # type: ignore[valid-type]
 
 
+# The hook for the typed status: once app/status.py reports typed objects, their model replaces this free-form mapping
+# here, and GET /api/status (app/web/api.py) and its document follow without another change.
 class Status(RootModel[dict[str, Any]]):
-    """GET /api/status. The one place its model goes: app/status.py's typed status replaces this free-form object."""
+    """The session, its account and heartbeat, the 24 h figures, the auth store, the outbox, the send queue."""
 
 
 # ---- sending ----------------------------------------------------------------------------------------------------

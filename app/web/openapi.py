@@ -4,6 +4,7 @@ Public: it describes the routes and holds no secret."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -69,7 +70,22 @@ def schemas(found: list[tuple[str, str, Operation]]) -> tuple[dict[Any, dict[str
             if reply.model is not None:
                 wanted[reply.model, "serialization"] = None
     refs, top = models_json_schema(list(wanted), ref_template=REF)
-    return refs, top.get("$defs", {})
+    return refs, used(refs, top.get("$defs", {}))
+
+
+def used(refs: dict[Any, dict[str, Any]], definitions: dict[str, Any]) -> dict[str, Any]:
+    """The definitions some route refers to, directly or through another (pydantic also lists the Recipient dataclass
+    behind SendMessage.to, which is documented as the string it is sent as)."""
+    wanted = {ref["$ref"].rsplit("/", 1)[1] for ref in refs.values()}
+    while True:
+        more = {
+            name
+            for name in definitions
+            if f'"{REF.format(model=name)}"' in json.dumps([definitions[w] for w in wanted])
+        }
+        if more <= wanted:
+            return {name: definitions[name] for name in sorted(wanted)}
+        wanted |= more
 
 
 def response(reply: Reply, refs: dict[Any, dict[str, Any]]) -> dict[str, Any]:
@@ -95,6 +111,8 @@ def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
         branches = [branch for branch in field.pop("anyOf", []) if branch != {"type": "null"}]
         if branches:  # an optional value is a parameter left out, never null
             field = {**field, **branches[0]}
+        if field.get("default", "") is None:
+            del field["default"]
         parameter = {"name": name, "in": "query", "required": name in required, "schema": field}
         if "description" in field:
             parameter["description"] = field["description"]

@@ -3,12 +3,19 @@ answers (the drift a hand-written document had: POST /api/messages documented wi
 
 from __future__ import annotations
 
+import json
+import re
+
 import httpx
 from starlette.routing import Route
 
 from app.phone import normalise_phone, parse_recipient
+from app.web import api, messages_api, simulator_api, webhooks_api
 from app.web.endpoint import Operation
+from app.web.openapi import openapi_document
 from tests.processes import BASE_ENV
+
+ROUTES = [*api.ROUTES, *simulator_api.ROUTES, *messages_api.ROUTES, *webhooks_api.ROUTES]
 
 
 async def test_every_api_route_is_described_from_its_operation(client: httpx.AsyncClient) -> None:
@@ -75,3 +82,17 @@ async def test_the_documented_examples_are_accepted(client: httpx.AsyncClient) -
         assert normalise_phone(example) == example
     for example in schemas["SendMessage"]["properties"]["to"]["examples"]:
         parse_recipient(example)
+
+
+def test_every_reference_resolves_and_every_definition_is_used() -> None:
+    document = openapi_document(ROUTES)
+    text = json.dumps(document)
+    referenced = set(re.findall(r'"#/components/schemas/(\w+)"', text))
+    assert referenced == set(document["components"]["schemas"])
+
+
+def test_the_simulator_is_documented_only_where_it_runs() -> None:
+    assert not any(
+        path.startswith("/api/simulator/") for path in openapi_document(simulator_api.routes("neonize"))["paths"]
+    )
+    assert "/api/simulator/incoming" in openapi_document(simulator_api.routes("simulator"))["paths"]
