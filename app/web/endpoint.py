@@ -54,11 +54,11 @@ def api(path: str, method: str, operation: Operation, handler: Handler) -> Route
 
     async def endpoint(request: Request) -> Response:
         if operation.body is not None:
-            return await handler(request, await parse_body(request, operation.body, operation.body_required))
+            return await handler(request, await parse_body(request, operation.body))
         if operation.query is not None:
             # `?status=` is no status, as it always was
             given = {name: value for name, value in request.query_params.items() if value != ""}
-            return await handler(request, parse(operation.query, given, json=False))
+            return await handler(request, parse(operation.query, given))
         return await handler(request)
 
     endpoint.__name__ = endpoint.__qualname__ = handler.__name__
@@ -68,7 +68,7 @@ def api(path: str, method: str, operation: Operation, handler: Handler) -> Route
     return route
 
 
-async def parse_body(request: Request, model: type[M], required: bool) -> M:
+async def parse_body(request: Request, model: type[M]) -> M:
     """The request's JSON body as `model`, or a 4xx saying what is wrong. Its size is bounded while it streams
     (app/web/body.py), so reading it whole here is safe."""
     raw = await request.body()
@@ -76,10 +76,11 @@ async def parse_body(request: Request, model: type[M], required: bool) -> M:
         raw = b"{}"  # no body: the model says what is missing
     elif "json" not in request.headers.get("content-type", JSON):
         raise HTTPException(415, "send the body as application/json")
-    return parse(model, raw, json=True)
+    return parse(model, raw)
 
 
-def parse(model: type[M], data: bytes | dict[str, Any], *, json: bool) -> M:
+def parse(model: type[M], data: bytes | dict[str, Any]) -> M:
+    """A raw JSON body (parsed by pydantic's core, no json.loads first) or query values as `model`; else a 4xx."""
     try:
         if isinstance(data, bytes):
             return model.model_validate_json(data)
