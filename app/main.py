@@ -177,7 +177,6 @@ class StartFailed(Exception):
 def create_app(settings: Settings, *, banner: str | None = None) -> Starlette:
     """`banner`, if any, is printed to the terminal once the app is ready to serve (a local run's login)."""
     services = Services(settings)
-
     cookie_sessions = CookieSessions(settings.secret_key, settings.admin_password)
     login_throttle = LoginThrottle()
 
@@ -196,8 +195,8 @@ def create_app(settings: Settings, *, banner: str | None = None) -> Starlette:
             raise StartFailed(reason) from None
         if banner:
             print(banner, file=sys.stderr, flush=True)
-        assert services.database and services.supervisor and services.sender, "started above"
         try:
+            assert services.database and services.supervisor and services.sender, "started above"
             # Every request gets this as request.state (app/web/state.py), and only once everything here has started.
             yield AppState(
                 settings=settings,
