@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 from starlette.requests import Request
 
+from app.web.state import state
+
 
 @dataclasses.dataclass
 class Verdict:
@@ -82,6 +84,6 @@ def client_address(request: Request) -> str:
     """The address to count failures against. Deployed, the platform's router is the TCP peer and appends the real
     client to X-Forwarded-For, so its last entry is the one nobody but the router wrote."""
     forwarded = request.headers.get("x-forwarded-for", "")
-    if forwarded and request.app.state.settings.deployed:
+    if forwarded and state(request)["settings"].deployed:
         return forwarded.split(",")[-1].strip()[:64] or "-"
     return request.client.host if request.client else "-"
