@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.processes import ROOT, AppProcess
@@ -53,7 +54,11 @@ def test_status_command_follows_the_serving_process(database_url: str, tmp_path:
         with app.api() as api:
             assert api.post("/api/simulator/disconnect", json={"reason": "logged_out"}).status_code == 202
             app.wait_state("pairing", "logged_out")
+            # The state changes in memory first; the transition that says who unlinked it is stored a moment later.
             status = api.get("/api/status").json()
+            deadline = time.monotonic() + 10
+            while status["unlinked"] is None and time.monotonic() < deadline:
+                status = api.get("/api/status").json()
         assert status["account"] is None
         assert status["unlinked"]["by_operator"] is False and status["unlinked"]["at"]
         unlinked = status_command(app)

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.web.endpoint import Operation, Reply, api, reply
-from app.web.models import QR, PairCode, PairCodeBody, StateAnswer, Status
+from app.web.models import QR, PairCode, PairCodeBody, StateAnswer, StatusAnswer
 from app.web.state import state
 
 NO_STORE = {"Cache-Control": "no-store: the code links a phone to the account"}
@@ -17,7 +17,7 @@ CONFLICT = "the session cannot do that now; the detail says why (standby, or the
 
 
 async def status(request: Request) -> Response:
-    return reply(Status(await state(request)["services"].status()))
+    return reply(StatusAnswer(await state(request)["services"].status()))
 
 
 async def session_qr(request: Request) -> Response:
@@ -51,7 +51,7 @@ ROUTES = [
         "GET",
         Operation(
             "The session's state, account, heartbeat, 24 h figures, auth store, outbox, send queue, version",
-            {200: Reply("the status", Status)},
+            {200: Reply("the status", StatusAnswer)},
         ),
         status,
     ),

@@ -135,7 +135,7 @@ class StateAnswer(Answer):
     state: Literal[SESSION_STATES]  # type: ignore[valid-type]
 
 
-class Status(RootModel[StatusReport]):
+class StatusAnswer(RootModel[StatusReport]):
     """The session, its account and heartbeat, the 24 h figures, the worker, the auth store and its import, the
     message store, the outbox and each endpoint, the send queue and 24 h delivery figures, this process's tasks.
     The typed report of app/status.py, as it is: the schema is derived from its dataclasses."""

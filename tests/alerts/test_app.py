@@ -10,7 +10,7 @@ from app.session.states import State
 from app.session.supervisor import Supervisor
 from tests.processes import TOKEN
 from tests.session.conftest import wait_state
-from tests.web.conftest import ClientFactory, app_client
+from tests.web.conftest import ClientFactory, app_client, state_of
 from tests.webhooks.receiver import Receiver
 
 __all__ = ["app_client"]
@@ -19,7 +19,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def services(client: httpx.AsyncClient) -> tuple[Supervisor, Alerts]:
-    found = client.app.state.services  # type: ignore[attr-defined]
+    found = state_of(client)["services"]
     return found.supervisor, found.alerts
 
 

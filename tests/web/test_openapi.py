@@ -69,8 +69,13 @@ async def test_answers_are_documented_as_sent(client: httpx.AsyncClient) -> None
     }
     assert (limit["schema"]["minimum"], limit["schema"]["maximum"], limit["schema"]["type"]) == (1, 200, "integer")
     assert document["paths"]["/api/status"]["get"]["responses"]["200"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/Status"
+        "$ref": "#/components/schemas/StatusAnswer"
     }
+    # The typed status (app/status.py) is the schema, with the JSON names /api/status uses.
+    assert {"state", "since", "account", "worker", "incoming", "webhooks", "send_queue", "tasks"} <= set(
+        schemas["Status"]["properties"]
+    )
+    assert "from" in schemas["TransitionEntry"]["properties"] and "import" in schemas["AuthStoreStatus"]["properties"]
 
 
 async def test_the_documented_examples_are_accepted(client: httpx.AsyncClient) -> None:

@@ -22,6 +22,7 @@ from app.web import page, render
 from app.web import words as render_words
 from tests.processes import BASE_ENV, TOKEN, AppProcess
 from tests.session.conftest import wait_state
+from tests.web.conftest import state_of
 from tests.web.samples import LONG_URL, NOW, endpoint, sample
 from tests.web.test_api import AUTH, ROUTES, supervisor
 from tests.web.test_login import login
@@ -334,7 +335,7 @@ async def test_page_without_the_database_says_so(client: httpx.AsyncClient, monk
     async def unavailable() -> Status:
         raise DatabaseUnavailable("connection refused")
 
-    monkeypatch.setattr(client.app.state.services, "status", unavailable)  # type: ignore[attr-defined]
+    monkeypatch.setattr(state_of(client)["services"], "status", unavailable)
     page = await client.get("/")
     assert page.status_code == 200
     assert "The database is unavailable" in page.text
