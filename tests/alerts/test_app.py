@@ -20,7 +20,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 def services(client: httpx.AsyncClient) -> tuple[Supervisor, Alerts]:
     found = state_of(client)["services"]
-    return found.supervisor, found.alerts
+    assert found.alerts is not None, "started with the app"
+    return state_of(client)["supervisor"], found.alerts
 
 
 async def pair(client: httpx.AsyncClient, supervisor: Supervisor) -> None:
