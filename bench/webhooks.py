@@ -6,8 +6,8 @@ stores them with their events and POSTs them, signed, to a loopback receiver (a 
 2. sustained throughput: 20,000 messages from 40 chats, injected in batches of 500 (`"count"`), from the first
    injection to the last event received;
 3. the ceiling: the same receiver driven by a bare loop (8 concurrent, signed bodies, no persistence), once making the
-   dispatcher's own call per event (an httpx request over app/webhooks/transport.py), once with a plain
-   httpx.AsyncClient over httpx's default transport.
+   dispatcher's own call per event (app.webhooks.attempt.post over its aiohttp session), once with a plain
+   httpx.AsyncClient over httpx's default transport (for comparison).
 
     python -m bench.webhooks        # embedded Postgres, or BENCH_DATABASE_URL=postgresql://... for a server
 """
@@ -147,13 +147,12 @@ def throughput_run(app: AppProcess, receiver: ReceiverProcess) -> tuple[float, f
 async def ceiling_run(url: str, lean: bool) -> float:
     """The receiver driven by a bare loop, 8 in flight, signed envelopes like the dispatcher's, nothing stored.
 
-    `lean`: the very call the dispatcher makes per event (app.webhooks.attempt.post: an httpx request over the
-    keep-alive transport); otherwise the plain way, `httpx.AsyncClient().post` over httpx's default transport."""
+    `lean`: the very call the dispatcher makes per event (app.webhooks.attempt.post over the session made by
+    app.webhooks.attempt.http_session); otherwise `httpx.AsyncClient().post` over httpx's default transport."""
     from app.webhooks import attempt, signing
     from app.webhooks.deliveries import Claimed
-    from app.webhooks.transport import KeepAliveTransport
 
-    transport = KeepAliveTransport()
+    session = attempt.http_session()
     numbers = iter(range(CEILING_EVENTS))
 
     def event(number: int) -> Claimed:
@@ -167,7 +166,7 @@ async def ceiling_run(url: str, lean: bool) -> float:
             for number in numbers:
                 row = event(number)
                 if lean:
-                    _, error = await attempt.post(transport, SECRET, row, 10.0)
+                    _, error = await attempt.post(session, SECRET, row, 10.0)
                     assert error is None, error
                     continue
                 body = signing.envelope(row.event_id, row.event_type, row.created_at, row.data_json)
@@ -177,7 +176,7 @@ async def ceiling_run(url: str, lean: bool) -> float:
         started = time.perf_counter()
         await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(CEILING_CONCURRENCY))), WAIT)
         elapsed = time.perf_counter() - started
-    await transport.aclose()
+    await session.close()
     return CEILING_EVENTS / elapsed
 
 
@@ -212,7 +211,7 @@ def main() -> None:
         results["ceiling"] = asyncio.run(ceiling_run(receiver.url, lean=True))
         results["httpcore"] = asyncio.run(ceiling_run(receiver.url, lean=False))
         print(
-            f"ceiling, bare httpx loop, {CEILING_CONCURRENCY} in flight: {results['ceiling']:.0f} events/s with the "
+            f"ceiling, bare loop, {CEILING_CONCURRENCY} in flight: {results['ceiling']:.0f} events/s with the "
             f"dispatcher's own call, {results['httpcore']:.0f} events/s with a plain httpx.AsyncClient",
             flush=True,
         )

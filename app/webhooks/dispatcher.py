@@ -18,8 +18,8 @@ import uuid
 from collections.abc import Awaitable
 from typing import Any
 
+import aiohttp
 import asyncpg
-import httpx
 
 from app.db.database import Database, describe
 from app.errors import DatabaseUnavailable
@@ -80,14 +80,14 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._claiming = asyncio.Lock()  # a claim and its hand-out, or a batch of outcomes (see OutcomeWriter)
         self._outcomes = OutcomeWriter(database, self._claiming, on_written=self._wake.set, on_outage=self._note)
-        self._transport: httpx.AsyncBaseTransport | None = None
+        self._http: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
 
     # ---- life cycle -------------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._transport = attempt.http_transport()
+        self._http = attempt.http_session()
         self._flusher = _named(self._outcomes.run(), "webhook-outcomes")
         self._task = _named(self._run(), "webhook-dispatcher")
 
@@ -113,9 +113,9 @@ class Dispatcher:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
-        if self._transport is not None:
+        if self._http is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._transport.aclose(), 1.0)
+                await asyncio.wait_for(self._http.close(), 1.0)
         self.state = "stopped"
 
     def _left(self, reserve: float = 0.0) -> float:
@@ -324,11 +324,11 @@ class Dispatcher:
             holding.held -= 1
 
     async def _attempt(self, holding: Holding, row: Claimed) -> Outcome:
-        assert self._transport is not None
+        assert self._http is not None
         holding.in_flight += 1
         holding.idle.clear()
         try:
-            code, error = await attempt.post(self._transport, self.secret, row, self.timeout)
+            code, error = await attempt.post(self._http, self.secret, row, self.timeout)
         finally:
             holding.in_flight -= 1
             if not holding.in_flight:
