@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import urllib.request
 
 import aiohttp
 
@@ -24,12 +25,15 @@ def http_session(ssl_context: ssl.SSLContext | None = None) -> aiohttp.ClientSes
     events), no Accept headers (the answer is only read for an error's text), no timeout of its own (`post` has one
     for the whole attempt). Call it inside the event loop that will use it."""
     connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEP_ALIVE, ssl=ssl_context or True)
+    # aiohttp's trust_env looks up the proxy and ~/.netrc in a thread for every request: two thread hops that cost
+    # more than the rest of the request (docs/BENCHMARKS.md). So it is on only when the environment names a proxy.
+    proxied = any(scheme in ("http", "https") for scheme in urllib.request.getproxies())
     return aiohttp.ClientSession(
         connector=connector,
         cookie_jar=aiohttp.DummyCookieJar(),
         skip_auto_headers=("Accept", "Accept-Encoding"),
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=None, sock_read=None),
-        trust_env=True,
+        trust_env=proxied,
     )
 
 
