@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
 from app.asgi import RouterHop, behind_router
 from app.settings import load_settings
+from tests.processes import AppProcess
+from tests.test_server_process import procfile_command
 
 
 class Recorder:
@@ -69,3 +73,22 @@ def test_only_a_deployed_app_trusts_a_router(tmp_path: Path, monkeypatch: pytest
     assert behind_router(app, dataclasses.replace(settings, deployed=False)) is app
     wrapped = behind_router(app, dataclasses.replace(settings, deployed=True))
     assert isinstance(wrapped, RouterHop) and wrapped.app is app
+
+
+@pytest.mark.parametrize("how", ["python -m app", "Procfile web"])
+def test_the_served_app_trusts_the_routers_hop_when_deployed(database_url: str, tmp_path: Path, how: str) -> None:
+    command = [sys.executable, *procfile_command("web")[1:]] if how == "Procfile web" else None
+    app = AppProcess(database_url, tmp_path / "app.log", env={"DYNO": "web.1"}, command=command).start()
+    try:
+        app.wait_healthy()
+        router = {"X-Forwarded-For": "203.0.113.1, 198.51.100.7", "X-Forwarded-Proto": "https"}
+        answer = httpx.post(f"{app.url}/login", data={"password": "wrong"}, headers=router, timeout=10)
+        plain = httpx.get(f"{app.url}/healthz", timeout=10)
+        assert app.terminate() == 0
+    finally:
+        app.ensure_stopped()
+    assert answer.status_code == 401 and answer.headers["strict-transport-security"].startswith("max-age=")
+    assert "strict-transport-security" not in plain.headers  # the router said nothing: plain http
+    output = app.output()
+    assert "POST /login 401" in output and " 198.51.100.7" in output  # the access log names the client
+    assert "203.0.113.1" not in output and "Traceback" not in output
