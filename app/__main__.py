@@ -1,5 +1,6 @@
 """Command line: `python -m app` serves; `python -m app migrate` applies the schema migrations;
-`python -m app migrate-auth PATH` imports a file-based WhatsApp login into Postgres."""
+`python -m app migrate-auth PATH` imports a file-based WhatsApp login into Postgres; `python -m app status` prints
+what the page shows."""
 
 from __future__ import annotations
 
@@ -26,6 +27,11 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("serve", help="serve the web app and keep the WhatsApp session (the default)")
     commands.add_parser("migrate", help="apply pending database migrations and exit (the release phase)")
+    commands.add_parser(
+        "status",
+        help="print what the page shows, read from the database (works from `heroku run`); "
+        "exit 0 if the session is connected, 1 if not, 2 if the database cannot be reached",
+    )
     from app.authimport.cli import add_parser as add_migrate_auth
 
     add_migrate_auth(commands)
@@ -40,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = bootstrap(original)
     if args.command == "migrate":
         return migrate(settings.database_url)
+    if args.command == "status":
+        from app.status_command import run
+
+        return run(settings)
     if args.command == "migrate-auth":
         from app.authimport.cli import migrate_auth
 

@@ -20,3 +20,16 @@ class DatabaseUnavailable(AppError):
 
 class MigrationError(AppError):
     """The schema cannot be brought up to date (an applied migration changed, or one failed)."""
+
+
+class WhatsAppError(AppError):
+    """WhatsApp, through the session's worker, did not carry out a command; `permanent` says whether retrying can ever
+    help. The worker channel (app/whatsapp/process.py) raises it from the worker's reply: no caller sees its frames."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class NoReply(WhatsAppError):
+    """The worker exited or stopped answering before it replied: the command may have been carried out, or not."""

@@ -25,7 +25,7 @@ def prepare_local(settings: Settings) -> Settings:
         return settings
     changes: dict[str, Any] = {}
     if settings.database_url is None:
-        server = EmbeddedPostgres(settings.data_dir / "postgres")
+        server = EmbeddedPostgres(settings.data_dir / "postgres", settings.xdg_runtime_dir)
         changes["database_url"] = resolve_database_url(server.url())
         log.info("using the embedded Postgres in %s", server.data_dir)
     missing = [name for name in GENERATED if getattr(settings, name) is None]

@@ -16,28 +16,32 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from app.alerts.watch import Alerts
 from app.authimport.startup import import_at_start
 from app.db.database import Database, start_failure
 from app.db.migrations import migrate
 from app.incoming.retention import Retention
 from app.incoming.store import IncomingOptions, MessageStore
-from app.observability import flush_sentry
+from app.observability import flush_sentry, name_process
 from app.sending import queue
 from app.sending.sender import Sender
 from app.session.states import State
 from app.session.supervisor import Supervisor
-from app.settings import Settings
-from app.status import session_status
+from app.settings import Settings, child_environment
+from app.status import WEBHOOKS_OFF, Status, session_status
 from app.web import api, login, messages_api, page, webhooks_api
 from app.web.body import RequestBodyMiddleware
 from app.web.cookie import CookieSessions
 from app.web.errors import EXCEPTION_HANDLERS, InternalErrorMiddleware
 from app.web.health import healthz
+from app.web.metrics import HttpMetricsMiddleware, Metrics
+from app.web.metrics import metrics as metrics_endpoint
 from app.web.middleware import RequestLogMiddleware
 from app.web.openapi import openapi_json
 from app.web.security import SecurityHeadersMiddleware
 from app.web.throttle import LoginThrottle
 from app.webhooks.outbox import sync_endpoints
+from app.whatsapp.protocol import WorkerSettings
 
 if TYPE_CHECKING:
     from app.webhooks.dispatcher import Dispatcher
@@ -52,12 +56,20 @@ POOL_CLOSE_BUDGET = 2.0
 STATIC = Path(__file__).parent / "web" / "static"
 
 
-def worker_environment(settings: Settings) -> dict[str, str]:
-    """What the worker process needs from the settings (it inherits the rest of the environment)."""
-    environment = {"SIMULATOR_QR_SECONDS": ",".join(map(str, settings.simulator_qr_seconds))}
-    if settings.replay_file is not None:
-        environment["WHATSAPP_REPLAY_FILE"] = str(settings.replay_file.resolve())
-    return environment
+def worker_settings(settings: Settings) -> WorkerSettings:
+    """What a worker process is told of the settings (its first frame); it reads nothing from the environment."""
+    assert settings.database_url, "the database URL is resolved before the app is created"
+    return WorkerSettings(
+        backend=settings.whatsapp_backend,
+        database_url=settings.database_url,
+        log_level=settings.log_level,
+        sentry_dsn=settings.sentry_dsn,
+        release=settings.release,
+        secrets=tuple(settings.secrets()),
+        simulator_qr_seconds=settings.simulator_qr_seconds,
+        replay_file=str(settings.replay_file.resolve()) if settings.replay_file else None,
+        replay_calls=str(settings.replay_calls.resolve()) if settings.replay_calls else None,
+    )
 
 
 class Services:
@@ -72,28 +84,28 @@ class Services:
         self.store: MessageStore | None = None
         self.dispatcher: Dispatcher | None = None
         self.retention: Retention | None = None
+        self.alerts: Alerts | None = None
 
     def session_state(self) -> str:
         return self.supervisor.state.value if self.supervisor else State.STARTING.value
 
-    async def status(self) -> dict[str, Any]:
-        """What /api/status and the page show; every figure comes from here."""
+    async def status(self) -> Status:
+        """What /api/status, the page and /metrics show; every figure comes from here."""
         assert self.database is not None and self.supervisor is not None
-        status = await session_status(self.supervisor, self.database, self.auth_import)
-        async with self.database.connection() as connection:
-            status["send_queue"] = await queue.figures(connection)
         dispatcher = self.dispatcher
-        status["webhooks"]["dispatcher"] = dispatcher.state if dispatcher else "off (no WEBHOOK_URL)"
-        if dispatcher is not None and dispatcher.last_error:
-            status["webhooks"]["dispatcher_error"] = dispatcher.last_error
-        if self.store is not None:
-            # What the workers handed over and Postgres has not committed yet (bounded by the worker's window).
-            status["incoming"] = {"waiting_to_be_stored": self.store.backlog, "store_error": self.store.last_error}
-        return status
+        return await session_status(
+            self.supervisor,
+            self.database,
+            self.auth_import,
+            store=self.store,
+            dispatcher=dispatcher.state if dispatcher else WEBHOOKS_OFF,
+            dispatcher_error=dispatcher.last_error if dispatcher else None,
+        )
 
     async def start(self) -> None:
         settings = self.settings
         assert settings.database_url, "the database URL is resolved before the app is created"
+        name_process(settings.dyno)
         self.database = await Database.open(settings.database_url, max_size=settings.database_pool_max)
         async with self.database.connection() as connection:
             await migrate(connection)
@@ -117,12 +129,11 @@ class Services:
             self.dispatcher.start()
         self.supervisor = Supervisor(
             database=self.database,
-            database_url=settings.database_url,
-            backend=settings.whatsapp_backend,
+            worker=worker_settings(settings),
             heartbeat_interval=settings.heartbeat_interval,
             worker_max_rss_mb=settings.worker_max_rss_mb,
             incoming=self.store.take,
-            worker_env=worker_environment(settings),
+            worker_env=child_environment(),  # without the app's secrets: the worker gets its settings from us
         )
         self.sender = Sender(
             self.database,
@@ -131,6 +142,8 @@ class Services:
             min_interval=settings.send_min_interval,
         )
         self.supervisor.start()  # in the background: HTTP answers (state "starting"/"standby") meanwhile
+        self.alerts = Alerts.for_session(self.database, settings, self.supervisor)
+        self.alerts.start()  # only the lease holder's alerts look and send
         self.sender.start()  # sends only while the session is connected
         # Everything loaded so far lives as long as the process: keep the garbage collector from rescanning it on
         # every collection (shorter pauses, so a steadier tail latency under load).
@@ -156,6 +169,8 @@ class Services:
                 await self.sender.stop()
             if self.retention is not None:
                 await self.retention.stop()
+            if self.alerts is not None:
+                await self.alerts.stop()
             await asyncio.gather(self._stop_session(), self._stop_dispatcher())
             if self.database is not None:
                 await self.database.close(POOL_CLOSE_BUDGET)
@@ -197,9 +212,11 @@ def create_app(settings: Settings, *, banner: str | None = None) -> Starlette:
         finally:
             await services.stop()
 
+    metrics = Metrics()
     app = Starlette(
         routes=[
             Route("/healthz", healthz),
+            Route("/metrics", metrics_endpoint),
             Route("/", page.index),
             Route("/login", login.login_form, methods=["GET"]),
             Route("/login", login.login_submit, methods=["POST"]),
@@ -212,6 +229,7 @@ def create_app(settings: Settings, *, banner: str | None = None) -> Starlette:
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         middleware=[
+            Middleware(HttpMetricsMiddleware, metrics=metrics),  # outermost: its latency is the whole request's
             Middleware(RequestLogMiddleware),
             Middleware(SecurityHeadersMiddleware),
             Middleware(RequestBodyMiddleware),  # inside the security headers: its own 413 answers carry them too
@@ -222,6 +240,7 @@ def create_app(settings: Settings, *, banner: str | None = None) -> Starlette:
     )
     app.state.settings = settings
     app.state.services = services
+    app.state.metrics = metrics
     app.state.session_state = services.session_state
     app.state.cookie_sessions = CookieSessions(settings.secret_key, settings.admin_password)
     app.state.login_throttle = LoginThrottle()

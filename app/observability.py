@@ -1,14 +1,13 @@
-"""Sentry error reporting, switched on only when SENTRY_DSN is set (the SDK is not even imported otherwise)."""
+"""Sentry error reporting, switched on only when SENTRY_DSN is set (the SDK is not even imported otherwise); the
+process's name and memory as the status reports them."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
 import sys
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from app import __version__
 
@@ -18,9 +17,28 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+_name = socket.gethostname()  # until the settings name this process's dyno
+
+
+def name_process(dyno: str | None) -> None:
+    """Name this process by its dyno (Settings.dyno, Heroku's DYNO) once the settings are read; else by its host."""
+    global _name
+    _name = dyno or socket.gethostname()
+
+
 def process_name() -> str:
     """This process as the audit trail, the lease holder and the import record name it: dyno (or host) and pid."""
-    return f"{os.environ.get('DYNO') or socket.gethostname()}:{os.getpid()}"
+    return f"{_name}:{os.getpid()}"
+
+
+def rss_mb(pid: int | None = None) -> float | None:
+    """A process's resident memory in MB (Linux /proc; this process by default), or None where it cannot be read."""
+    try:
+        with open(f"/proc/{pid or 'self'}/statm", encoding="ascii") as statm:
+            resident_pages = int(statm.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return resident_pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def init_sentry(settings: Settings) -> bool:
@@ -48,26 +66,14 @@ def report(error: BaseException) -> None:
         sentry.capture_exception(error)
 
 
+def report_message(text: str, level: str) -> None:
+    """Send a message (an operator alert) to Sentry at `level` if it is on; a no-op otherwise."""
+    sentry = sys.modules.get("sentry_sdk")
+    if sentry is not None and sentry.get_client().is_active():
+        sentry.capture_message(text, level=level)
+
+
 def flush_sentry(timeout: float = 2.0) -> None:
     sentry = sys.modules.get("sentry_sdk")
     if sentry is not None and sentry.get_client().is_active():
         sentry.flush(timeout=timeout)
-
-
-def start_watched(
-    coroutine: Coroutine[Any, Any, None], name: str, on_death: Callable[[], None] | None = None
-) -> asyncio.Task[None]:
-    """A named long-lived task whose death by an error is logged critically and reported, never silent."""
-    task = asyncio.create_task(coroutine, name=name)
-
-    def died(finished: asyncio.Task[None]) -> None:
-        if finished.cancelled() or finished.exception() is None:
-            return
-        error = finished.exception()
-        log.critical("%s died: %r", name, error, exc_info=error)
-        report(error)  # type: ignore[arg-type]
-        if on_death is not None:
-            on_death()
-
-    task.add_done_callback(died)
-    return task

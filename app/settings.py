@@ -1,4 +1,5 @@
-"""Reads the environment once, at start, and turns it into a typed, validated `Settings`.
+"""Reads the environment once, at start, and turns it into a typed, validated `Settings`: every variable through
+environs, here and nowhere else (the worker process is handed its part by the web process).
 
 Every missing or invalid variable is collected and reported together (SettingsError), so an operator fixes their
 configuration in one round instead of one variable per failed deploy.
@@ -10,10 +11,11 @@ import dataclasses
 import ipaddress
 import os
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from environs import Env, EnvValidationError
-from marshmallow.validate import Range
+from environs import Env, EnvError, EnvValidationError
+from marshmallow.validate import Length, Range
 
 from app.errors import SettingsError
 from app.whatsapp.backend import WHATSAPP_QR_SECONDS
@@ -24,6 +26,13 @@ REQUIRED_WHEN_DEPLOYED = ("DATABASE_URL", "ADMIN_PASSWORD", "API_TOKEN", "SECRET
 BACKENDS = ("neonize", "replay", "simulator")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+# Variables that hold this app's secrets (the database password included). A child process (the WhatsApp worker)
+# receives what it needs from the parent, so it runs without them: Go code that crashes or dumps its environment
+# has nothing to give away.
+SECRET_VARIABLES = (
+    "DATABASE_URL", "ADMIN_PASSWORD", "API_TOKEN", "SECRET_KEY", "WEBHOOK_SECRET", "SENTRY_DSN", "METRICS_TOKEN",
+    "ALERT_WEBHOOK_URL",
+)  # fmt: skip
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
@@ -52,12 +61,26 @@ class Settings:
     data_dir: Path  # local state (embedded Postgres, generated secrets); git-ignored
     message_retention_days: int = 30  # incoming messages/events and receipts older than this are deleted
     webhook_status_posts: bool = False  # contacts' status posts become `status.posted` events (opt-in)
+    metrics_token: str | None = None  # a bearer token for GET /metrics alone (the API token works too)
+    dyno: str | None = None  # DYNO: this process's name on Heroku (the audit trail and lease holder use it)
+    replay_calls: Path | None = None  # WHATSAPP_REPLAY_CALLS: where the replay client records its calls (tests)
+    xdg_runtime_dir: Path | None = None  # the embedded Postgres keeps its lock there (a private one if unset)
+    alert_webhook_url: str | None = None  # where alerts go (a Slack/Discord/Mattermost incoming webhook)
+    alert_after_seconds: int = 300  # reconnecting longer than this is alerted
 
     def secrets(self) -> list[str]:
         """Values that must never appear in logs, pages or webhook bodies."""
-        values = [self.admin_password, self.api_token, self.secret_key, self.webhook_secret, self.sentry_dsn]
+        values = [
+            self.admin_password, self.api_token, self.secret_key, self.webhook_secret, self.sentry_dsn,
+            self.metrics_token, self.alert_webhook_url,  # Slack's and Discord's webhook URLs hold their token
+        ]  # fmt: skip
         password = urlsplit(self.database_url).password if self.database_url else None
         return [value for value in (*values, password) if value]
+
+
+def child_environment() -> dict[str, str]:
+    """This process's environment without the app's secrets, for a child process to start with."""
+    return {name: value for name, value in os.environ.items() if name not in SECRET_VARIABLES}
 
 
 def resolve_database_url(raw: str) -> str:
@@ -100,17 +123,107 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _text(value: str | None) -> str | None:
+    """A variable that is unset or blank is not set."""
+    return (value or "").strip() or None
+
+
+def _path(value: str | None) -> Path | None:
+    text = _text(value)
+    return Path(text) if text else None
+
+
+def _database_url(value: str | None) -> str | None:
+    text = _text(value)
+    if text is None:
+        return None
+    try:
+        return resolve_database_url(text)
+    except ValueError as error:
+        raise EnvError(str(error)) from None
+
+
+def _choice(value: str | None, *, fallback: str, choices: tuple[str, ...], upper: bool = False) -> str:
+    text = _text(value) or fallback  # blank counts as unset
+    text = text.upper() if upper else text.lower()
+    if text not in choices:
+        shown = "" if upper else f", not {text!r}"  # a log level is its own explanation
+        raise EnvError(f"must be one of {', '.join(choices)}{shown}")
+    return text
+
+
+def _flag(value: str | None) -> bool:
+    text = (_text(value) or "false").lower()
+    if text not in (*TRUE, *FALSE):
+        raise EnvError("must be true or false")
+    return text in TRUE
+
+
+def _webhook_urls(value: str | None) -> tuple[str, ...]:
+    urls = tuple(url.strip() for url in (_text(value) or "").split(",") if url.strip())
+    if any(urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc for url in urls):
+        raise EnvError("each entry must be an http:// or https:// URL (comma-separated for several)")
+    return urls
+
+
+def _alert_url(value: str | None) -> str | None:
+    url = _text(value)
+    if url is not None and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc):
+        raise EnvError("must be an http:// or https:// URL (a Slack, Discord or Mattermost webhook)")
+    return url
+
+
+def _qr_seconds(value: str | None) -> tuple[float, ...]:
+    text = _text(value)
+    if text is None:
+        return WHATSAPP_QR_SECONDS
+    try:
+        seconds = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        seconds = ()
+    if not seconds or not all(0.1 <= second <= 3600 for second in seconds):
+        raise EnvError("must be comma-separated seconds, each from 0.1 to 3600 (60,20,20)")
+    return seconds
+
+
+def _calls_file(value: str | None) -> Path | None:
+    path = _path(value)
+    if path is not None and not path.resolve().parent.is_dir():
+        raise EnvError(f"must name a file in an existing folder; {str(path.parent)!r} is not one")
+    return path
+
+
+def _runtime_dir(value: str | None) -> Path | None:
+    path = _path(value)
+    if path is not None and not path.is_absolute():
+        raise EnvError("must be an absolute path (the XDG base directory specification says relative ones are invalid)")
+    return path
+
+
+def _env() -> Env:
+    env = Env(eager=False)
+    for name, parser in (
+        ("text", _text),
+        ("optional_path", _path),
+        ("database_url", _database_url),
+        ("choice", _choice),
+        ("flag", _flag),
+        ("webhook_urls", _webhook_urls),
+        ("alert_url", _alert_url),
+        ("qr_seconds", _qr_seconds),
+        ("calls_file", _calls_file),
+        ("runtime_dir", _runtime_dir),
+    ):
+        env.add_parser(name, parser)
+    return env
+
+
 def load_settings() -> Settings:
     """Read and validate the whole environment; raise SettingsError naming every bad variable at once."""
-    environ = os.environ
-    env = Env(eager=False)
+    env: Any = _env()  # the parsers added above are attributes environs makes at run time
     problems: dict[str, str] = {}
-    deployed = any(environ.get(marker) for marker in DEPLOYMENT_MARKERS)
-
-    def text(name: str) -> str | None:
-        value = environ.get(name, "").strip()
-        return value or None
-
+    deployed = any(env.text(marker, None) for marker in DEPLOYMENT_MARKERS)
+    dyno = env.text("DYNO", None)
     port = env.int("PORT", 8000, validate=_between(1, 65535))
     heartbeat_interval = env.float("HEARTBEAT_INTERVAL", 30.0, validate=_between(1, 3600))
     send_rate_per_minute = env.int("SEND_RATE_PER_MINUTE", 20, validate=_between(1, 600))
@@ -120,86 +233,74 @@ def load_settings() -> Settings:
     # must hold the web process too.
     worker_max_rss_mb = env.int("WORKER_MAX_RSS_MB", 300, validate=_between(100, 65536))
     message_retention_days = env.int("MESSAGE_RETENTION_DAYS", 30, validate=_between(1, 3650))
+    metrics_token = env.str("METRICS_TOKEN", None, validate=Length(min=16, error="must be at least 16 characters"))
+    database_url = env.database_url("DATABASE_URL", None)
+    backend = env.choice("WHATSAPP_BACKEND", None, fallback="neonize", choices=BACKENDS)
+    log_level = env.choice("LOG_LEVEL", None, fallback="INFO", choices=LOG_LEVELS, upper=True)
+    webhook_urls = env.webhook_urls("WEBHOOK_URL", None)
+    webhook_secret = env.text("WEBHOOK_SECRET", None)
+    simulator_qr_seconds = env.qr_seconds("SIMULATOR_QR_SECONDS", None)
+    replay_file = env.optional_path("WHATSAPP_REPLAY_FILE", None)
+    replay_calls = env.calls_file("WHATSAPP_REPLAY_CALLS", None)
+    webhook_status_posts = env.flag("WEBHOOK_STATUS_POSTS", None)
+    secrets = {name: env.text(name, None) for name in ("ADMIN_PASSWORD", "API_TOKEN", "SECRET_KEY")}
+    sentry_dsn = env.text("SENTRY_DSN", None)
+    auth_migrate_from = env.optional_path("AUTH_MIGRATE_FROM", None)
+    release = env.text("HEROKU_BUILD_COMMIT", None) or env.text("SOURCE_VERSION", None)
+    data_dir = env.optional_path("DATA_DIR", None) or Path(".data")
+    xdg_runtime_dir = env.runtime_dir("XDG_RUNTIME_DIR", None)
+    alert_webhook_url = env.alert_url("ALERT_WEBHOOK_URL", None)
+    alert_after_seconds = env.int("ALERT_AFTER_SECONDS", 300, validate=_between(10, 86400))
     try:
         env.seal()
     except EnvValidationError as error:
         for name, messages in error.error_messages.items():  # type: ignore[union-attr]
             problems[str(name)] = "; ".join(str(message) for message in messages)
 
-    database_url = text("DATABASE_URL")
-    if database_url is not None:
-        try:
-            database_url = resolve_database_url(database_url)
-        except ValueError as error:
-            problems["DATABASE_URL"] = str(error)
-
-    backend = (text("WHATSAPP_BACKEND") or "neonize").lower()
-    if backend not in BACKENDS:
-        problems["WHATSAPP_BACKEND"] = f"must be one of {', '.join(BACKENDS)}, not {backend!r}"
-
-    log_level = (text("LOG_LEVEL") or "INFO").upper()
-    if log_level not in LOG_LEVELS:
-        problems["LOG_LEVEL"] = f"must be one of {', '.join(LOG_LEVELS)}"
-
-    webhook_urls = tuple(url.strip() for url in (text("WEBHOOK_URL") or "").split(",") if url.strip())
-    if any(urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc for url in webhook_urls):
-        problems["WEBHOOK_URL"] = "each entry must be an http:// or https:// URL (comma-separated for several)"
-    webhook_secret = text("WEBHOOK_SECRET")
-    if webhook_urls and not webhook_secret:
+    # What depends on more than one variable.
+    if (webhook_urls or "WEBHOOK_URL" in problems) and not webhook_secret:
         problems["WEBHOOK_SECRET"] = "is required when WEBHOOK_URL is set (it signs every delivery)"
-
     if deployed:
+        required = {"DATABASE_URL": database_url, **secrets}
         for name in REQUIRED_WHEN_DEPLOYED:
-            if not text(name):
-                problems.setdefault(name, "is required when deployed")
-
-    simulator_qr_seconds = WHATSAPP_QR_SECONDS
-    if raw_qr_seconds := text("SIMULATOR_QR_SECONDS"):
-        try:
-            simulator_qr_seconds = tuple(float(part) for part in raw_qr_seconds.split(","))
-        except ValueError:
-            simulator_qr_seconds = ()
-        if not simulator_qr_seconds or not all(0.1 <= seconds <= 3600 for seconds in simulator_qr_seconds):
-            problems["SIMULATOR_QR_SECONDS"] = "must be comma-separated seconds, each from 0.1 to 3600 (60,20,20)"
-
-    replay_file = Path(raw_replay) if (raw_replay := text("WHATSAPP_REPLAY_FILE")) else None
+            if not required[name] and name not in problems:
+                problems[name] = "is required when deployed"
     if backend == "replay":
         replay_problem = _replay_file_problem(replay_file)
         if replay_problem:
             problems["WHATSAPP_REPLAY_FILE"] = replay_problem
-
-    status_posts = (text("WEBHOOK_STATUS_POSTS") or "false").lower()
-    if status_posts not in (*TRUE, *FALSE):
-        problems["WEBHOOK_STATUS_POSTS"] = "must be true or false"
-    webhook_status_posts = status_posts in TRUE
-
-    auth_migrate_from = text("AUTH_MIGRATE_FROM")
     if problems:
         raise SettingsError(problems)
     return Settings(
         database_url=database_url,
         port=port,
-        admin_password=text("ADMIN_PASSWORD"),
-        api_token=text("API_TOKEN"),
-        secret_key=text("SECRET_KEY"),
+        admin_password=secrets["ADMIN_PASSWORD"],
+        api_token=secrets["API_TOKEN"],
+        secret_key=secrets["SECRET_KEY"],
         webhook_urls=webhook_urls,
         webhook_secret=webhook_secret,
         whatsapp_backend=backend,
         heartbeat_interval=heartbeat_interval,
         send_rate_per_minute=send_rate_per_minute,
         send_min_interval=send_min_interval,
-        auth_migrate_from=Path(auth_migrate_from) if auth_migrate_from else None,
-        sentry_dsn=text("SENTRY_DSN"),
+        auth_migrate_from=auth_migrate_from,
+        sentry_dsn=sentry_dsn,
         log_level=log_level,
         database_pool_max=database_pool_max,
         simulator_qr_seconds=simulator_qr_seconds,
         replay_file=replay_file,
         worker_max_rss_mb=worker_max_rss_mb,
         deployed=deployed,
-        release=text("HEROKU_BUILD_COMMIT") or text("SOURCE_VERSION"),
-        data_dir=Path(text("DATA_DIR") or ".data"),
+        release=release,
+        data_dir=data_dir,
         message_retention_days=message_retention_days,
         webhook_status_posts=webhook_status_posts,
+        metrics_token=metrics_token.strip() if metrics_token else None,
+        dyno=dyno,
+        replay_calls=replay_calls,
+        xdg_runtime_dir=xdg_runtime_dir,
+        alert_webhook_url=alert_webhook_url,
+        alert_after_seconds=alert_after_seconds,
     )
 
 

@@ -32,6 +32,8 @@ VARIABLES = [
     "SIMULATOR_QR_SECONDS",
     "MESSAGE_RETENTION_DAYS",
     "WEBHOOK_STATUS_POSTS",
+    "ALERT_WEBHOOK_URL",
+    "ALERT_AFTER_SECONDS",
     "DYNO",
     "RENDER",
     "RAILWAY_ENVIRONMENT",
@@ -39,6 +41,12 @@ VARIABLES = [
     "DOKKU_APP_NAME",
     "HEROKU_BUILD_COMMIT",
     "SOURCE_VERSION",
+    "METRICS_TOKEN",
+    "WHATSAPP_REPLAY_FILE",
+    "WHATSAPP_REPLAY_CALLS",
+    "WORKER_MAX_RSS_MB",
+    "DATA_DIR",
+    "XDG_RUNTIME_DIR",
 ]
 
 
@@ -141,6 +149,17 @@ def test_message_retention_days(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(SettingsError) as caught:
         load_settings()
     assert set(caught.value.problems) == {"MESSAGE_RETENTION_DAYS"}
+
+
+def test_metrics_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().metrics_token is None
+    monkeypatch.setenv("METRICS_TOKEN", "scrape-token-0123456789")
+    settings = load_settings()
+    assert settings.metrics_token == "scrape-token-0123456789" and settings.metrics_token in settings.secrets()
+    monkeypatch.setenv("METRICS_TOKEN", "short")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert caught.value.problems == {"METRICS_TOKEN": "must be at least 16 characters"}
 
 
 @pytest.mark.parametrize(
@@ -269,3 +288,59 @@ def test_worker_max_rss_mb_rejections(monkeypatch: pytest.MonkeyPatch, raw: str)
     with pytest.raises(SettingsError) as caught:
         load_settings()
     assert set(caught.value.problems) == {"WORKER_MAX_RSS_MB"}
+
+
+def test_the_process_name_comes_from_dyno(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().dyno is None  # a local run: the host name stands in
+    for name in REQUIRED_WHEN_DEPLOYED:
+        monkeypatch.setenv(name, "postgres://u@db.example.com/app" if name == "DATABASE_URL" else "set")
+    monkeypatch.setenv("DYNO", " web.1 ")
+    settings = load_settings()
+    assert settings.dyno == "web.1" and settings.deployed
+
+
+def test_replay_calls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert load_settings().replay_calls is None
+    monkeypatch.setenv("WHATSAPP_REPLAY_CALLS", str(tmp_path / "calls.jsonl"))
+    assert load_settings().replay_calls == tmp_path / "calls.jsonl"
+    monkeypatch.setenv("WHATSAPP_REPLAY_CALLS", str(tmp_path / "missing" / "calls.jsonl"))
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert set(caught.value.problems) == {"WHATSAPP_REPLAY_CALLS"}
+    assert "an existing folder" in caught.value.problems["WHATSAPP_REPLAY_CALLS"]
+
+
+def test_xdg_runtime_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert load_settings().xdg_runtime_dir is None  # the embedded Postgres then makes a private one
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    assert load_settings().xdg_runtime_dir == tmp_path
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "relative/dir")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert set(caught.value.problems) == {"XDG_RUNTIME_DIR"}
+
+
+def test_alert_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert (load_settings().alert_webhook_url, load_settings().alert_after_seconds) == (None, 300)
+    url = "https://hooks.slack.com/services/T000/B000/token-part"
+    monkeypatch.setenv("ALERT_WEBHOOK_URL", url)
+    monkeypatch.setenv("ALERT_AFTER_SECONDS", "120")
+    settings = load_settings()
+    assert (settings.alert_webhook_url, settings.alert_after_seconds) == (url, 120)
+    assert url in settings.secrets()  # the URL is the token: logs redact it
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("ALERT_WEBHOOK_URL", "hooks.slack.com/services/T/B/x"),
+        ("ALERT_WEBHOOK_URL", "ftp://example.com/hook"),
+        ("ALERT_AFTER_SECONDS", "5"),
+        ("ALERT_AFTER_SECONDS", "soon"),
+    ],
+)
+def test_alert_settings_rejections(monkeypatch: pytest.MonkeyPatch, name: str, raw: str) -> None:
+    monkeypatch.setenv(name, raw)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert set(caught.value.problems) == {name}

@@ -1,4 +1,4 @@
-"""`python -m app migrate-auth PATH [--dry-run] [--jid JID]`: import a file-based login by hand, table by table."""
+"""`python -m app migrate-auth SOURCE [--dry-run] [--jid JID]`: import a file-based login by hand, table by table."""
 
 from __future__ import annotations
 
@@ -14,23 +14,30 @@ from app.authimport.report import ALREADY_PAIRED, IMPORTED, WOULD_IMPORT, Report
 from app.errors import AppError
 
 DESCRIPTION = (
-    "Import the WhatsApp login of a neonize/whatsmeow SQLite store (PATH: the file, or a directory holding one) into "
-    "the Postgres of DATABASE_URL, so the app connects without pairing again. Every whatsmeow table is copied in one "
-    "transaction and verified; the file is only read, never changed: keep it as a backup. Nothing is imported while "
-    "Postgres already holds a device. A running app loads an imported device when it is restarted."
+    "Import a WhatsApp login into the Postgres of DATABASE_URL, so the app connects without pairing again. SOURCE is "
+    "a neonize/whatsmeow SQLite store, a Baileys auth folder (creds.json and its key files), a SQLite file keeping "
+    "Baileys documents in a table, env:NAME for a Baileys session string in that environment variable, or a "
+    "directory holding one of these. A Baileys login is checked (keys, signatures) and converted to whatsmeow's "
+    "rows, Signal sessions included. Everything goes in one transaction and is verified; the source is only read, "
+    "never changed: keep it as a backup. Nothing is imported while Postgres already holds a device. The old app must "
+    "stay stopped for good (and must not log out). A running app loads an imported device when it is restarted."
 )
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     command = commands.add_parser(
         "migrate-auth",
-        help="import a file-based (neonize/whatsmeow SQLite) WhatsApp login into Postgres",
+        help="import a file-based WhatsApp login (neonize/whatsmeow SQLite, Baileys) into Postgres",
         description=DESCRIPTION,
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     command.add_argument(
-        "path", metavar="PATH", type=Path, help="the store file (for example neonize.db), or its folder"
+        "path",
+        metavar="SOURCE",
+        type=Path,
+        help="neonize.db, a Baileys folder (auth_info_baileys), a SQLite file of Baileys documents, env:NAME, or a "
+        "directory holding one",
     )
     command.add_argument("--dry-run", action="store_true", help="check and show what would be copied; write nothing")
     command.add_argument("--jid", help="the device to import when the file holds several (as listed by the refusal)")
@@ -54,9 +61,14 @@ def print_report(result: Report, out: TextIO) -> None:
         print(text, file=out)
 
     line(f"source:  {result.source}")
+    if result.kind:
+        line(f"format:  {result.kind}")
     if result.sha256:
         line(f"sha256:  {result.sha256}")
-    if result.source_version:
+    if result.source_version and result.converted:
+        store = f"{result.store_version[0]}" if result.store_version else "not compared"
+        line(f"whatsmeow schema: converted for {result.source_version[0]}, Postgres {store}")
+    elif result.source_version:
         version, compat = result.source_version
         store = (
             f"{result.store_version[0]} (compat {result.store_version[1]})" if result.store_version else "not compared"
@@ -76,9 +88,11 @@ def print_report(result: Report, out: TextIO) -> None:
             line(f"  {table.ljust(width)}  {count:>10}{note}")
         line(f"  {'total'.ljust(width)}  {sum(rows.values()):>10}")
         line()
+        for note in result.notes:
+            line(f"Not carried over: {note}.")
     if result.outcome == IMPORTED:
         created = "; whatsmeow created its tables in Postgres first" if result.store_created else ""
-        line(f"Imported in {result.duration:.2f} s, row counts verified{created}. The file was not changed.")
+        line(f"Imported in {result.duration:.2f} s, row counts verified{created}. The source was not changed.")
         line("If the app is running, restart it so that the session loads the imported device.")
     elif result.outcome == WOULD_IMPORT:
         line(f"Dry run: {result.message}. Nothing was written.")
@@ -86,4 +100,4 @@ def print_report(result: Report, out: TextIO) -> None:
         line(f"Nothing to do: {result.message}.")
     else:
         line(f"Not imported ({result.outcome}: {result.reason}). {result.message}.")
-        line("Nothing was written to whatsmeow's tables; the file was not changed.")
+        line("Nothing was written to whatsmeow's tables; the source was not changed.")

@@ -1,5 +1,6 @@
-"""Where a file-based login may be: whatsmeow SQLite stores holding a device among an app directory's usual files, and
-the auth folders of Baileys and whatsapp-web.js, which hold another library's keys and cannot be imported.
+"""Where a file-based login may be: whatsmeow SQLite stores holding a device, Baileys auth folders (creds.json and its
+key files) and SQLite files keeping Baileys documents in a table, among an app directory's usual places; and the
+whatsapp-web.js profiles, which cannot be imported. `open_login` opens whichever a path names.
 """
 
 from __future__ import annotations
@@ -9,22 +10,35 @@ import json
 import sqlite3
 from pathlib import Path
 
+from app.authimport import documents
+from app.authimport.baileys import BaileysSource
 from app.authimport.refusal import PAIR_ONCE, Refusal
-from app.authimport.source import BUSY_TIMEOUT, DEVICE_TABLE, VERSION_TABLE, is_sqlite, read_only_uri
+from app.authimport.source import (
+    BUSY_TIMEOUT,
+    DEVICE_TABLE,
+    VERSION_TABLE,
+    Source,
+    SourceStore,
+    is_sqlite,
+    read_only_uri,
+)
 
 FOLDERS = (".", "auth")  # the app directory itself, and auth/
 PATTERNS = ("*.db", "*.sqlite", "*.sqlite3")  # neonize.db, db.sqlite3, <name>.sqlite3, ...
-BAILEYS = "Baileys"
+# Baileys folders: ./auth, ./auth_info_baileys, ./baileys_auth_info or any other folder of the app directory with a
+# creds.json, and each folder under ./sessions (multi-session bots keep one per account there).
+SESSION_FOLDERS = ("sessions",)
 WWEBJS = "whatsapp-web.js"
 JSON_LIMIT = 1 << 20  # a Baileys creds.json is a few kB; never parse big JSON files while looking around
 
 
 @dataclasses.dataclass
 class Found:
-    # Stores holding a device, and SQLite files that could not be read (their import attempt says why).
+    # Logins (whatsmeow stores with a device, paired Baileys folders and tables), and SQLite files that could not be
+    # read (their import attempt says why).
     stores: list[Path] = dataclasses.field(default_factory=list)
-    empty: list[Path] = dataclasses.field(default_factory=list)  # whatsmeow stores without a device
-    foreign: list[tuple[Path, str]] = dataclasses.field(default_factory=list)  # (folder or file, library)
+    empty: list[Path] = dataclasses.field(default_factory=list)  # whatsmeow stores without a device, unpaired Baileys
+    foreign: list[tuple[Path, str]] = dataclasses.field(default_factory=list)  # (folder, library): whatsapp-web.js
 
     @property
     def anything(self) -> bool:
@@ -49,20 +63,27 @@ def discover(directory: Path) -> Found:
                     found.stores.append(path)
                 elif kind == "empty":
                     found.empty.append(path)
-    candidates = [directory, *sorted(directory.iterdir())] if directory.is_dir() else []
-    for candidate in candidates:
-        library = foreign_library(candidate)
-        if library is not None:
-            found.foreign.append((candidate.absolute(), library))
+    if not directory.is_dir():
+        return found
+    children = sorted(path for path in directory.iterdir() if path.is_dir())
+    for folder in SESSION_FOLDERS:
+        if (directory / folder).is_dir():
+            children += sorted(path for path in (directory / folder).iterdir() if path.is_dir())
+    for candidate in [directory, *children]:
+        if wwebjs_profile(candidate):
+            found.foreign.append((candidate.absolute(), WWEBJS))
+            continue
+        paired = baileys_folder(candidate)
+        if paired is not None:
+            (found.stores if paired else found.empty).append(candidate.absolute())
     return found
 
 
 def resolve(path: Path) -> Path:
-    """The store file that `path` names: the file itself, or the one store found in a directory."""
-    library = foreign_library(path)
-    if library is not None:
-        raise Refusal("unsupported_format", _foreign_message(path, library))
-    if not path.is_dir():
+    """The login that `path` names: a store file, a Baileys folder or file, or the one login found in a directory."""
+    if wwebjs_profile(path):
+        raise Refusal("unsupported_format", _wwebjs_message(path))
+    if not path.is_dir() or baileys_folder(path) is not None:
         return path
     found = discover(path)
     if len(found.stores) == 1:
@@ -71,56 +92,74 @@ def resolve(path: Path) -> Path:
         names = ", ".join(str(store) for store in found.stores)
         raise Refusal(
             "several_files",
-            f"found {len(found.stores)} whatsmeow stores with a device: {names}; name the one to import "
-            "(AUTH_MIGRATE_FROM=FILE, or python -m app migrate-auth FILE)",
+            f"found {len(found.stores)} logins: {names}; name the one to import "
+            "(AUTH_MIGRATE_FROM=PATH, or python -m app migrate-auth PATH)",
         )
     if found.foreign:
-        where, library = found.foreign[0]
-        raise Refusal("unsupported_format", _foreign_message(where, library))
+        raise Refusal("unsupported_format", _wwebjs_message(found.foreign[0][0]))
     if found.empty:
         names = ", ".join(str(store) for store in found.empty)
-        raise Refusal("no_device", f"the whatsmeow stores in {path} hold no WhatsApp device: {names}")
-    raise Refusal("not_a_store", f"no whatsmeow/neonize store (*.db, *.sqlite, *.sqlite3) in {path} or {path}/auth")
+        raise Refusal("no_device", f"the logins in {path} were never paired (or were logged out): {names}; {PAIR_ONCE}")
+    raise Refusal(
+        "not_a_store",
+        f"{path} holds no login this app can import: no whatsmeow/neonize store (*.db, *.sqlite, *.sqlite3 here or "
+        f"in auth/), no Baileys folder (creds.json) and no SQLite table of Baileys documents; if it is another "
+        f"library's session, {PAIR_ONCE}",
+    )
 
 
-def foreign_library(path: Path) -> str | None:
-    """BAILEYS or WWEBJS if `path` is that library's auth folder (or Baileys' creds file), else None."""
+def open_login(source: Path) -> Source:
+    """The login `source` names, opened read-only and checked: a whatsmeow store, or a Baileys login (folder, single
+    state file, SQLite table or env:NAME session string) converted to whatsmeow's rows."""
+    if documents.is_env(source):
+        return BaileysSource.open(str(source))
+    path = resolve(source.expanduser())
+    if path.is_dir() or path.suffix == ".json":
+        return BaileysSource.open(path)
+    if path.is_file() and documents.holds_baileys(path):  # a whatsmeow store never holds Baileys' creds
+        return BaileysSource.open(path)
+    return SourceStore.open(path)
+
+
+def wwebjs_profile(path: Path) -> bool:
+    """whatsapp-web.js' LocalAuth / RemoteAuth folder: Chrome's profile, whose keys no file can give back."""
     try:
-        if path.is_dir():
-            if path.name == ".wwebjs_auth" or any(path.glob("session*/Default")) or any(path.glob("RemoteAuth*.zip")):
-                return WWEBJS
-            creds = path / "creds.json"
-            return BAILEYS if creds.is_file() and _baileys_creds(creds) else None
-        if path.suffix == ".json" and path.is_file():
-            return BAILEYS if _baileys_creds(path) else None
+        return path.is_dir() and (
+            path.name == ".wwebjs_auth" or any(path.glob("session*/Default")) or any(path.glob("RemoteAuth*.zip"))
+        )
     except OSError:
-        return None
-    return None
-
-
-def _baileys_creds(path: Path) -> bool:
-    """useMultiFileAuthState's creds.json, or the older single-file state ({"creds": {...}, "keys": {...}})."""
-    if path.stat().st_size > JSON_LIMIT:
         return False
+
+
+def baileys_folder(path: Path) -> bool | None:
+    """None if `path` is no Baileys auth folder (or creds/state file); else whether it was paired (has me.id)."""
     try:
-        data = json.loads(path.read_text(errors="replace"))
-    except ValueError:
-        return False
+        creds = path / "creds.json" if path.is_dir() else path
+        if creds.suffix != ".json" or not creds.is_file() or creds.stat().st_size > JSON_LIMIT:
+            return None
+        data = json.loads(creds.read_text(errors="replace"))
+    except (OSError, ValueError):
+        # A damaged creds.json may well be the login: a candidate, whose import then says what is wrong.
+        return True if path.is_dir() and (path / "creds.json").is_file() else None
     if isinstance(data, dict) and isinstance(data.get("creds"), dict):
         data = data["creds"]
-    return isinstance(data, dict) and "noiseKey" in data and "signedIdentityKey" in data
+    if not (isinstance(data, dict) and "noiseKey" in data and "signedIdentityKey" in data):
+        return None
+    me = data.get("me")
+    return isinstance(me, dict) and bool(me.get("id"))
 
 
-def _foreign_message(path: Path, library: str) -> str:
+def _wwebjs_message(path: Path) -> str:
     return (
-        f"{path} is a {library} session: it holds {library}'s own keys in its own format, which cannot be imported "
-        f"into whatsmeow's store; {PAIR_ONCE}"
+        f"{path} is a whatsapp-web.js session: its keys live in Chrome's profile, encrypted with a key no file gives "
+        f"back, so it cannot be imported; {PAIR_ONCE}"
     )
 
 
 def _probe(path: Path) -> str:
     """ "store", "empty" (no device), "other" (not a whatsmeow store) or "store" again when unreadable (locked,
-    damaged): such a file may well be the login, and its import attempt then says what is wrong with it."""
+    damaged): such a file may well be the login, and its import attempt then says what is wrong with it. A SQLite
+    file keeping Baileys documents in a table is a "store" too."""
     if not is_sqlite(path):
         return "other"
     try:
@@ -128,7 +167,7 @@ def _probe(path: Path) -> str:
         try:
             names = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if not {DEVICE_TABLE, VERSION_TABLE} <= names:
-                return "other"
+                return "store" if documents.sqlite_layouts(connection) else "other"
             devices = connection.execute(f"SELECT count(*) FROM {DEVICE_TABLE}").fetchone()[0]
         finally:
             connection.close()

@@ -1,9 +1,11 @@
-"""One import of a file-based whatsmeow store into Postgres: check everything first, then copy every table in one
-transaction, so that Postgres ends up with the complete device or with nothing of it.
+"""One import of a file-based login (a whatsmeow store, or a Baileys login converted to whatsmeow's rows) into
+Postgres: check everything first, then copy every table in one transaction, so that Postgres ends up with the complete
+device or with nothing of it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import time
@@ -14,7 +16,7 @@ import asyncpg
 from app.authimport import discovery, record, target, whatsmeow
 from app.authimport.refusal import Refusal
 from app.authimport.report import ALREADY_PAIRED, FAILED, IMPORTED, REFUSED, WOULD_IMPORT, Report
-from app.authimport.source import DEVICE_TABLE, SourceStore
+from app.authimport.source import DEVICE_TABLE, Source
 from app.authimport.target import VerificationError
 from app.authimport.whatsmeow import WhatsmeowError
 from app.db.database import CONNECTION_ERRORS, describe
@@ -34,7 +36,7 @@ class ImportBusy(Exception):
 async def run(
     database_url: str, path: Path, *, jid: str | None = None, dry_run: bool = False, trigger: str = "cli"
 ) -> Report:
-    """Import (or with dry_run, only check) one file. Returns the report; raises only DatabaseUnavailable."""
+    """Import (or with dry_run, only check) one login. Returns the report; raises only DatabaseUnavailable."""
     report = Report(source=str(path), trigger=trigger, dry_run=dry_run)  # made absolute once the file is open
     started = time.perf_counter()
     try:
@@ -74,7 +76,7 @@ async def _attempt(
 ) -> None:
     if await _already_paired(connection, report):  # a device in Postgres wins: the file is not even opened
         return
-    with SourceStore.open(discovery.resolve(path)) as source:
+    with contextlib.closing(discovery.open_login(path)) as source:
         report.read(source)
         device = report.device = source.device(jid)
         report.planned = {table.name: source.count(table, device.jid) for table in source.tables}
@@ -87,7 +89,7 @@ async def _attempt(
 
 
 async def _copy(
-    connection: asyncpg.Connection, database_url: str, source: SourceStore, report: Report, started: float
+    connection: asyncpg.Connection, database_url: str, source: Source, report: Report, started: float
 ) -> None:
     assert report.device is not None
     if await _already_paired(connection, report):  # again, now under the lock
@@ -96,7 +98,7 @@ async def _copy(
     _check_versions(report, exists=await target.exists(connection))
     if report.dry_run:
         report.outcome = WOULD_IMPORT
-        report.message = f"would copy {report.total_rows} rows of device {report.device.describe()}"
+        report.message = f"would copy {report.total_rows} rows of device {report.device.describe()}" + _notes(report)
         return
     if not await target.exists(connection) or await target.version(connection) is None:
         await whatsmeow.devices(database_url)  # whatsmeow creates its own tables, as the worker would
@@ -116,7 +118,7 @@ async def _copy(
             report.copied[table.name] = copied.rows
             report.kept[table.name] = copied.kept
         report.outcome = IMPORTED
-        report.message = f"imported device {report.device.describe()}: {report.total_rows} rows"
+        report.message = f"imported device {report.device.describe()}: {report.total_rows} rows" + _notes(report)
         report.duration = time.perf_counter() - started
         await record.save(connection, report)
 
@@ -136,6 +138,10 @@ async def _already_paired(connection: asyncpg.Connection, report: Report) -> boo
     return True
 
 
+def _notes(report: Report) -> str:
+    return "; not carried over: " + "; ".join(report.notes) if report.notes else ""
+
+
 def _pair(version: dict[str, int]) -> tuple[int, int]:
     return version["version"], version["compat"]
 
@@ -146,6 +152,12 @@ def _check_versions(report: Report, *, exists: bool) -> None:
     if mine == theirs:
         return
     store = "the Postgres store" if exists else "the store this app's whatsmeow (neonize 0.5.2) creates in Postgres"
+    if report.converted:
+        raise Refusal(
+            "version_mismatch",
+            f"this app converts a {report.kind} into whatsmeow schema version {mine}, but {store} has version "
+            f"{theirs} (compat {theirs_compat}); use the app version that matches the store, or pair once",
+        )
     if mine < theirs:
         advice = (
             "the file comes from an older whatsmeow: upgrade a copy of it by opening the copy once with this "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import json
 from typing import Any
 
@@ -9,6 +11,7 @@ import asyncpg
 
 from app.authimport.report import IMPORTED, Report
 from app.observability import process_name
+from app.session.status import KEYWORD_FIELDS
 
 INSERT_ATTEMPT = """
 INSERT INTO auth_imports (trigger, outcome, reason, message, source_path, source_sha256, source_schema_version,
@@ -61,16 +64,78 @@ async def save(connection: asyncpg.Connection, report: Report) -> int:
     return attempt_id
 
 
-async def latest(connection: asyncpg.Connection) -> dict[str, Any] | None:
-    """The latest attempt, JSON-ready (for /api/status), or None if there never was one."""
+@dataclasses.dataclass(frozen=True)
+class ImportAttempt:
+    """The latest recorded import attempt (any process, any time)."""
+
+    id: int
+    started_at: dt.datetime
+    last_attempt_at: dt.datetime
+    attempts: int  # the same refusal repeated counts here instead of adding rows
+    trigger: str
+    outcome: str
+    reason: str | None
+    message: str
+    source_path: str
+    source_sha256: str | None
+    source_schema_version: int | None
+    store_schema_version: int | None
+    device_jid: str | None
+    rows_per_table: dict[str, int]
+    total_rows: int
+    duration_ms: int
+    process: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportAtStart:
+    """What the import of a file-based login did when this process started (Report.summary and the short answers
+    of app/authimport/startup.py)."""
+
+    outcome: str
+    message: str
+    reason: str | None = None
+    source: str | None = None
+    format: str | None = None  # "Baileys folder", "whatsmeow SQLite store", ...
+    sha256: str | None = None
+    device: str | None = None
+    rows: int | None = None
+    duration_ms: int | None = None
+    notes: tuple[str, ...] = ()  # parts not carried over, and what that costs
+
+    @classmethod
+    def of(cls, summary: dict[str, Any]) -> ImportAtStart:
+        names = {field.name for field in dataclasses.fields(cls)}
+        known = {key: value for key, value in summary.items() if key in names}
+        return cls(**{**known, "notes": tuple(summary.get("notes") or ())})
+
+
+@dataclasses.dataclass(frozen=True)
+class AuthImportStatus:
+    at_start: ImportAtStart | None  # None: not this process's to say (another process asks)
+    last: ImportAttempt | None
+
+
+@dataclasses.dataclass(frozen=True)
+class AuthStoreStatus:
+    """Where the WhatsApp login lives and what imports of a file-based login did."""
+
+    __pydantic_config__ = KEYWORD_FIELDS
+
+    kind: str  # "postgres": always, here
+    backend: str
+    devices: int | None  # linked devices in the store; None before the store's tables exist
+    import_: AuthImportStatus
+
+
+async def latest(connection: asyncpg.Connection) -> ImportAttempt | None:
+    """The latest attempt, or None if there never was one."""
     row = await connection.fetchrow(SELECT_LATEST)
     if row is None:
         return None
     attempt = dict(row)
-    for name in ("started_at", "last_attempt_at"):
-        attempt[name] = attempt[name].isoformat()
     attempt["rows_per_table"] = json.loads(attempt["rows_per_table"])
-    return attempt
+    return ImportAttempt(**attempt)
 
 
 async def last_imported(connection: asyncpg.Connection, jid: str) -> tuple[str, str] | None:

@@ -11,7 +11,7 @@ EXIT_IMPORTED = 0  # imported, or with --dry-run: would import
 EXIT_FAILED = 1  # bad configuration, Postgres unreachable, another import under way, or rolled back on an error
 EXIT_USAGE = 2  # argparse's own code for a bad command line
 EXIT_ALREADY_PAIRED = 3  # Postgres already holds a device: nothing imported, the file left alone
-EXIT_UNUSABLE_FILE = 4  # missing, not a whatsmeow store, corrupt, truncated, locked, no device, Baileys/whatsapp-web.js
+EXIT_UNUSABLE_FILE = 4  # missing, unknown, corrupt, truncated, locked, never paired, bad keys, whatsapp-web.js
 EXIT_VERSION = 5  # the file's whatsmeow schema differs from the Postgres store's
 EXIT_CHOOSE = 6  # several devices (or files): choose one
 
@@ -21,8 +21,9 @@ EXIT_CODES_HELP = f"""exit status:
      failed and was rolled back (Postgres unchanged)
   {EXIT_USAGE}  bad command line
   {EXIT_ALREADY_PAIRED}  nothing to do: Postgres already holds a WhatsApp device; the file was left alone
-  {EXIT_UNUSABLE_FILE}  the file cannot be imported: missing, not a whatsmeow/neonize store, corrupt, truncated, locked,
-     holding no device, or a Baileys / whatsapp-web.js session (those need one pairing)
+  {EXIT_UNUSABLE_FILE}  the login cannot be imported: missing, of an unknown kind, corrupt, truncated, locked, never
+     paired, without its account, with keys or signatures that do not check out, or a whatsapp-web.js session
+     (those need one pairing)
   {EXIT_VERSION}  the file's whatsmeow schema version differs from the Postgres store's
   {EXIT_CHOOSE}  the file holds several devices (or --jid names none of them): choose one with --jid
 
@@ -31,15 +32,18 @@ A refused or failed import writes nothing to whatsmeow's tables, and the file it
 # reason -> exit code. The reasons are stored with each attempt (auth_imports.reason) and shown in /api/status.
 REASONS: dict[str, int] = {
     "not_found": EXIT_UNUSABLE_FILE,
-    "unsupported_format": EXIT_UNUSABLE_FILE,  # Baileys or whatsapp-web.js: another library's keys
-    "not_a_store": EXIT_UNUSABLE_FILE,  # not SQLite, or SQLite without whatsmeow's tables
+    "unsupported_format": EXIT_UNUSABLE_FILE,  # whatsapp-web.js: its keys cannot be taken from the files
+    "not_a_store": EXIT_UNUSABLE_FILE,  # neither a whatsmeow store nor a Baileys login
     "corrupt": EXIT_UNUSABLE_FILE,  # malformed or truncated
     "locked": EXIT_UNUSABLE_FILE,  # another process is writing it, or left an unfinished write
-    "no_device": EXIT_UNUSABLE_FILE,  # a store that was never paired (or was logged out)
+    "no_device": EXIT_UNUSABLE_FILE,  # a store that was never paired (or was logged out); Baileys creds without me.id
+    "no_account": EXIT_UNUSABLE_FILE,  # Baileys creds without the signed device identity (account)
+    "key_mismatch": EXIT_UNUSABLE_FILE,  # a public key that is not the X25519 key of its private key
+    "bad_signature": EXIT_UNUSABLE_FILE,  # the signed pre-key's or the ADV account/device signature does not verify
     "bad_data": EXIT_UNUSABLE_FILE,  # a value that does not fit its column
     "version_mismatch": EXIT_VERSION,
     "schema_mismatch": EXIT_VERSION,  # same version number, different tables or columns
-    "several_devices": EXIT_CHOOSE,
+    "several_devices": EXIT_CHOOSE,  # several devices in a store, several Baileys logins in one table
     "unknown_device": EXIT_CHOOSE,  # --jid names no device of the file
     "several_files": EXIT_CHOOSE,  # auto-detection found more than one store with a device
 }

@@ -1,4 +1,5 @@
-"""What one import attempt found and did: the file, both schema versions, the device, rows per table, the outcome."""
+"""What one import attempt found and did: the source and its format, both schema versions, the device, rows per table,
+what could not be carried over, the outcome."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from app.authimport.refusal import (
     REASONS,
     Refusal,
 )
-from app.authimport.source import Device, SourceStore
+from app.authimport.source import Device, Source, SourceStore
 
 IMPORTED = "imported"
 WOULD_IMPORT = "would_import"  # a dry run that found nothing in the way
@@ -39,11 +40,20 @@ class Report:
     copied: dict[str, int] = dataclasses.field(default_factory=dict)
     kept: dict[str, int] = dataclasses.field(default_factory=dict)  # rows that were already in Postgres
     duration: float = 0.0
+    kind: str = ""  # the source's format: "whatsmeow SQLite store", "Baileys folder", ...
+    notes: list[str] = dataclasses.field(default_factory=list)  # parts not carried over, and what that costs
 
-    def read(self, source: SourceStore) -> None:
+    def read(self, source: Source) -> None:
         self.source = str(source.path)
         self.sha256 = source.sha256
         self.source_version = (source.version, source.compat)
+        self.kind = source.kind
+        self.notes = list(source.notes)
+
+    @property
+    def converted(self) -> bool:
+        """The rows were converted from another library's login (not copied from a whatsmeow store)."""
+        return bool(self.kind) and self.kind != SourceStore.kind
 
     def refuse(self, refusal: Refusal) -> None:
         self.outcome, self.reason, self.message = REFUSED, refusal.reason, refusal.message
@@ -72,8 +82,10 @@ class Report:
             "reason": self.reason,
             "message": self.message,
             "source": self.source,
+            "format": self.kind or None,
             "sha256": self.sha256,
             "device": self.device.jid if self.device else None,
             "rows": self.total_rows,
             "duration_ms": round(self.duration * 1000),
+            "notes": self.notes,
         }

@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Generator
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 from app.authimport.refusal import Refusal
 
@@ -45,6 +45,25 @@ class Device:
         return f"{self.jid} ({self.push_name or 'no push name'})"
 
 
+class Source(Protocol):
+    """What the import copies from: a whatsmeow store file, or a login of another library converted to its rows."""
+
+    kind: str  # "whatsmeow SQLite store", "Baileys folder", ...
+    sha256: str
+    version: int  # the whatsmeow schema its rows are laid out for
+    compat: int
+    tables: list[Table]
+    devices: list[Device]
+    notes: list[str]  # what could not be carried over, and what that costs
+
+    @property
+    def path(self) -> Path | str: ...  # a file or folder; "env:NAME" for a session string
+    def device(self, jid: str | None) -> Device: ...
+    def count(self, table: Table, jid: str) -> int: ...
+    def rows(self, table: Table, jid: str) -> Generator[tuple[Any, ...], None, None]: ...
+    def close(self) -> None: ...
+
+
 def is_sqlite(path: Path) -> bool:
     return _header(path)[: len(SQLITE_HEADER)] == SQLITE_HEADER
 
@@ -74,8 +93,11 @@ def read_only_uri(path: Path) -> str:
 class SourceStore:
     """An open, read-only snapshot of a store file. Use as a context manager; `open()` refuses unusable files."""
 
+    kind = "whatsmeow SQLite store"
+
     def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
         self.path = path
+        self.notes: list[str] = []
         self.connection = connection
         self.sha256 = ""
         self.version = 0

@@ -1,5 +1,5 @@
-"""whatsmeow's store in Postgres as the import sees it: its version and devices, and the copy of a file's rows into it.
-Functions take the connection: the caller owns the transaction (the whole copy is one).
+"""whatsmeow's store in Postgres as the import sees it: its version and devices, and the copy of a source's rows into
+it. Functions take the connection: the caller owns the transaction (the whole copy is one).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from app.authimport.refusal import Refusal
-from app.authimport.source import DEVICE_TABLE, VERSION_TABLE, SourceStore, Table
+from app.authimport.source import DEVICE_TABLE, VERSION_TABLE, Source, Table
 
 Convert = Callable[[Any], Any]
 
@@ -54,7 +54,7 @@ async def version(connection: asyncpg.Connection) -> tuple[int, int] | None:
     return int(row["version"]), int(row["compat"] if row["compat"] is not None else row["version"])
 
 
-async def check_schema(connection: asyncpg.Connection, source: SourceStore) -> None:
+async def check_schema(connection: asyncpg.Connection, source: Source) -> None:
     """Refuse unless every table of the file exists in Postgres with the same columns and types."""
     for table in source.tables:
         columns = {str(row[0]): str(row[1]) for row in await connection.fetch(SELECT_COLUMNS, table.name)}
@@ -68,7 +68,7 @@ async def check_schema(connection: asyncpg.Connection, source: SourceStore) -> N
             )
 
 
-async def copy_table(connection: asyncpg.Connection, source: SourceStore, table: Table, jid: str) -> Copied:
+async def copy_table(connection: asyncpg.Connection, source: Source, table: Table, jid: str) -> Copied:
     """Copy the device's rows of one table (every row of a shared table) and verify the counts."""
     expected = source.count(table, jid)
     before = await _count(connection, table, jid)

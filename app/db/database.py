@@ -33,6 +33,8 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
 )
+# ... and those plus the pool's own translation of them: what a loop that waits out an outage catches.
+UNAVAILABLE: tuple[type[BaseException], ...] = (DatabaseUnavailable, *CONNECTION_ERRORS)
 
 
 async def keep_session(connection: asyncpg.Connection) -> None:

@@ -15,21 +15,21 @@ log = logging.getLogger(__name__)
 logging.getLogger("pgserver").setLevel(logging.WARNING)  # it logs every pg_ctl call at INFO
 
 
-def _ensure_runtime_dir() -> None:
-    """pgserver keeps its inter-process lock in the user's runtime dir and warns when XDG_RUNTIME_DIR is unset
-    (as on CI and in containers); give it a private one, the same for every process of this user."""
-    if os.environ.get("XDG_RUNTIME_DIR"):
-        return
-    runtime = Path(tempfile.gettempdir()) / f"whatsapp-gateway-runtime-{os.getuid()}"
-    runtime.mkdir(mode=0o700, exist_ok=True)
-    os.environ["XDG_RUNTIME_DIR"] = str(runtime)
+def _set_runtime_dir(runtime_dir: Path | None) -> None:
+    """pgserver keeps its inter-process lock in the user's runtime dir, which it reads from XDG_RUNTIME_DIR, and
+    warns when that is unset (as on CI and in containers). Set it for pgserver: the one in the settings, else a
+    private one, the same for every process of this user."""
+    if runtime_dir is None:
+        runtime_dir = Path(tempfile.gettempdir()) / f"whatsapp-gateway-runtime-{os.getuid()}"
+        runtime_dir.mkdir(mode=0o700, exist_ok=True)
+    os.environ["XDG_RUNTIME_DIR"] = str(runtime_dir)
 
 
 class EmbeddedPostgres:
     """A pgserver-managed Postgres listening on a Unix socket inside (or beside) its data directory."""
 
-    def __init__(self, data_dir: Path) -> None:
-        _ensure_runtime_dir()
+    def __init__(self, data_dir: Path, runtime_dir: Path | None = None) -> None:
+        _set_runtime_dir(runtime_dir)
         from pgserver.postgres_server import get_server  # imported here: only local runs and tests need it
 
         data_dir.mkdir(parents=True, exist_ok=True)

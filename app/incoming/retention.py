@@ -9,16 +9,15 @@ first run after lowering the retention) never holds one long transaction or a lo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 
 import asyncpg
 
-from app.db.database import Database, describe
-from app.observability import report, start_watched
+from app.db.database import UNAVAILABLE, Database, describe
+from app.observability import report
+from app.tasks import LongTask
 from app.times import utcnow
-from app.webhooks.deliveries import UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -62,17 +61,15 @@ class Retention:
         self.deleted = 0  # rows deleted by this process
         self.passes = 0  # passes finished, whether they deleted anything or failed
         self.last_error: str | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._task: LongTask | None = None
         self._passed = asyncio.Condition()
 
     def start(self) -> None:
-        self._task = start_watched(self._run(), "message-retention")
+        self._task = LongTask("message-retention", self._run, restart=True).start()
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task.stop()
             self._task = None
 
     async def run_once(self) -> int:

@@ -7,18 +7,15 @@ whatsmeow's LID map), and the option names of a poll vote (from the stored poll)
 any event kinds in one statement; `store_receipts` writes receipts of our outgoing messages.
 
 `MessageStore` is where every worker's incoming frames go, straight from its channel, in order, never through the
-session supervisor. One writer task stores them in batches (a batch is one transaction), in the order they came, and
-holds them in memory, retrying, while Postgres is unavailable, so a database restart loses nothing the worker
-delivered; the worker hears "stored" only after the commit.
+session supervisor. A BatchWriter (app/db/batch.py) stores them in batches (a batch is one transaction), in the order
+they came, and holds them in memory, retrying, while Postgres is unavailable, so a database restart loses nothing the
+worker delivered; the worker hears "stored" only after the commit.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import collections
-import contextlib
 import dataclasses
 import itertools
 import json
@@ -28,7 +25,8 @@ from typing import Any
 
 import asyncpg
 
-from app.db.database import Database, describe
+from app.db.batch import BatchWriter
+from app.db.database import Database
 from app.incoming.events import (
     EVENT_TYPES,
     POLL_SOURCES,
@@ -39,18 +37,14 @@ from app.incoming.events import (
     poll_of,
     string_or_none,
 )
-from app.observability import report, start_watched
 from app.times import parse_time
 from app.webhooks import outbox
-from app.webhooks.deliveries import UNAVAILABLE
 from app.whatsapp import backend as events
 
 log = logging.getLogger(__name__)
 
 RECEIPT_STATUSES = {"delivered": "delivered", "read": "read", "played": "read"}  # a played voice note was read
 MAX_BATCH = 500  # items per transaction
-RETRY_MIN, RETRY_MAX = 0.1, 5.0
-WRITE_TRIES = 3  # a batch failing this often for a reason other than an outage is stored item by item
 
 # A receipt of a message this account sent: the hook of the sending side (issue 7) updates its own records in the
 # same transaction and returns our id of that message, or None if the message was not sent through the API.
@@ -315,6 +309,16 @@ async def store_receipts(
 
 
 Stored = Callable[[], None]  # called once the item is committed (the worker's acknowledgement)
+Item = tuple[str, dict[str, Any], Stored | None]
+
+
+@dataclasses.dataclass(frozen=True)
+class IncomingStatus:
+    """The message store as this process sees it (`python -m app status`, another process, cannot: None there)."""
+
+    waiting_to_be_stored: int  # handed over by the workers, not committed yet (bounded by the worker's window)
+    store_error: str | None
+    stored_since_start: int  # items (messages, receipts, other events) this process stored
 
 
 class MessageStore:
@@ -335,21 +339,29 @@ class MessageStore:
         self.database = database
         self.receipt_hook = receipt_hook
         self.options = options or IncomingOptions()
-        self.max_batch = max_batch
-        self.stored = 0  # items stored by this process
-        self._buffer: collections.deque[tuple[str, dict[str, Any], Stored | None]] = collections.deque()
-        self._arrived = asyncio.Event()
-        self._drained = asyncio.Event()
-        self._drained.set()
-        self._task: asyncio.Task[None] | None = None
-        self.last_error: str | None = None
+        self.writer: BatchWriter[Item] = BatchWriter(
+            "message-store", self._write, max_batch=max_batch, on_written=self._acknowledge
+        )
 
     @property
     def backlog(self) -> int:
-        return len(self._buffer)
+        return self.writer.backlog
+
+    @property
+    def stored(self) -> int:
+        """Items stored by this process."""
+        return self.writer.count
+
+    @property
+    def last_error(self) -> str | None:
+        """Why Postgres cannot take the items now, while it cannot."""
+        return self.writer.last_error
+
+    def report(self) -> IncomingStatus:
+        return IncomingStatus(self.backlog, self.last_error, self.stored)
 
     def start(self) -> None:
-        self._task = start_watched(self._run(), "message-store")
+        self.writer.start()
 
     def take(self, name: str, data: dict[str, Any], stored: Stored | None = None) -> None:
         """Take one item from the worker (a backend.INCOMING name); `stored` is called once it is committed."""
@@ -360,63 +372,21 @@ class MessageStore:
             if stored is not None:
                 stored()
             return
-        self._buffer.append((name, data, stored))
-        self._drained.clear()
-        self._arrived.set()
+        self.writer.add((name, data, stored))
 
     async def drained(self) -> None:
         """Return once everything taken so far is stored."""
-        await self._drained.wait()
+        await self.writer.written.wait()
 
     async def close(self, budget: float) -> None:
         """Store what is still buffered, within `budget` seconds, then stop the writer."""
-        try:
-            await asyncio.wait_for(self.drained(), budget)
-        except TimeoutError:
-            log.error("%d incoming messages/receipts could not be stored before shutdown", len(self._buffer))
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self.writer.close(budget)
 
-    async def _run(self) -> None:
-        delay, tries = RETRY_MIN, 0
-        while True:
-            if not self._buffer:
-                self._drained.set()
-                self._arrived.clear()
-                await self._arrived.wait()
-                continue
-            batch = list(itertools.islice(self._buffer, self.max_batch))
-            try:
-                await self._write(batch)
-            except UNAVAILABLE as error:
-                self._note_error(f"Postgres is unavailable: {describe(error)}", delay == RETRY_MIN)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX)
-                continue
-            except Exception as error:  # a driver hiccup as Postgres goes away, or a bad item: try again, then isolate
-                tries += 1
-                if tries < WRITE_TRIES:
-                    log.warning("storing a batch of %d failed (%s); trying again", len(batch), describe(error))
-                    await asyncio.sleep(delay)
-                    continue
-                log.exception("storing a batch of %d failed %d times; storing its items one by one", len(batch), tries)
-                report(error)
-                await self._write_singly(batch)
-            delay, tries = RETRY_MIN, 0
-            for _ in batch:
-                _, _, stored = self._buffer.popleft()
-                if stored is not None:
-                    stored()
-
-    async def _write(self, batch: list[tuple[str, dict[str, Any], Stored | None]]) -> None:
+    async def _write(self, batch: list[Item]) -> None:
         if all(name != events.RECEIPT for name, _, _ in batch):
             # The usual case: one statement, atomic on its own, so one round trip instead of three.
             async with self.database.connection() as connection:
                 await store_messages(connection, [(name, data) for name, data, _ in batch], self.options)
-            self.stored += len(batch)
-            self.last_error = None
             return
         async with self.database.transaction() as connection:
             # Runs of the same kind, in arrival order, so events keep the order in which WhatsApp gave them.
@@ -426,25 +396,9 @@ class MessageStore:
                     await store_receipts(connection, [data for _, data in items], self.receipt_hook)
                 else:
                     await store_messages(connection, items, self.options)
-        self.stored += len(batch)
-        self.last_error = None
 
-    async def _write_singly(self, batch: list[tuple[str, dict[str, Any], Stored | None]]) -> None:
-        for item in batch:
-            while True:
-                try:
-                    await self._write([item])
-                    break
-                except UNAVAILABLE as error:
-                    self._note_error(f"Postgres is unavailable: {describe(error)}", False)
-                    await asyncio.sleep(RETRY_MAX)
-                except Exception as error:
-                    # Dropping is the last resort: the item is logged whole so that nothing is lost silently.
-                    log.error("could not store %s %r: %r", item[0], item[1], error)
-                    report(error)
-                    break
-
-    def _note_error(self, error: str, first: bool) -> None:
-        self.last_error = error
-        if first:
-            log.warning("%s; holding %d incoming messages/receipts in memory", error, len(self._buffer))
+    @staticmethod
+    def _acknowledge(batch: list[Item]) -> None:
+        for _, _, stored in batch:
+            if stored is not None:
+                stored()

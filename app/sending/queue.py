@@ -234,18 +234,60 @@ async def fail_interrupted(connection: asyncpg.Connection) -> int:
     return len(rows)
 
 
-async def figures(connection: asyncpg.Connection) -> dict[str, Any]:
+@dataclasses.dataclass(frozen=True)
+class SendQueueStatus:
+    """Every message the API accepted, by status."""
+
+    queued: int
+    sending: int
+    sent: int
+    delivered: int
+    read: int
+    failed: int
+    cancelled: int
+    oldest_queued_at: dt.datetime | None
+
+
+@dataclasses.dataclass(frozen=True)
+class DeliveryFigures:
+    """What became of the messages sent (or given up on) in the last 24 h."""
+
+    sent: int  # went out to WhatsApp
+    delivered: int  # of those, reached the phone (read ones included)
+    read: int
+    failed: int  # given up on
+    delivered_percent: float | None  # delivered out of sent + failed; None when there were none
+
+
+DELIVERY_FIGURES = """
+SELECT count(*) FILTER (WHERE sent_at >= $1) AS sent,
+       count(*) FILTER (WHERE sent_at >= $1 AND delivered_at IS NOT NULL) AS delivered,
+       count(*) FILTER (WHERE sent_at >= $1 AND read_at IS NOT NULL) AS read,
+       count(*) FILTER (WHERE status = 'failed' AND updated_at >= $1) AS failed
+FROM outgoing_messages
+WHERE sent_at >= $1 OR (status = 'failed' AND updated_at >= $1)"""
+DAY = dt.timedelta(hours=24)
+
+
+async def figures(connection: asyncpg.Connection) -> SendQueueStatus:
     counts = {row["status"]: row["n"] for row in await connection.fetch(COUNTS)}
-    oldest = await connection.fetchval(OLDEST_QUEUED)
-    return {
-        "queued": counts.get("queued", 0),
-        "sending": counts.get("sending", 0),
-        "sent": counts.get("sent", 0),
-        "delivered": counts.get("delivered", 0),
-        "read": counts.get("read", 0),
-        "failed": counts.get("failed", 0),
-        "oldest_queued_at": oldest.isoformat() if oldest else None,
-    }
+    return SendQueueStatus(
+        queued=counts.get("queued", 0),
+        sending=counts.get("sending", 0),
+        sent=counts.get("sent", 0),
+        delivered=counts.get("delivered", 0),
+        read=counts.get("read", 0),
+        failed=counts.get("failed", 0),
+        cancelled=counts.get("cancelled", 0),
+        oldest_queued_at=await connection.fetchval(OLDEST_QUEUED),
+    )
+
+
+async def delivery_figures(connection: asyncpg.Connection, now: dt.datetime) -> DeliveryFigures:
+    row = await connection.fetchrow(DELIVERY_FIGURES, now - DAY)
+    attempted = row["sent"] + row["failed"]
+    share = round(100 * row["delivered"] / attempted, 1) if attempted else None
+    return DeliveryFigures(row["sent"], row["delivered"], row["read"], row["failed"], share)
 
 
 async def recent_send_times(connection: asyncpg.Connection) -> list[dt.datetime]:

@@ -14,16 +14,16 @@ import logging
 import random
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
+from app.backoff import Jitter, backoff
 from app.db.database import Database
-from app.errors import DatabaseUnavailable
-from app.observability import report, start_watched
+from app.errors import DatabaseUnavailable, NoReply, WhatsAppError
+from app.observability import report
 from app.sending import queue
-from app.session.states import State
-from app.session.supervisor import Supervisor
+from app.tasks import LongTask
 from app.times import parse_time, utcnow
-from app.whatsapp.process import WorkerError, WorkerGone
 
 log = logging.getLogger(__name__)
 
@@ -74,21 +74,37 @@ class RateLimiter:
 LINK_DOWN = "not connected"
 
 
-def link_down(error: WorkerError) -> bool:
+def link_down(error: WhatsAppError) -> bool:
     return not error.permanent and LINK_DOWN in str(error).lower()
 
 
 def retry_delay(attempt: int, rng: random.Random, base: float = RETRY_BASE) -> float:
-    """Exponential backoff with jitter in [ceiling / 2, ceiling] after the `attempt`-th failed attempt."""
-    ceiling = min(RETRY_CAP, base * 2 ** max(0, attempt - 1))
-    return rng.uniform(ceiling / 2, ceiling)
+    """Seconds to wait after the `attempt`-th failed attempt: equal jitter, never much sooner than the schedule."""
+    return backoff(attempt - 1, base=base, cap=RETRY_CAP, jitter=Jitter.EQUAL, rng=rng)
+
+
+class Session(Protocol):
+    """What the sender needs of the WhatsApp session (the session supervisor is one)."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def until_connected(self) -> None:
+        """Return once the session is connected (at once if it is)."""
+
+    async def send_text(
+        self, to: str, text: str, late: Callable[[dict[str, Any]], None] | None = None
+    ) -> dict[str, Any]:
+        """WhatsApp's answer ({"message_id", "timestamp"}); WhatsAppError if it was not sent, NoReply if unknown."""
 
 
 class Sender:
+    """The sender task. It is restarted if it dies (see `start`), and shows in /api/status as `message-sender`."""
+
     def __init__(
         self,
         database: Database,
-        supervisor: Supervisor,
+        session: Session,
         *,
         per_minute: int,
         min_interval: float,
@@ -97,14 +113,15 @@ class Sender:
     ) -> None:
         self.database = database
         self.retry_base = retry_base
-        self.supervisor = supervisor
+        self.session = session
         self.rng = rng or random.Random()
         self.limiter = RateLimiter(per_minute, min_interval, self.rng)
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()  # clear while a message is in WhatsApp's hands
         self._idle.set()
         self._stopping = False
-        self._task: asyncio.Task[None] | None = None
+        self._seeded = False  # the limiter knows the sends of the last minute before this process
+        self._task: LongTask | None = None
         self._late_tasks: set[asyncio.Future[None]] = set()
 
     def wake(self) -> None:
@@ -112,7 +129,10 @@ class Sender:
         self._wake.set()
 
     def start(self) -> None:
-        self._task = start_watched(self._run(), "message-sender")
+        # Restarted, not left dead: the queue is in Postgres and the sender's state (the pace) in this object, so a
+        # new run carries on where the dead one stopped, and a 202 keeps its promise that the message goes out. A 503
+        # instead would hand a fault this process can mend to every client.
+        self._task = LongTask("message-sender", self._run, restart=True).start()
 
     async def stop(self, budget: float = STOP_BUDGET) -> None:
         """Stop taking messages; let a send in flight finish and be recorded, within `budget` seconds. Past that it
@@ -121,18 +141,16 @@ class Sender:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), budget)
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task.stop()
 
     async def _run(self) -> None:
-        seeded = False
+        recovered = False  # per run: a run after a restart settles what the dead one left `sending`
         while True:
             try:
-                await self._until_connected()
-                if not seeded:
+                await self.session.until_connected()
+                if not recovered:
                     await self._recover()
-                    seeded = True
+                    recovered = True
                 await self._send_one()
             except DatabaseUnavailable as error:
                 log.warning("sender paused: %s", error)
@@ -142,20 +160,17 @@ class Sender:
                 report(error)
                 await asyncio.sleep(POLL_INTERVAL)
 
-    async def _until_connected(self) -> None:
-        supervisor = self.supervisor
-        async with supervisor.state_changed:
-            await supervisor.state_changed.wait_for(lambda: supervisor.state is State.CONNECTED)
-
     async def _recover(self) -> None:
-        """Once this process sends for the first time: settle what a dead process left `sending`, and start the
-        rate limiter from the last minute's sends."""
+        """Before a run sends for the first time: settle what a dead process (or run) left `sending`, and, once per
+        process, start the rate limiter from the last minute's sends (this object keeps them after that)."""
         async with self.database.transaction() as connection:
             interrupted = await queue.fail_interrupted(connection)
             recent = await queue.recent_send_times(connection)
         if interrupted:
             log.warning("%d message(s) were being sent when a process stopped; marked failed (not resent)", interrupted)
-        self.limiter.seed([at.timestamp() for at in recent])
+        if not self._seeded:
+            self.limiter.seed([at.timestamp() for at in recent])
+            self._seeded = True
 
     async def _send_one(self) -> None:
         wait = self.limiter.delay(time.time())
@@ -180,14 +195,14 @@ class Sender:
     async def _deliver(self, row: Any) -> None:
         message_id: uuid.UUID = row["id"]
         try:
-            result = await self.supervisor.send_text(row["jid"], row["text"], late=self._late_answer(message_id))
-        except WorkerGone as error:
+            result = await self.session.send_text(row["jid"], row["text"], late=self._late_answer(message_id))
+        except NoReply as error:
             # No reply: the worker died or hung with the message in its hands. It may have gone out.
             self.limiter.record(time.time())
             await self._settle(queue.mark_failed, message_id, f"{queue.INTERRUPTED_ERROR} ({error})")
             return
-        except WorkerError as error:
-            if self.supervisor.state is not State.CONNECTED:
+        except WhatsAppError as error:
+            if not self.session.connected:
                 # The session dropped between claim and send: nothing went out; wait for the reconnect.
                 await self._settle(queue.requeue, message_id, 0.0, str(error), counts=False)
             elif link_down(error):

@@ -29,8 +29,11 @@ VALUES (true, $1, $2, $3, $4, $5, $6, $7, now(),
         CASE WHEN $1::text = 'connected' THEN $2::timestamptz END, CASE WHEN $1::text = 'connected' THEN true END)
 ON CONFLICT (singleton) DO UPDATE SET
     state = EXCLUDED.state, since = EXCLUDED.since, reason = EXCLUDED.reason,
-    account_jid = COALESCE(EXCLUDED.account_jid, session_status.account_jid),
-    push_name = COALESCE(EXCLUDED.push_name, session_status.push_name),
+    -- A logged-out device (from the page or from the phone) has no account any more.
+    account_jid = CASE WHEN EXCLUDED.state = 'logged_out' THEN NULL
+                       ELSE COALESCE(EXCLUDED.account_jid, session_status.account_jid) END,
+    push_name = CASE WHEN EXCLUDED.state = 'logged_out' THEN NULL
+                     ELSE COALESCE(EXCLUDED.push_name, session_status.push_name) END,
     retry_at = EXCLUDED.retry_at, process = EXCLUDED.process, updated_at = now(),
     -- Becoming connected is a good heartbeat (the worker just said the link is up): a false one from before the
     -- reconnect must not stand until the next beat.
@@ -45,6 +48,11 @@ UNION ALL
 (SELECT at, from_state, to_state FROM session_transitions WHERE at < $1 ORDER BY at DESC, id DESC LIMIT 1)
 ORDER BY at"""
 SELECT_LAST_CONNECTED = "SELECT max(at) FROM session_transitions WHERE to_state = 'connected'"
+# Every new worker begins with a transition to 'connecting'; the first of a process (after starting or standby) is
+# not a restart.
+SELECT_WORKER_RESTARTS = """
+SELECT count(*) FROM session_transitions
+WHERE at >= $1 AND to_state = 'connecting' AND from_state NOT IN ('starting', 'standby')"""
 SELECT_RECENT = """
 SELECT at, from_state, to_state, reason, detail FROM session_transitions ORDER BY at DESC, id DESC LIMIT $1"""
 
@@ -115,8 +123,20 @@ async def record_heartbeat(connection: asyncpg.Connection, at: dt.datetime, ok: 
     await connection.execute(UPDATE_HEARTBEAT, at, ok, process)
 
 
-async def figures(connection: asyncpg.Connection, now: dt.datetime | None = None) -> dict[str, Any]:
-    """Stability figures over the last 24 h, derived from the transitions alone."""
+@dataclasses.dataclass(frozen=True)
+class Stability:
+    """Figures over the 24 h before `now`, derived from the transitions alone."""
+
+    now: dt.datetime
+    disconnects: int
+    reconnects: int
+    uptime_percent: float | None
+    last_connected_at: dt.datetime | None
+    seconds_since_connected: float | None
+    worker_restarts: int
+
+
+async def stability(connection: asyncpg.Connection, now: dt.datetime | None = None) -> Stability:
     now = now or utcnow()
     start = now - WINDOW
     rows = await connection.fetch(SELECT_WINDOW, start)
@@ -134,31 +154,15 @@ async def figures(connection: asyncpg.Connection, now: dt.datetime | None = None
                 reconnects += 1
     observed = now - max(start, rows[0]["at"]) if rows else dt.timedelta()
     last_connected = await connection.fetchval(SELECT_LAST_CONNECTED)
-    status = await connection.fetchrow(SELECT_STATUS)
-    return {
-        "disconnects_24h": disconnects,
-        "reconnects_24h": reconnects,
-        "uptime_24h_percent": round(100 * connected / observed, 2) if observed.total_seconds() > 0 else None,
-        "last_connected_at": last_connected.isoformat() if last_connected else None,
-        "seconds_since_connected": (now - last_connected).total_seconds() if last_connected else None,
-        "last_heartbeat_at": status["last_heartbeat_at"].isoformat()
-        if status and status["last_heartbeat_at"]
-        else None,
-        "heartbeat_ok": status["heartbeat_ok"] if status else None,
-    }
-
-
-async def recent_transitions(connection: asyncpg.Connection, limit: int = 20) -> list[dict[str, Any]]:
-    return [
-        {
-            "at": row["at"].isoformat(),
-            "from": row["from_state"],
-            "to": row["to_state"],
-            "reason": row["reason"],
-            "detail": row["detail"],
-        }
-        for row in await connection.fetch(SELECT_RECENT, limit)
-    ]
+    return Stability(
+        now=now,
+        disconnects=disconnects,
+        reconnects=reconnects,
+        uptime_percent=round(100 * connected / observed, 2) if observed.total_seconds() > 0 else None,
+        last_connected_at=last_connected,
+        seconds_since_connected=(now - last_connected).total_seconds() if last_connected else None,
+        worker_restarts=await connection.fetchval(SELECT_WORKER_RESTARTS, start),
+    )
 
 
 async def stored_status(connection: asyncpg.Connection) -> dict[str, Any] | None:

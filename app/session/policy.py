@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import random
 
+from app.backoff import Jitter, backoff
 from app.session.states import Reason, State
 
 TRANSIENT = frozenset(
@@ -52,12 +53,6 @@ class Decision:
     explanation: str  # what happens next; for a transient failure only that (the reason is said elsewhere)
 
 
-def backoff(attempt: int, rng: random.Random, policy: Policy = DEFAULT) -> float:
-    """Full jitter: uniform over [0, min(cap, base * 2^attempt)], with a floor."""
-    ceiling = min(policy.max_delay, policy.base_delay * 2 ** min(attempt, 16))
-    return max(policy.min_delay, rng.uniform(0, ceiling))
-
-
 def decide(
     reason: Reason,
     *,
@@ -75,7 +70,9 @@ def decide(
         if reason in AT_ONCE and attempt == 0:
             # The worker failed, not the network: bring a new one up at once; a repeat backs off.
             return Decision(State.RECONNECTING, policy.min_delay, "a new worker at once")
-        delay = backoff(attempt, rng, policy)
+        delay = backoff(
+            attempt, base=policy.base_delay, cap=policy.max_delay, jitter=Jitter.FULL, floor=policy.min_delay, rng=rng
+        )
         return Decision(State.RECONNECTING, delay, f"retry {attempt + 1} in {delay:.1f} s")
     if reason is Reason.LOGGED_OUT:
         return Decision(State.LOGGED_OUT, None, "the device was unlinked; pairing is needed")

@@ -31,16 +31,18 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from app.db.database import Database
-from app.errors import AppError, DatabaseUnavailable
-from app.observability import process_name, report, start_watched
+from app.errors import AppError, DatabaseUnavailable, NoReply, WhatsAppError
+from app.observability import process_name, report
 from app.session import audit
-from app.session.lease import POLL_INTERVAL, Lease
+from app.session.lease import session_lease
 from app.session.policy import DEFAULT, TRANSIENT, Policy, decide
 from app.session.states import Reason, State
+from app.tasks import LongTask, wait_any, watch
 from app.times import utcnow
 from app.whatsapp import backend as events
 from app.whatsapp import protocol
-from app.whatsapp.process import READY_TIMEOUT, WorkerError, WorkerGone, WorkerProcess
+from app.whatsapp.process import READY_TIMEOUT, WorkerProcess
+from app.whatsapp.protocol import WorkerSettings
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +91,7 @@ class Supervisor:
         self,
         *,
         database: Database,
-        database_url: str,
-        backend: str,
+        worker: WorkerSettings,
         heartbeat_interval: float,
         incoming: Incoming = log_only,
         worker_env: dict[str, str] | None = None,
@@ -99,18 +100,19 @@ class Supervisor:
         worker_max_rss_mb: float | None = None,
     ) -> None:
         self.database = database
-        self.database_url = database_url
-        self.backend = backend
+        self.worker_settings = worker  # what each worker is told in its first frame
+        self.database_url = worker.database_url
+        self.backend = worker.backend
         self.heartbeat_interval = heartbeat_interval
         self.ping_timeout = min(PING_TIMEOUT, 2 * heartbeat_interval)
         self.send_timeout = events.SEND_TIMEOUT
         self.worker_max_rss_mb = worker_max_rss_mb  # the memory watchdog's limit (None: no watchdog)
         self.incoming = incoming
-        self.worker_env = worker_env or {}
+        self.worker_env = worker_env  # the worker's environment (None: this process's); its libraries read it
         self.rng = rng or random.Random()
         self.policy = policy
         self.process = process_name()
-        self.lease = Lease(database_url)
+        self.lease = session_lease(self.database_url)
 
         self.state = State.STARTING
         self.since = utcnow()
@@ -131,7 +133,7 @@ class Supervisor:
         self._retry: asyncio.TimerHandle | None = None
         self._grace: asyncio.TimerHandle | None = None  # whatsmeow is reconnecting by itself until this fires
         self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._task: LongTask | None = None
         self._side_tasks: set[asyncio.Task[Any]] = set()
         # Transitions Postgres could not take yet (an outage of the pool while the lease holds), oldest first; written
         # before the next one, or by the next heartbeat. Bounded: a crash loop through a long outage keeps the newest.
@@ -141,22 +143,33 @@ class Supervisor:
     # ---- life cycle -------------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._task = start_watched(self._run(), "session-supervisor", self._died)
+        # Not restarted: its worker, lease and timers would be in whatever state the bug left them. It stops the
+        # session instead, visibly, and gives the lease up so that a standby process can take over.
+        self._task = LongTask("session-supervisor", self._run, restart=False, on_death=self._died).start()
 
-    def _died(self) -> None:
-        self.state, self.reason = State.STOPPED, "supervisor_failed"
+    def _died(self, error: BaseException) -> None:
+        self.state, self.since, self.reason = State.STOPPED, utcnow(), "supervisor_failed"
+        self.detail = f"the session supervisor failed ({type(error).__name__}: {error}); restart the app"
+        self._side_task(self._abandon(), "session-abandon")
+
+    async def _abandon(self) -> None:
+        worker, self.worker = self.worker, None
+        if worker is not None:
+            await worker.kill()
+        await self.lease.release()
+        await self._notify()
 
     async def stop(self, budget: float = 9.0) -> None:
         """Stop taking work, stop the worker without logging out, release the lease; all within `budget` seconds."""
         self._stopping.set()
         self._inputs.put_nowait(("shutdown",))
-        if self._task is None:
+        if self._task is None or self._task.task is None:
             return
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), budget)
-        except TimeoutError:
-            log.error("the supervisor did not stop within %.0f s; killing its worker", budget)
-            self._task.cancel()
+        # (A supervisor that died earlier is done already: its death was logged, and _abandon cleaned up.)
+        ended, _ = await asyncio.wait({self._task.task}, timeout=budget)
+        await self._task.stop()  # cancels it if it is still running, and takes it off the status
+        if not ended:
+            log.error("the supervisor did not stop within %.0f s; killed its worker", budget)
             if self.worker is not None:
                 await self.worker.kill()
             await self.lease.release()
@@ -203,23 +216,14 @@ class Supervisor:
                 reason, detail = "lease_held_elsewhere", "another process holds the session"
             if (self.state, self.reason, self.detail) != (State.STANDBY, reason, detail):
                 await self._transition(State.STANDBY, reason, detail)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), POLL_INTERVAL)  # the standby rhythm
+            await wait_any(self._stopping.wait(), timeout=self.lease.poll_interval)  # the standby rhythm
         return False
 
     def _side_task(self, coroutine: Awaitable[Any], name: str) -> asyncio.Task[Any]:
-        """A named background task; if it dies of an error, the error is logged and the supervisor is told."""
-        task: asyncio.Task[Any] = asyncio.ensure_future(coroutine)
-        task.set_name(name)
+        """A named task of this lease tenure (a death is logged and reported); kept referenced until it ends."""
+        task = watch(asyncio.ensure_future(coroutine), name)
         self._side_tasks.add(task)
-
-        def done(finished: asyncio.Task[Any]) -> None:
-            self._side_tasks.discard(finished)
-            if not finished.cancelled() and finished.exception() is not None:
-                log.error("%s died: %r", name, finished.exception(), exc_info=finished.exception())
-                report(finished.exception())  # type: ignore[arg-type]
-
-        task.add_done_callback(done)
+        task.add_done_callback(self._side_tasks.discard)
         return task
 
     async def _watch_lease(self) -> None:
@@ -332,6 +336,7 @@ class Supervisor:
             )
             await self._fail(kind, data.get("detail") or reason)
         elif name == events.LOGGED_OUT:
+            self.account = None  # unlinked from the phone: the account is no longer this gateway's
             await self._fail(Reason.LOGGED_OUT, str(data.get("reason") or "logged out"))
         elif name == events.REPLACED:
             await self._fail(Reason.REPLACED, "another client connected with this session")
@@ -415,7 +420,7 @@ class Supervisor:
         await self._transition(State.CONNECTING, "connecting", why)
         try:
             worker = await WorkerProcess.spawn(
-                self.backend, self.database_url, self._on_worker_event, self._on_worker_incoming, self.worker_env
+                self.worker_settings, self._on_worker_event, self._on_worker_incoming, self.worker_env
             )
         except OSError as error:
             await self._fail(Reason.WORKER_CRASHED, f"could not start the worker: {error}")
@@ -551,11 +556,11 @@ class Supervisor:
                 ok = bool(reply.get("connected")) if self.state is State.CONNECTED else True
                 if self.state is State.CONNECTED and not reply.get("connected"):
                     self._inputs.put_nowait(("dead_link", worker.generation))
-            except WorkerGone:
+            except NoReply:
                 ok = False
                 if worker.running:
                     self._inputs.put_nowait(("hung", worker.generation))
-            except WorkerError:
+            except WhatsAppError:
                 ok = False
             self._watch_memory(worker)
         now = utcnow()
@@ -600,7 +605,7 @@ class Supervisor:
                 raise SessionError(f"not logged in (the session is {self.state.value})")
             try:
                 await self.worker.request(protocol.LOGOUT, timeout=COMMAND_TIMEOUT)
-            except WorkerError as error:
+            except WhatsAppError as error:
                 raise SessionError(f"logout failed: {error}", 502) from error
             await self._retire_worker()
             self.account = None
@@ -630,9 +635,18 @@ class Supervisor:
             raise SessionError(f"no pairing round is open (the session is {self.state.value})")
         try:
             reply = await self.worker.request(protocol.PAIR_CODE, {"phone": phone}, timeout=COMMAND_TIMEOUT)
-        except WorkerError as error:
+        except WhatsAppError as error:
             raise SessionError(f"WhatsApp did not give a pair code: {error}", 502) from error
         return str(reply["code"])
+
+    @property
+    def connected(self) -> bool:
+        return self.state is State.CONNECTED
+
+    async def until_connected(self) -> None:
+        """Return once the session is connected (at once if it is)."""
+        async with self.state_changed:
+            await self.state_changed.wait_for(lambda: self.state is State.CONNECTED)
 
     async def send_text(
         self, to: str, text: str, late: Callable[[dict[str, Any]], None] | None = None
@@ -640,7 +654,7 @@ class Supervisor:
         """Send through the worker; whatsmeow may take 75 s to answer. `late` gets an answer that comes after the
         timeout anyway (WhatsApp's id of a message the caller already counted as interrupted)."""
         if self.state is not State.CONNECTED or self.worker is None:
-            raise WorkerError(f"not connected (the session is {self.state.value})")
+            raise WhatsAppError(f"not connected (the session is {self.state.value})")
         args = {"to": to, "text": text}
         return await self.worker.request(protocol.SEND_TEXT, args, timeout=self.send_timeout, late=late)
 
@@ -652,12 +666,12 @@ class Supervisor:
             raise SessionError(f"no worker is running (the session is {self.state.value})")
         if action in ("crash", "hang"):
             # No reply will come: the worker dies or stops answering. Send, and let the supervisor notice.
-            with contextlib.suppress(WorkerGone):
+            with contextlib.suppress(NoReply):
                 await worker.request(protocol.SIMULATE, {"action": action}, timeout=0.5)
             return {"action": action, "worker_pid": worker.pid}
         try:
             return await worker.request(protocol.SIMULATE, {**args, "action": action}, timeout=COMMAND_TIMEOUT)
-        except WorkerError as error:
+        except WhatsAppError as error:
             raise SessionError(str(error), 409 if error.permanent else 503) from error
 
     # ---- what the status function reads -----------------------------------------------------------------------

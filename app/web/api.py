@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from app.phone import group_jid
 from app.session.supervisor import Supervisor
+from app.status import as_json
 from app.web.auth import requires_auth
 
 PHONE = re.compile(r"\+[1-9][0-9]{6,14}")  # ASCII digits only (\d would take any script's digits); fullmatch
@@ -128,7 +129,7 @@ def storable(value: str) -> bool:
 
 @requires_auth
 async def status(request: Request) -> JSONResponse:
-    return JSONResponse(await request.app.state.services.status())
+    return JSONResponse(as_json(await request.app.state.services.status()))
 
 
 @requires_auth

@@ -9,11 +9,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ExceptionHandler, Message, Receive, Scope, Send
 
-from app.errors import DatabaseUnavailable
+from app.errors import DatabaseUnavailable, WhatsAppError
 from app.observability import report
 from app.session.supervisor import SessionError
 from app.web.middleware import HTTPMiddleware
-from app.whatsapp.process import WorkerError
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +99,6 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, ExceptionHandler] = {
     ClientDisconnect: client_disconnected,
     DatabaseUnavailable: database_unavailable,
     SessionError: session_error,
-    WorkerError: worker_error,
+    WhatsAppError: worker_error,
     Exception: internal_error,
 }

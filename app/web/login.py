@@ -16,8 +16,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from app.web.cookie import CookieSessions, csrf_problem, same_origin
-from app.web.render import LOGO, h, layout
+from app.web.render import LOGO, layout
 from app.web.throttle import LoginThrottle, client_address
+from app.web.words import h
 
 log = logging.getLogger(__name__)
 

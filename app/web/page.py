@@ -1,6 +1,6 @@
 """GET / (the QR and status page) and GET /events (its live updates as Server-Sent Events).
 
-Both render `session_status()` through app/web/render.py. The event stream wakes on the supervisor's
+Both render the typed `Status` (app/status.py) through app/web/render.py. The event stream wakes on the supervisor's
 `state_changed` condition (every transition and QR rotation) and otherwise refreshes every few seconds, so the
 heartbeat and the 24 h figures stay current; each message carries the page's sections as HTML fragments.
 """
@@ -22,10 +22,12 @@ from app import __version__
 from app.errors import DatabaseUnavailable
 from app.session.supervisor import PAIRING_ROUNDS, PAIRING_ROUNDS_WINDOW, Supervisor
 from app.settings import Settings
+from app.status import Status, status_without_database
 from app.times import utcnow
 from app.web import render
 from app.web.auth import bearer_token_valid, cookie_session, requires_auth
-from app.web.render import LOGO, h, layout
+from app.web.render import LOGO, layout
+from app.web.words import h
 from app.whatsapp.backend import WHATSAPP_QR_SECONDS
 
 log = logging.getLogger(__name__)
@@ -57,29 +59,17 @@ async def view_of(request: Request) -> render.View:
     """The page's content now; if Postgres is down, the session's own view and a banner saying so."""
     supervisor = supervisor_of(request)
     if supervisor is None:
-        return render.View({"state": "starting"}, utcnow(), banner="The app is starting.")
-    snapshot = supervisor.snapshot()
+        return render.View(None, utcnow(), banner="The app is starting.")
     banner = None
     try:
-        status = await request.app.state.services.status()
+        status: Status = await request.app.state.services.status()
     except DatabaseUnavailable:
         banner = "The database is unavailable right now: the figures below may be out of date."
-        status = {
-            "state": snapshot.state.value,
-            "since": snapshot.since.isoformat(),
-            "reason": snapshot.reason,
-            "detail": snapshot.detail,
-            "retry_at": snapshot.retry_at.isoformat() if snapshot.retry_at else None,
-            "account": snapshot.account,
-            "pairing": {"rounds_left": snapshot.pairing_rounds_left},
-            "worker": snapshot.worker,
-            "heartbeat_interval": supervisor.heartbeat_interval,
-            "auth_store": {"kind": "postgres", "backend": supervisor.backend},
-        }
+        status = status_without_database(supervisor)
     return render.View(
         status=status,
         now=utcnow(),
-        qr=snapshot.qr,
+        qr=supervisor.qr,
         qr_lifetimes=qr_lifetimes(supervisor.backend, request.app.state.settings),
         next_round_at=next_round_at(supervisor),
         banner=banner,
@@ -99,6 +89,12 @@ def status_page(view: render.View, csrf: str) -> str:
         return f'<section id="{name}" class="{css}" data-section="{name}"{hidden}>{content}</section>'
 
     status = view.status
+    footer = (
+        f"version {h(status.version)} · schema {h(status.schema_version or '—')} · process {h(status.process)}"
+        + (f" · backend {h(status.auth_store.backend)}" if status.auth_store else "")
+        if status is not None
+        else f"version {h(__version__)}"
+    )
     body = (
         '<header class="top"><div class="brand">'
         f'{LOGO}<span>WhatsApp gateway</span></div><div class="top-right">'
@@ -116,9 +112,7 @@ def status_page(view: render.View, csrf: str) -> str:
         + card("storage", rendered["storage"])
         + card("history", rendered["history"])
         + "</div></main>"
-        f'<footer class="foot">version {h(status.get("version") or __version__)} · schema '
-        f"{h(status.get('schema_version'))} · process {h(status.get('process'))} · backend "
-        f"{h((status.get('auth_store') or {}).get('backend'))}</footer>"
+        f'<footer class="foot">{footer}</footer>'
         '<dialog id="logout-dialog" aria-labelledby="logout-title"><h2 id="logout-title">Log out of WhatsApp?</h2>'
         '<p>This unlinks the gateway from <strong class="dialog-account">this account</strong>. '
         "Incoming messages stop arriving and sending stops until someone links it again with a QR code.</p>"
@@ -153,7 +147,8 @@ async def page_events(request: Request) -> AsyncIterator[str]:
         sections = render.sections(view)
         if view.banner:  # the database is away: keep the figures the page has rather than blank them
             sections = {name: html for name, html in sections.items() if name not in render.STORED_SECTIONS}
-        message = {"now": view.now.isoformat(), "state": view.status.get("state"), "sections": sections}
+        state = view.status.state.value if view.status else "starting"
+        message = {"now": view.now.isoformat(), "state": state, "sections": sections}
         yield f"event: page\ndata: {json.dumps(message)}\n\n"
         supervisor = supervisor_of(request)
         if supervisor is None:

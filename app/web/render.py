@@ -1,22 +1,34 @@
-"""HTML of the status page's sections, built from `session_status()` alone (plus the current QR code), and the frame
-every page shares.
+"""HTML of the status page's sections, built from the typed `Status` (app/status.py) alone, plus the current QR code,
+and the frame every page shares.
 
 Each section is rendered here both for the first page load (app/web/page.py) and for every live update (Server-Sent
 Events send the same fragments), so there is one renderer and the browser's script only swaps them in and ticks the
-clocks. Every value is escaped; no page carries inline script or style (the CSP forbids both).
+clocks. Every value is escaped; no page carries inline script or style (the CSP forbids both). The figures of the
+"Health" and "Storage and queues" cards are in app/web/figures.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import html
 from typing import Any
 
 import segno
 
 from app import __version__
+from app.session.states import State
+from app.status import Status
 from app.times import parse_time
+from app.web import figures
+from app.web.words import (
+    ago,
+    countdown,
+    h,
+    local_time,
+    reason_words,
+    state_name,
+    with_local_times,
+)
 from app.whatsapp.backend import WHATSAPP_QR_SECONDS
 
 STATE_LABELS = {
@@ -43,10 +55,13 @@ TONES = {
     "banned": "bad",
     "stopped": "bad",
 }
-# Where "Reconnect now" makes sense: the account is (or was) linked and this process holds the session.
-RECONNECTABLE = ("connected", "reconnecting", "replaced", "banned", "stopped", "connecting")
+# Where "Reconnect now" makes sense: the account is (or was) linked, this process holds the session, and WhatsApp
+# would take a new connection (not during a ban: trying then can lengthen it).
+RECONNECTABLE = ("connected", "reconnecting", "replaced", "stopped", "connecting")
+HEALTHY_ACCOUNT = ("connected", "connecting", "reconnecting")  # the account box is shown as working
 SECTIONS = ("banner", "session", "pairing", "qr", "health", "storage", "history")
 STORED_SECTIONS = ("health", "storage", "history")  # figures read from Postgres
+HISTORY_SHOWN = 10  # transitions on the page: each whole, never a scroll box that cuts one in half
 LOGO = (
     '<svg class="logo" viewBox="0 0 32 32" aria-hidden="true"><circle cx="16" cy="16" r="15" fill="#1f9d55"/>'
     '<path d="M9 23l1.4-4.2A7.5 7.5 0 1 1 13.6 22z" fill="none" stroke="#fff" stroke-width="2" '
@@ -54,15 +69,11 @@ LOGO = (
 )
 
 
-def h(value: object) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
-
-
 @dataclasses.dataclass
 class View:
     """What one rendering of the status page shows."""
 
-    status: dict[str, Any]
+    status: Status | None  # None while the app is starting
     now: dt.datetime
     qr: dict[str, Any] | None = None  # the supervisor's current QR: payload, rotation, received_at
     qr_lifetimes: tuple[float, ...] = WHATSAPP_QR_SECONDS
@@ -70,73 +81,12 @@ class View:
     banner: str | None = None
 
 
-# ---- small pieces -------------------------------------------------------------------------------------------------
-
-
-def span(seconds: float) -> str:
-    """A duration as people read it: 42 s, 5 min, 3 h 10 min, 2 d 4 h (same rules as page.js)."""
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min"
-    if seconds < 86400:
-        hours, minutes = divmod(seconds // 60, 60)
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    days, hours = divmod(seconds // 3600, 24)
-    return f"{days} d {hours} h" if hours else f"{days} d"
-
-
-def ago(moment: dt.datetime, now: dt.datetime, *, stale_after: float | None = None) -> str:
-    """A <time> the page's script keeps ticking: "12 s ago"."""
-    stale = stale_after is not None and (now - moment).total_seconds() > stale_after
-    extra = f' data-stale-after="{stale_after:g}"' if stale_after is not None else ""
-    return (
-        f'<time class="ago{" stale" if stale else ""}" datetime="{h(moment.isoformat())}" '
-        f'data-since="{h(moment.isoformat())}"{extra} title="{h(clock(moment))}">'
-        f"{span((now - moment).total_seconds())} ago</time>"
-    )
-
-
-def countdown(moment: dt.datetime, now: dt.datetime, done: str = "now") -> str:
-    """A <time> counting down to `moment`: "in 17 s", then `done`."""
-    left = (moment - now).total_seconds()
-    text = f"in {span(left)}" if left > 0 else done
-    return (
-        f'<time class="countdown" datetime="{h(moment.isoformat())}" data-until="{h(moment.isoformat())}" '
-        f'data-done="{h(done)}" title="{h(clock(moment))}">{text}</time>'
-    )
-
-
-def clock(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 def badge(state: str, small: bool = False) -> str:
     tone = TONES.get(state, "idle")
-    return f'<span class="badge tone-{tone}{" small" if small else ""}" data-state="{h(state)}">{h(state)}</span>'
-
-
-def rows(items: list[tuple[str, str]], css: str = "figures") -> str:
-    """A definition list; values are HTML already (escape before)."""
-    body = "".join(f"<div><dt>{h(name)}</dt><dd>{value}</dd></div>" for name, value in items)
-    return f'<dl class="{css}">{body}</dl>'
-
-
-def generic(value: object, depth: int = 0) -> str:
-    """Whatever another part of the app puts in the status (webhooks, import, queues), readable and escaped."""
-    if isinstance(value, dict):
-        if depth >= 2:
-            return h(", ".join(f"{k}: {v}" for k, v in value.items()))
-        items = [(str(key).replace("_", " "), generic(item, depth + 1)) for key, item in value.items()]
-        return rows(items, "figures nested") if items else '<span class="muted">none</span>'
-    if isinstance(value, list):
-        return h(", ".join(str(item) for item in value)) if value else '<span class="muted">none</span>'
-    if value is None:
-        return '<span class="muted">—</span>'
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return h(value)
+    return (
+        f'<span class="badge tone-{tone}{" small" if small else ""}" data-state="{h(state)}">'
+        f"{h(state_name(state))}</span>"
+    )
 
 
 def qr_svg(payload: str) -> str:
@@ -149,7 +99,6 @@ def qr_svg(payload: str) -> str:
 
 # ---- the sections -------------------------------------------------------------------------------------------------
 
-
 # A few reasons change what the state means to a reader.
 REASON_LABELS = {
     ("standby", "database_unavailable"): "Postgres is unavailable. The session waits for it; WhatsApp keeps the "
@@ -158,58 +107,87 @@ REASON_LABELS = {
 }
 
 
-def headline(state: str, reason: object) -> str:
-    return REASON_LABELS.get((state, str(reason)), STATE_LABELS.get(state, state))
+def headline(state: str, reason: str) -> str:
+    return REASON_LABELS.get((state, reason), STATE_LABELS.get(state, state))
+
+
+def unlinked_note(status: Status, now: dt.datetime) -> str:
+    """Why a linked gateway is back to pairing: who logged it out, and when (instead of a silent new QR)."""
+    unlinked = status.unlinked
+    if unlinked is None:
+        return ""
+    who = "It was logged out from this page" if unlinked.by_operator else "WhatsApp on the phone unlinked this gateway"
+    return (
+        f'<p class="unlinked" role="status">{who} {local_time(unlinked.at)} ({ago(unlinked.at, now)}). '
+        "Messages stop until it is linked again: scan a new QR code below.</p>"
+    )
+
+
+def account_box(status: Status, state: str) -> str:
+    account = status.account
+    if account is None or state in ("pairing", "logged_out"):
+        return ""
+    healthy = state in HEALTHY_ACCOUNT
+    caption = (
+        ""
+        if healthy
+        else f'<p class="account-note">This account is linked but {"banned" if state == "banned" else "not connected"}'
+        ": nothing is sent or received.</p>"
+    )
+    body = (
+        f'<div><dt>Phone</dt><dd><span class="phone">{h(account.phone or account.jid)}</span></dd></div>'
+        f'<div><dt>Name</dt><dd><span class="push-name">{h(account.push_name or "—")}</span></dd></div>'
+    )
+    css = "account" if healthy else "account unhealthy"
+    return f'<dl class="{css}" data-healthy="{str(healthy).lower()}">{body}</dl>{caption}'
 
 
 def session_section(view: View) -> str:
     status, now = view.status, view.now
-    state = str(status.get("state"))
-    since = parse_time(status.get("since")) or now
+    if status is None:
+        return f'<div class="state-head">{badge("starting")}</div><p class="headline">{STATE_LABELS["starting"]}</p>'
+    state = status.state.value
     parts = [
         '<div class="state-head">',
         badge(state),
-        f'<span class="muted">since {ago(since, now)}</span>',
+        f'<span class="muted">since {ago(status.since, now)}</span>',
         "</div>",
-        f'<p class="headline">{h(headline(state, status.get("reason")))}</p>',
+        f'<p class="headline">{h(headline(state, status.reason))}</p>',
     ]
-    retry_at = parse_time(status.get("retry_at"))
-    if retry_at is not None:
-        verb = "Waiting until the ban ends:" if state == "banned" else "Next attempt"
-        parts.append(f'<p class="next">{verb} {countdown(retry_at, now)}</p>')
-    reason, detail = status.get("reason"), status.get("detail")
-    if reason or detail:
-        parts.append(
-            f'<p class="why"><span class="reason">{h(reason)}</span>'
-            + (f' <span class="detail">{h(detail)}</span>' if detail else "")
-            + "</p>"
-        )
-    if state == "standby":
-        holder = status.get("holder") or {}
-        parts.append(
-            '<p class="note">The WhatsApp session belongs to '
-            f"<strong>{h(holder.get('process') or 'another process')}</strong>"
-            + (f" (its state: {badge(str(holder['state']), small=True)})" if holder.get("state") else "")
-            + ". Stop that process, or keep one web dyno, to run it here. Actions are disabled in standby.</p>"
-        )
-    account = status.get("account")
-    if account and state not in ("pairing", "logged_out"):
-        parts.append(
-            rows(
-                [
-                    ("Phone", f'<span class="phone">{h(account.get("phone") or account.get("jid"))}</span>'),
-                    ("Name", f'<span class="push-name">{h(account.get("push_name") or "—")}</span>'),
-                ],
-                "account",
+    if status.state is State.BANNED:
+        if status.banned_until is not None:
+            parts.append(
+                f'<p class="next ban-end">The ban ends {local_time(status.banned_until)} '
+                f"({countdown(status.banned_until, now, 'any moment')}). The gateway reconnects by itself then.</p>"
             )
+        elif status.retry_at is not None:
+            parts.append(
+                '<p class="next">WhatsApp did not say when the ban ends. The gateway tries again '
+                f"{countdown(status.retry_at, now)}.</p>"
+            )
+    else:
+        if status.retry_at is not None:
+            parts.append(f'<p class="next">Next attempt {countdown(status.retry_at, now)}</p>')
+        if status.detail:
+            parts.append(
+                f'<p class="why" title="{h(reason_words(status.reason))}">{with_local_times(status.detail)}</p>'
+            )
+    parts.append(unlinked_note(status, now))
+    if status.holder is not None:
+        parts.append(
+            f'<p class="note">The WhatsApp session belongs to <strong>{h(status.holder.process)}</strong> (its state: '
+            f"{badge(status.holder.state.value, small=True)}). Stop that process, or keep one web dyno, to run it "
+            "here. Actions are disabled in standby.</p>"
         )
+    parts.append(account_box(status, state))
     actions = []
     if state in RECONNECTABLE:
         actions.append('<button type="button" data-action="reconnect">Reconnect now</button>')
-    if state == "connected":
-        who = (account or {}).get("phone") or (account or {}).get("jid") or "this account"
+    if status.state is State.CONNECTED:
+        who = (status.account.phone or status.account.jid) if status.account else None
         actions.append(
-            f'<button type="button" class="danger" data-action="logout" data-account="{h(who)}">Log out…</button>'
+            f'<button type="button" class="danger" data-action="logout" data-account="{h(who or "this account")}">'
+            "Log out…</button>"
         )
     if actions:
         parts.append(f'<div class="actions">{"".join(actions)}</div>')
@@ -218,9 +196,9 @@ def session_section(view: View) -> str:
 
 def pairing_section(view: View) -> str:
     status, now = view.status, view.now
-    state = status.get("state")
-    pairing = status.get("pairing") or {}
-    if state == "pairing":
+    if status is None:
+        return ""
+    if status.state is State.PAIRING:
         return (
             "<h2>Link WhatsApp</h2>"
             '<ol class="steps"><li>Open WhatsApp on the phone.</li>'
@@ -239,15 +217,14 @@ def pairing_section(view: View) -> str:
             'and enter:</p><output class="code" aria-live="polite"></output></div>'
             "</details>"
         )
-    if state == "logged_out":
-        reason = status.get("reason")
-        if reason == "pairing_expired":
+    if status.state is State.LOGGED_OUT:
+        if status.reason == "pairing_expired":
             intro = "The QR code expired without being scanned."
-        elif reason == "pairing_failed":
-            intro = f"Linking failed: {status.get('detail') or 'the phone refused the link'}"
+        elif status.reason == "pairing_failed":
+            intro = f"Linking failed: {status.detail or 'the phone refused the link'}"
         else:
             intro = "This gateway is not linked to a WhatsApp account. Link it to start receiving messages."
-        left = int(pairing.get("rounds_left") or 0)
+        left = status.pairing.rounds_left or 0
         if left > 0:
             button = '<button type="button" class="primary" data-action="pair">Show a new QR</button>'
             plural = "round" if left == 1 else "rounds"
@@ -261,7 +238,7 @@ def pairing_section(view: View) -> str:
 
 
 def qr_section(view: View) -> str:
-    if view.status.get("state") != "pairing" or view.qr is None:
+    if view.status is None or view.status.state is not State.PAIRING or view.qr is None:
         return ""
     rotation = int(view.qr.get("rotation") or 1)
     received = parse_time(view.qr.get("received_at")) or view.now
@@ -278,91 +255,25 @@ def qr_section(view: View) -> str:
 
 
 def health_section(view: View) -> str:
-    status, now = view.status, view.now
-    interval = float(status.get("heartbeat_interval") or 30)
-    beat = parse_time(status.get("last_heartbeat_at"))
-    if beat is None:
-        heartbeat = f'<span class="muted">none yet</span> <span class="muted">(every {interval:g} s)</span>'
-    else:
-        ok = status.get("heartbeat_ok")
-        verdict = "" if ok is None else (" · ok" if ok else ' · <span class="bad">failed</span>')
-        heartbeat = (
-            f'{ago(beat, now, stale_after=2 * interval + 5)} <span class="muted">every {interval:g} s{verdict}</span>'
-        )
-    uptime = status.get("uptime_24h_percent")
-    items = [
-        ("Heartbeat", heartbeat),
-        ("Uptime, 24 h", f"{uptime:g} %" if isinstance(uptime, int | float) else '<span class="muted">—</span>'),
-        ("Disconnects, 24 h", h(status.get("disconnects_24h", "—"))),
-        ("Reconnects, 24 h", h(status.get("reconnects_24h", "—"))),
-    ]
-    last_connected = parse_time(status.get("last_connected_at"))
-    if last_connected is not None and status.get("state") != "connected":
-        items.append(("Last connected", ago(last_connected, now)))
-    worker = status.get("worker")
-    if worker:
-        # Whole seconds, so that the section is the same from one refresh to the next (page.js keeps it ticking).
-        started = (now - dt.timedelta(seconds=float(worker.get("uptime_seconds") or 0))).replace(microsecond=0)
-        items.append(
-            (
-                "Worker",
-                f"pid {h(worker.get('pid'))} · run {h(worker.get('generation'))} · up "
-                f'<time class="ago bare" data-since="{h(started.isoformat())}">{span((now - started).total_seconds())}'
-                "</time>",
-            )
-        )
-    else:
-        items.append(("Worker", '<span class="muted">not running</span>'))
-    return "<h2>Health</h2>" + rows(items)
+    return "<h2>Health</h2>" + figures.health(view.status, view.now) if view.status else ""
 
 
 def storage_section(view: View) -> str:
-    status = view.status
-    store = status.get("auth_store") or {}
-    devices = store.get("devices")
-    if "devices" not in store:
-        device = "device unknown"
-    elif devices is None:
-        device = "no device store yet"
-    elif devices:
-        device = "device present" if devices == 1 else f"{devices} devices present"
-    else:
-        device = "no device (not linked)"
-    kind = "Postgres" if store.get("kind") == "postgres" else h(store.get("kind") or "—")
-    items = [("Auth state", f"{kind} · {h(device)} <span class='muted'>({h(store.get('backend'))})</span>")]
-    if "import" in store:
-        items.append(("File-auth import", generic(store["import"])))
-    outbox = status.get("outbox")
-    if isinstance(outbox, dict) and outbox:
-        shown = {key: value for key, value in outbox.items() if key != "events"}
-        events = outbox.get("events")
-        text = f"{h(events)} events stored" if events is not None else ""
-        items.append(("Outbox", " · ".join(filter(None, [text, generic(shown) if shown else ""]))))
-    elif outbox is not None:
-        items.append(("Outbox", generic(outbox)))
-    if "webhooks" in status:
-        items.append(("Webhooks", generic(status["webhooks"])))
-    for key in ("send_queue", "queue", "messages"):
-        if key in status:
-            items.append(("Send queue", generic(status[key])))
-            break
-    return "<h2>Storage and queues</h2>" + rows(items)
+    return "<h2>Storage and queues</h2>" + figures.storage(view.status, view.now) if view.status else ""
 
 
 def history_section(view: View) -> str:
-    transitions = view.status.get("recent_transitions") or []
+    transitions = view.status.recent_transitions[:HISTORY_SHOWN] if view.status else []
     if not transitions:
         return '<h2>Recent transitions</h2><p class="muted">None recorded yet.</p>'
     items = []
     for row in transitions:
-        at = parse_time(row.get("at")) or view.now
-        origin = f'<span class="from">{h(row.get("from") or "—")}</span> → ' if row.get("from") else ""
-        detail = f'<span class="detail">{h(row["detail"])}</span>' if row.get("detail") else ""
+        origin = f"{badge(row.from_.value, small=True)} → " if row.from_ else ""
+        detail = f'<span class="detail">{with_local_times(row.detail)}</span>' if row.detail else ""
         items.append(
-            f'<li><div class="when"><time class="clock" datetime="{h(at.isoformat())}">{at:%H:%M:%S}</time> '
-            f"{ago(at, view.now)}</div>"
-            f'<div class="what">{origin}{badge(str(row.get("to")), small=True)} '
-            f'<span class="reason">{h(row.get("reason"))}</span></div>{detail}</li>'
+            f'<li><div class="when">{local_time(row.at)} · {ago(row.at, view.now)}</div>'
+            f'<div class="what">{origin}{badge(row.to.value, small=True)}</div>'
+            f'<span class="reason">{h(reason_words(row.reason))}</span>{detail}</li>'
         )
     return f'<h2>Recent transitions</h2><ol class="timeline">{"".join(items)}</ol>'
 

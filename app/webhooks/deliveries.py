@@ -11,12 +11,6 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from app.db.database import CONNECTION_ERRORS
-from app.errors import DatabaseUnavailable
-
-# What "Postgres cannot be reached right now" looks like, through the pool or on a connection of one's own.
-UNAVAILABLE: tuple[type[BaseException], ...] = (DatabaseUnavailable, *CONNECTION_ERRORS)
-
 RETENTION = dt.timedelta(days=30)  # delivered events older than this are pruned
 PRUNE_BATCH = 5000
 

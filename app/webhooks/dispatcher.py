@@ -1,10 +1,11 @@
 """The webhook dispatcher: claims due deliveries from Postgres and POSTs them, signed, in order per chat.
 
-One dispatcher is active across all processes: it holds an advisory lock on a connection of its own, which also
-LISTENs for new events (polling stays as the safety net); a second process waits in standby. Per endpoint at most
-`concurrency` requests are in flight, outside any transaction. The deliveries of one lane (a chat) go out one after
-another, so a later message never overtakes an earlier one still being retried, while other chats go on. Outcomes are
-written back in batches by a second task; a crash before that only means the same event, same id, is sent again.
+One dispatcher is active across all processes: it holds a lease (app/db/lease.py) whose connection also LISTENs for
+new events and claims deliveries (polling stays as the safety net); a second process waits in standby. At most
+`concurrency` requests per endpoint are in flight, outside any transaction. The deliveries of one lane (a chat) go
+out one after another, so a later message never overtakes an earlier one still being retried, while other chats go
+on. Outcomes are written back in batches by a second task; a crash before that only means the same event, same id,
+is sent again.
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from app.db.database import Database, describe
+from app.backoff import Jitter, backoff
+from app.db.database import UNAVAILABLE, Database, describe
+from app.db.lease import Lease
 from app.errors import DatabaseUnavailable
 from app.observability import report
+from app.tasks import LongTask, wait_any, watch
 from app.times import utcnow
 from app.webhooks import attempt, deliveries
-from app.webhooks.deliveries import UNAVAILABLE, Claimed, Outcome
+from app.webhooks.deliveries import Claimed, Outcome
 from app.webhooks.holding import EndpointWork, Holding, Lane
 from app.webhooks.outbox import CHANNEL, display_url
 from app.webhooks.outcome import OutcomeWriter
@@ -45,8 +49,6 @@ RECONNECT_MIN, RECONNECT_MAX = 0.5, 15.0
 LOCK_RETRY = 2.0  # how often a standby dispatcher tries for the lock
 MAINTENANCE_INTERVAL = 60.0
 PRUNE_INTERVAL = 3600.0
-
-TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
 
 
 class Dispatcher:
@@ -81,15 +83,16 @@ class Dispatcher:
         self._claiming = asyncio.Lock()  # a claim and its hand-out, or a batch of outcomes (see OutcomeWriter)
         self._outcomes = OutcomeWriter(database, self._claiming, on_written=self._wake.set, on_outage=self._note)
         self._http: aiohttp.ClientSession | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._flusher: asyncio.Task[None] | None = None
+        self.lease = Lease(database_url, LOCK_KEY, name="webhook", poll_interval=LOCK_RETRY)
+        self._task: LongTask | None = None
 
     # ---- life cycle -------------------------------------------------------------------------------------------
 
     def start(self) -> None:
         self._http = attempt.http_session()
-        self._flusher = _named(self._outcomes.run(), "webhook-outcomes")
-        self._task = _named(self._run(), "webhook-dispatcher")
+        self._outcomes.start()
+        # Restarted if it dies (it starts over after any error it catches, too): the outbox is in Postgres.
+        self._task = LongTask("webhook-dispatcher", self._run, restart=True).start()
 
     def wake(self) -> None:
         """Look for due deliveries now (an operator retried or resumed something)."""
@@ -101,18 +104,12 @@ class Dispatcher:
         self._stop_deadline = loop.time() + budget
         self._stopping.set()
         self._wake.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), budget)
-            except TimeoutError:
+        if self._task is not None and self._task.task is not None:
+            ended, _ = await asyncio.wait({self._task.task}, timeout=budget)
+            if not ended:
                 log.error("the webhook dispatcher did not stop within %.0f s", budget)
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
+            await self._task.stop()
+        await self._outcomes.stop()
         if self._http is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._http.close(), 1.0)
@@ -122,11 +119,11 @@ class Dispatcher:
         return max(0.0, self._stop_deadline - asyncio.get_running_loop().time() - reserve)
 
     async def _run(self) -> None:
-        delay = RECONNECT_MIN
+        failures = 0  # in a row, for the backoff
         while not self._stopping.is_set():
             try:
                 await self._hold()
-                delay = RECONNECT_MIN
+                failures = 0
                 if not self._stopping.is_set():
                     self._note("its connection to Postgres ended; reconnecting")
             except UNAVAILABLE as error:
@@ -142,50 +139,47 @@ class Dispatcher:
             if self._stopping.is_set():
                 break
             self.state = "unavailable"
-            await self._pause(delay)
-            delay = min(delay * 2, RECONNECT_MAX)
+            await self._pause(backoff(failures, base=RECONNECT_MIN, cap=RECONNECT_MAX, jitter=Jitter.NONE))
+            failures += 1
 
     async def _hold(self) -> None:
-        """Take the dispatch lock (or wait for it in standby), then claim and send until stopped or cut off."""
-        connection: asyncpg.Connection = await asyncpg.connect(self.database_url, timeout=10)
-        lost = asyncio.Event()
-
-        def on_lost(_: Any) -> None:
-            lost.set()
-            self._wake.set()
-
-        connection.add_termination_listener(on_lost)
+        """Take the dispatch lease (or wait for it in standby), then claim and send until stopped or cut off."""
+        lease = self.lease
         try:
-            # Claims are cheap to lose: an unrecorded claim just leaves the delivery pending.
-            await connection.execute("SET synchronous_commit = off")
-            while not await connection.fetchval(TRY_LOCK, LOCK_KEY):
+            while not await lease.try_acquire():
+                if lease.unreachable is not None:
+                    raise DatabaseUnavailable(lease.unreachable)
                 if self.state != "standby":
                     log.info("another process is dispatching webhooks; standing by")
                 self.state = "standby"
-                if await self._pause(LOCK_RETRY, lost):
+                if await self._pause(lease.poll_interval):
                     return
-            await connection.add_listener(CHANNEL, self._on_notify)
+            async with lease.use() as connection:
+                # Claims are cheap to lose: an unrecorded claim just leaves the delivery pending.
+                await connection.execute("SET synchronous_commit = off")
+                await connection.add_listener(CHANNEL, self._on_notify)
             # Outcomes of an earlier tenure are stored before its claims are put back.
             while not self._outcomes.written.is_set() and not self._stopping.is_set():
                 await self._pause(0.1)
-            recovered = await deliveries.recover(connection)
+            async with lease.use() as connection:
+                recovered = await deliveries.recover(connection)
             holding = Holding(uuid.uuid4())
             holding.idle.set()
             self.state, self.last_error = "active", None
             log.info("dispatching webhooks%s", f" ({recovered} interrupted deliveries put back)" if recovered else "")
+            lease_watch = self._side(holding, lease.watch(), "webhook-lease-watch")
+            lease_watch.add_done_callback(lambda _: self._wake.set())
             maintenance = self._side(holding, self._maintain(), "webhook-maintenance")
             try:
-                await self._claim_loop(connection, holding, lost)
+                await self._claim_loop(holding)
             finally:
                 maintenance.cancel()
-                await self._end(connection, holding, lost)
+                lease_watch.cancel()
+                await self._end(holding)
         finally:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(connection.close(), 2.0)
-            if not connection.is_closed():
-                connection.terminate()
+            await lease.release()
 
-    async def _end(self, connection: asyncpg.Connection, holding: Holding, lost: asyncio.Event) -> None:
+    async def _end(self, holding: Holding) -> None:
         """Let requests in flight finish (bounded), store outcomes, and put back what was claimed and not sent."""
         holding.over = True
         with contextlib.suppress(TimeoutError):
@@ -195,21 +189,14 @@ class Dispatcher:
         await asyncio.gather(*holding.tasks, return_exceptions=True)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._outcomes.written.wait(), min(5.0, self._left(reserve=0.5)))
-        if not lost.is_set() and self._outcomes.written.is_set():
+        if not self.lease.lost.is_set() and self._outcomes.written.is_set():
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(deliveries.release_claims(connection, holding.token), 1.0)
+                async with asyncio.timeout(1.0), self.lease.use() as connection:
+                    await deliveries.release_claims(connection, holding.token)
 
-    async def _pause(self, seconds: float, lost: asyncio.Event | None = None) -> bool:
-        """Sleep up to `seconds`, less if stopping or the lock connection is lost; True if either happened."""
-        tasks = [asyncio.ensure_future(self._stopping.wait())]
-        if lost is not None:
-            tasks.append(asyncio.ensure_future(lost.wait()))
-        try:
-            await asyncio.wait(tasks, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-        return self._stopping.is_set() or (lost is not None and lost.is_set())
+    async def _pause(self, seconds: float) -> bool:
+        """Sleep up to `seconds`, less if stopping; True if stopping."""
+        return await wait_any(self._stopping.wait(), timeout=seconds)
 
     def _on_notify(self, *_: Any) -> None:
         self._wake.set()
@@ -221,7 +208,8 @@ class Dispatcher:
 
     # ---- claiming ---------------------------------------------------------------------------------------------
 
-    async def _claim_loop(self, connection: asyncpg.Connection, holding: Holding, lost: asyncio.Event) -> None:
+    async def _claim_loop(self, holding: Holding) -> None:
+        lost = self.lease.lost
         while not (self._stopping.is_set() or lost.is_set() or holding.broken.is_set()):
             self._wake.clear()
             wait = self.poll_interval
@@ -229,20 +217,16 @@ class Dispatcher:
             if room > 0:
                 limit = min(room, CLAIM_LIMIT)
                 async with self._claiming:
-                    claimed = await deliveries.claim(connection, holding.token, limit)
+                    async with self.lease.use() as connection:
+                        claimed = await deliveries.claim(connection, holding.token, limit)
                     self._accept(holding, claimed)
                 if len(claimed) >= limit:
                     continue  # more may be due at once
-                due = await deliveries.next_due(connection)
+                async with self.lease.use() as connection:
+                    due = await deliveries.next_due(connection)
                 if due is not None:
                     wait = min(wait, max(0.05, (due - utcnow()).total_seconds()))
-            wakes = [self._wake.wait(), self._stopping.wait(), lost.wait(), holding.broken.wait()]
-            tasks = [asyncio.ensure_future(item) for item in wakes]
-            try:
-                await asyncio.wait(tasks, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in tasks:
-                    task.cancel()
+            await wait_any(self._wake.wait(), self._stopping.wait(), lost.wait(), holding.broken.wait(), timeout=wait)
 
     def _accept(self, holding: Holding, claimed: list[Claimed]) -> None:
         for row in claimed:
@@ -269,18 +253,9 @@ class Dispatcher:
 
     def _side(self, holding: Holding, coroutine: Awaitable[Any], name: str) -> asyncio.Task[Any]:
         """A named task of this tenure; if it dies of an error, that is logged and the tenure starts over."""
-        task = _named(coroutine, name)
+        task = watch(asyncio.ensure_future(coroutine), name, lambda _: holding.broken.set())
         holding.tasks.add(task)
-
-        def done(finished: asyncio.Task[Any]) -> None:
-            holding.tasks.discard(finished)
-            if not finished.cancelled() and finished.exception() is not None:
-                error = finished.exception()
-                log.error("%s died: %r", name, error, exc_info=error)
-                report(error)  # type: ignore[arg-type]
-                holding.broken.set()
-
-        task.add_done_callback(done)
+        task.add_done_callback(holding.tasks.discard)
         return task
 
     # ---- sending ----------------------------------------------------------------------------------------------
@@ -382,9 +357,3 @@ class Dispatcher:
                             log.info("pruned %d delivered webhook events older than %s", pruned, deliveries.RETENTION)
             except DatabaseUnavailable as error:
                 self._note(str(error))
-
-
-def _named(coroutine: Awaitable[Any], name: str) -> asyncio.Task[Any]:
-    task: asyncio.Task[Any] = asyncio.ensure_future(coroutine)
-    task.set_name(name)
-    return task

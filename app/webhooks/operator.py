@@ -4,6 +4,7 @@ endpoint paused by a 410, and the `webhooks` figures of /api/status. Functions t
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -66,10 +67,12 @@ SELECT endpoint.id, endpoint.url, endpoint.active, endpoint.paused_at, endpoint.
        count(d.id) FILTER (WHERE d.status = 'failed') AS failed,
        count(d.id) FILTER (WHERE d.status = 'waiting') AS waiting,
        count(d.id) FILTER (WHERE d.status = 'dead') AS dead,
-       min(d.created_at) FILTER (WHERE d.status IN ('pending', 'delivering', 'failed', 'waiting')) AS oldest_pending
+       min(d.created_at) FILTER (WHERE d.status IN ('pending', 'delivering', 'failed', 'waiting')) AS oldest_pending,
+       count(d.id) FILTER (WHERE d.status = 'delivered') AS delivered_24h
 FROM webhook_endpoints endpoint
 LEFT JOIN webhook_deliveries d
-       ON d.endpoint_id = endpoint.id AND d.status IN ('pending', 'delivering', 'failed', 'waiting', 'dead')
+       ON d.endpoint_id = endpoint.id AND (d.status IN ('pending', 'delivering', 'failed', 'waiting', 'dead')
+                                           OR d.status = 'delivered' AND d.delivered_at > now() - interval '24 hours')
 GROUP BY endpoint.id
 ORDER BY endpoint.id"""
 
@@ -131,48 +134,116 @@ async def resume_endpoint(connection: asyncpg.Connection, endpoint_id: int) -> b
     return await connection.fetchrow(RESUME_ENDPOINT, endpoint_id) is not None
 
 
-async def endpoints(connection: asyncpg.Connection) -> list[dict[str, Any]]:
+@dataclasses.dataclass(frozen=True)
+class EndpointStatus:
+    id: int
+    url: str  # without user info or query (either may carry a token)
+    active: bool  # still in WEBHOOK_URL
+    paused: bool  # answered 410: nothing is sent until an operator resumes it
+    paused_at: dt.datetime | None
+    paused_reason: str | None
+    pending: int  # not delivered yet (pending, delivering, failed, waiting)
+    oldest_pending_age_seconds: float | None
+    failed: int
+    waiting: int
+    dead: int
+    delivered_24h: int
+    last_success_at: dt.datetime | None
+    last_error_at: dt.datetime | None
+    last_error: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class LastError:
+    at: dt.datetime
+    url: str
+    error: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class WebhookStatus:
+    """The `webhooks` section of /api/status: totals over the configured endpoints, then each of them."""
+
+    dispatcher: str | None  # active, standby, unavailable, stopped, "off (no WEBHOOK_URL)"; None: not known here
+    dispatcher_error: str | None
+    endpoints: int
+    paused: list[str]
+    pending: int
+    oldest_pending_age_seconds: float | None
+    failed: int
+    waiting: int
+    dead: int
+    delivered_24h: int
+    last_error: LastError | None
+    by_endpoint: list[EndpointStatus]
+
+
+@dataclasses.dataclass(frozen=True)
+class OutboxStatus:
+    events: int  # stored webhook events (delivered ones are pruned after 30 days)
+
+
+async def outbox_status(connection: asyncpg.Connection) -> OutboxStatus:
+    return OutboxStatus(await connection.fetchval("SELECT count(*) FROM outbox_events"))
+
+
+async def endpoint_statuses(connection: asyncpg.Connection) -> list[EndpointStatus]:
     """Every endpoint with its delivery figures."""
     now = utcnow()
-    shown = []
-    for row in await connection.fetch(ENDPOINTS):
-        oldest = row["oldest_pending"]
-        shown.append(
-            {
-                "id": row["id"],
-                "url": display_url(row["url"]),
-                "active": row["active"],
-                "paused": row["paused_at"] is not None,
-                "paused_at": row["paused_at"].isoformat() if row["paused_at"] else None,
-                "paused_reason": row["paused_reason"],
-                "pending": row["pending"],
-                "oldest_pending_age_seconds": round((now - oldest).total_seconds(), 1) if oldest else None,
-                "failed": row["failed"],
-                "waiting": row["waiting"],
-                "dead": row["dead"],
-                "last_success_at": row["last_success_at"].isoformat() if row["last_success_at"] else None,
-                "last_error_at": row["last_error_at"].isoformat() if row["last_error_at"] else None,
-                "last_error": row["last_error"],
-            }
+    return [
+        EndpointStatus(
+            id=row["id"],
+            url=display_url(row["url"]),
+            active=row["active"],
+            paused=row["paused_at"] is not None,
+            paused_at=row["paused_at"],
+            paused_reason=row["paused_reason"],
+            pending=row["pending"],
+            oldest_pending_age_seconds=round((now - row["oldest_pending"]).total_seconds(), 1)
+            if row["oldest_pending"]
+            else None,
+            failed=row["failed"],
+            waiting=row["waiting"],
+            dead=row["dead"],
+            delivered_24h=row["delivered_24h"],
+            last_success_at=row["last_success_at"],
+            last_error_at=row["last_error_at"],
+            last_error=row["last_error"],
         )
+        for row in await connection.fetch(ENDPOINTS)
+    ]
+
+
+async def endpoints(connection: asyncpg.Connection) -> list[dict[str, Any]]:
+    """Every endpoint with its delivery figures, JSON-ready (GET /api/webhooks/endpoints)."""
+    shown = []
+    for endpoint in await endpoint_statuses(connection):
+        item = dataclasses.asdict(endpoint)
+        for name in ("paused_at", "last_success_at", "last_error_at"):
+            item[name] = item[name].isoformat() if item[name] else None
+        del item["delivered_24h"]
+        shown.append(item)
     return shown
 
 
-async def figures(connection: asyncpg.Connection) -> dict[str, Any]:
-    """The `webhooks` section of /api/status: totals over the configured (active) endpoints, then each endpoint."""
-    listed = await endpoints(connection)
-    active = [endpoint for endpoint in listed if endpoint["active"]]
-    ages = [endpoint["oldest_pending_age_seconds"] for endpoint in active if endpoint["oldest_pending_age_seconds"]]
-    errors = [endpoint for endpoint in active if endpoint["last_error_at"]]
-    last = max(errors, key=lambda endpoint: endpoint["last_error_at"]) if errors else None
-    return {
-        "endpoints": len(active),
-        "paused": [endpoint["url"] for endpoint in active if endpoint["paused"]],
-        "pending": sum(endpoint["pending"] for endpoint in active),
-        "oldest_pending_age_seconds": max(ages) if ages else None,
-        "failed": sum(endpoint["failed"] for endpoint in active),
-        "waiting": sum(endpoint["waiting"] for endpoint in active),
-        "dead": sum(endpoint["dead"] for endpoint in active),
-        "last_error": {"at": last["last_error_at"], "url": last["url"], "error": last["last_error"]} if last else None,
-        "by_endpoint": active,
-    }
+async def figures(
+    connection: asyncpg.Connection, dispatcher: str | None, dispatcher_error: str | None = None
+) -> WebhookStatus:
+    listed = await endpoint_statuses(connection)
+    active = [endpoint for endpoint in listed if endpoint.active]
+    ages = [endpoint.oldest_pending_age_seconds for endpoint in active if endpoint.oldest_pending_age_seconds]
+    errors = [LastError(e.last_error_at, e.url, e.last_error) for e in active if e.last_error_at is not None]
+    return WebhookStatus(
+        dispatcher=dispatcher,
+        dispatcher_error=dispatcher_error,
+        endpoints=len(active),
+        paused=[endpoint.url for endpoint in active if endpoint.paused],
+        pending=sum(endpoint.pending for endpoint in active),
+        oldest_pending_age_seconds=max(ages) if ages else None,
+        failed=sum(endpoint.failed for endpoint in active),
+        waiting=sum(endpoint.waiting for endpoint in active),
+        dead=sum(endpoint.dead for endpoint in active),
+        delivered_24h=sum(endpoint.delivered_24h for endpoint in active),
+        last_error=max(errors, key=lambda error: error.at) if errors else None,
+        by_endpoint=active,
+    )

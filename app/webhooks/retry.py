@@ -6,6 +6,8 @@ import dataclasses
 import datetime as dt
 import random
 
+from app.backoff import Jitter, backoff
+
 
 @dataclasses.dataclass(frozen=True)
 class RetryPolicy:
@@ -18,8 +20,7 @@ class RetryPolicy:
 
     def delay(self, attempts: int, rng: random.Random) -> float:
         """Seconds to wait after the `attempts`-th failed attempt."""
-        ceiling = min(self.cap, self.base * float(2 ** min(max(attempts - 1, 0), 32)))
-        return ceiling / 2 + rng.uniform(0, ceiling / 2)
+        return backoff(attempts - 1, base=self.base, cap=self.cap, jitter=Jitter.EQUAL, rng=rng)
 
     def next_attempt(
         self, attempts: int, window_start: dt.datetime, now: dt.datetime, rng: random.Random

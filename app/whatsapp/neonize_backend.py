@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import ctypes
 import logging
-import os
 import re
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from app.observability import report
+from app.tasks import wait_any
 from app.whatsapp.backend import (
     BANNED,
     CALL,
@@ -166,14 +166,8 @@ def _reap_uname() -> None:
                     process.stdout.close()
 
 
-def log_level() -> int:
-    """LOG_LEVEL (default INFO) as a logging level; unknown names fall back to INFO."""
-    level = logging.getLevelName(os.environ.get("LOG_LEVEL", "INFO").strip().upper())
-    return level if isinstance(level, int) and level > 0 else logging.INFO
-
-
-def configure_neonize_logging(level: int | None = None) -> None:
-    level = log_level() if level is None else level
+def configure_neonize_logging(level: int) -> None:
+    """neonize's and whatsmeow's loggers (Go's included) at `level`."""
     # connect() hands this logger's level to Go; unset (NOTSET) makes whatsmeow log DEBUG lines across FFI.
     logging.getLogger("neonize.utils.log").setLevel(level)
     # Go's log lines come back as "whatsmeow.<module>" and "Whatsmeow.Database" records.
@@ -219,6 +213,7 @@ class NeonizeBackend(Backend):
         pairing_expiry: float = PAIRING_EXPIRY,
         pair_wait: float = PAIR_WAIT,
         stop_timeout: float = STOP_TIMEOUT,
+        log_level: str = "INFO",
     ) -> None:
         # whatsmeow uses Postgres only for names starting with "postgres"; anything else silently becomes a SQLite file.
         if not database_url.startswith("postgres"):
@@ -228,7 +223,8 @@ class NeonizeBackend(Backend):
         self.pair_wait = pair_wait
         self.stop_timeout = stop_timeout
         self._nz = load_neonize()
-        configure_neonize_logging()  # before the client exists: connect() reads the level once
+        # LOG_LEVEL, from the web process's settings; before the client exists: connect() reads the level once.
+        configure_neonize_logging(logging.getLevelNamesMapping().get(log_level.upper(), logging.INFO))
         self._client: Any = self._make_client()
         self._loop: asyncio.AbstractEventLoop | None = None
         # Events from the library, in the order it handed them over, for the one task that handles them (neonize's
@@ -628,9 +624,7 @@ class NeonizeBackend(Backend):
         if self._loop is None or self._task is None:
             raise BackendError("not connecting: connect() has not run", permanent=False)
         if not self._websocket_up.is_set() and not self._task.done():
-            waiter = asyncio.ensure_future(self._websocket_up.wait())
-            await asyncio.wait({waiter, self._task}, timeout=self.pair_wait, return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
+            await wait_any(self._websocket_up.wait(), self._task, timeout=self.pair_wait)
         if not self._websocket_up.is_set():
             raise BackendError("the WhatsApp websocket is not up (no QR round under way)", permanent=False)
         self._require_client()
@@ -710,9 +704,7 @@ class NeonizeBackend(Backend):
             return  # connect() never ran: Go knows nothing of this client
         if not self._go_client_exists():
             # Stop() before Neonize() registered the client would miss it and the session would carry on.
-            waiter = asyncio.ensure_future(self._websocket_up.wait())
-            await asyncio.wait({waiter, self._task}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
+            await wait_any(self._websocket_up.wait(), self._task, timeout=1.0)
         async with self._ffi_lock:
             # disconnect() alone leaves the Go goroutine and our executor thread running; Stop() ends them.
             await self._client.disconnect()

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from app.errors import NoReply, WhatsAppError
+from app.observability import rss_mb
 from app.whatsapp import protocol
 
 log = logging.getLogger(__name__)
@@ -31,18 +33,6 @@ IncomingHandler = Callable[["WorkerProcess", int, str, dict[str, Any]], None]
 # the message) to every send to a phone-number JID unless NEONIZE_BOT_TAG is "off"; Go copies the environment when the
 # library loads, so it must be there when the process starts.
 WORKER_ENVIRONMENT = {"NEONIZE_BOT_TAG": "off"}
-
-
-class WorkerError(Exception):
-    """A command could not be carried out; `permanent` says whether retrying can ever help."""
-
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
-        super().__init__(message)
-        self.permanent = permanent
-
-
-class WorkerGone(WorkerError):
-    """The worker exited or stopped answering before it replied."""
 
 
 class WorkerProcess:
@@ -70,13 +60,15 @@ class WorkerProcess:
         self._reader_task = asyncio.create_task(self._read(reader), name=f"worker-{self.generation}-reader")
 
     @classmethod
-    async def spawn(cls, backend: str, database_url: str, on_event: EventHandler, on_incoming: IncomingHandler,
+    async def spawn(cls, settings: protocol.WorkerSettings, on_event: EventHandler, on_incoming: IncomingHandler,
                     env: dict[str, str] | None = None) -> WorkerProcess:  # fmt: skip
+        """Start a worker with `settings` (its first frame). `env` is the environment it starts with (this process's if
+        None): the worker itself reads none of it, but libraries do when they load (a proxy for Go, say)."""
         parent_end, child_end = socket.socketpair()
-        environment = {**os.environ, **(env or {}), **WORKER_ENVIRONMENT, "DATABASE_URL": database_url}
+        environment = {**(os.environ if env is None else env), **WORKER_ENVIRONMENT}
         try:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "app.whatsapp.worker", "--fd", str(child_end.fileno()), "--backend", backend,
+                sys.executable, "-m", "app.whatsapp.worker", "--fd", str(child_end.fileno()),
                 pass_fds=(child_end.fileno(),),
                 cwd=PROJECT_ROOT,
                 env=environment,
@@ -85,8 +77,9 @@ class WorkerProcess:
         finally:
             child_end.close()  # the child holds its own copy; ours would keep the channel open after it dies
         reader, writer = await asyncio.open_unix_connection(sock=parent_end)
+        writer.write(protocol.encode(settings.frame()))
         worker = cls(process, reader, writer, on_event, on_incoming)
-        log.info("worker %d started (pid %d, %s backend)", worker.generation, worker.pid, backend)
+        log.info("worker %d started (pid %d, %s backend)", worker.generation, worker.pid, settings.backend)
         return worker
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
@@ -111,7 +104,7 @@ class WorkerProcess:
         finally:
             for future in self._pending.values():
                 if not future.done():
-                    future.set_exception(WorkerGone("the worker exited before replying"))
+                    future.set_exception(NoReply("the worker exited before replying"))
             self._pending.clear()
 
     def acknowledge(self, seq: int) -> None:
@@ -134,10 +127,10 @@ class WorkerProcess:
         timeout: float = 10.0,
         late: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
-        """Send a command and wait for its reply; WorkerGone if the worker dies or does not answer in time. With
+        """Send a command and wait for its reply; NoReply if the worker dies or does not answer in time. With
         `late`, a success that arrives after the timeout (while the worker lives) is still handed to `late`."""
         if self._reader_task.done():
-            raise WorkerGone("the worker is not running")
+            raise NoReply("the worker is not running")
         command_id = next(self._ids)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[command_id] = future
@@ -149,13 +142,13 @@ class WorkerProcess:
         except TimeoutError:
             if late is not None:
                 self._late[command_id] = late
-            raise WorkerGone(f"the worker did not answer {name!r} within {timeout:g} s") from None
+            raise NoReply(f"the worker did not answer {name!r} within {timeout:g} s") from None
         except ConnectionError:
-            raise WorkerGone("the worker's channel is closed") from None
+            raise NoReply("the worker's channel is closed") from None
         finally:
             self._pending.pop(command_id, None)
         if not reply.get("ok"):
-            raise WorkerError(str(reply.get("error")), permanent=bool(reply.get("permanent")))
+            raise WhatsAppError(str(reply.get("error")), permanent=bool(reply.get("permanent")))
         result: dict[str, Any] = reply.get("result") or {}
         return result
 
@@ -165,12 +158,7 @@ class WorkerProcess:
 
     def rss_mb(self) -> float | None:
         """The worker's resident memory in MB (Linux /proc), or None where it cannot be read."""
-        try:
-            with open(f"/proc/{self.pid}/statm", encoding="ascii") as statm:
-                resident_pages = int(statm.read().split()[1])
-        except (OSError, IndexError, ValueError):
-            return None
-        return resident_pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+        return rss_mb(self.pid)
 
     async def wait(self) -> int:
         """Wait for the process to exit; then close our end of the channel."""
@@ -187,7 +175,7 @@ class WorkerProcess:
         """Ask the worker to stop (it disconnects without logging out); SIGKILL it if it is not gone after `grace`."""
         if self.running:
             deadline = time.monotonic() + grace
-            with contextlib.suppress(WorkerError):
+            with contextlib.suppress(WhatsAppError):
                 await self.request(protocol.STOP, timeout=grace)
             try:
                 return await asyncio.wait_for(self.wait(), max(0.0, deadline - time.monotonic()))

@@ -1,6 +1,7 @@
 """The private channel between the web process and its worker: length-prefixed JSON frames over a socketpair.
 
-Never stdout: Go code inside neonize writes there. Three kinds of frame:
+Never stdout: Go code inside neonize writes there. The parent's first frame is the worker's settings (WorkerSettings;
+the worker reads nothing from its environment); then:
   {"type": "command", "id": 7, "name": "send_text", "args": {...}}           parent -> worker
   {"type": "reply", "id": 7, "ok": true, "result": {...}}                       worker -> parent
   {"type": "reply", "id": 7, "ok": false, "error": "...", "permanent": false}   worker -> parent
@@ -15,15 +16,19 @@ which answers "stored" once it is committed (app/whatsapp/intake.py has the flow
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import struct
 from typing import Any
+
+from app.whatsapp.backend import WHATSAPP_QR_SECONDS
 
 HEADER = struct.Struct(">I")
 MAX_FRAME = 16 * 2**20  # a message text is at most 64 KiB; anything near this size is a bug, not data
 
 # Frame types.
 COMMAND, REPLY, EVENT = "command", "reply", "event"
+SETTINGS = "settings"  # the parent's first frame: the worker's settings
 INCOMING = "incoming"  # something WhatsApp gave us (backend.INCOMING names), numbered
 STORED = "stored"  # the parent committed every incoming frame up to `seq`
 
@@ -36,6 +41,34 @@ STOP = "stop"
 SIMULATE = "simulate"  # simulator backend only: drive the fake WhatsApp (pair, incoming, disconnect, crash, hang)
 
 READY = "ready"  # the first event of every worker: {"pid": int, "backend": str}
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerSettings:
+    """What a worker process knows of the configuration, all of it from the web process's Settings. Sent as the
+    first frame, so that nothing in it (the database password among it) is on a command line or parsed twice."""
+
+    backend: str  # neonize | replay | simulator
+    database_url: str  # whatsmeow's store
+    log_level: str = "INFO"
+    sentry_dsn: str | None = None
+    release: str | None = None
+    secrets: tuple[str, ...] = ()  # masked in the worker's log lines, like the parent's
+    simulator_qr_seconds: tuple[float, ...] = WHATSAPP_QR_SECONDS
+    replay_file: str | None = None  # WHATSAPP_BACKEND=replay: the neonize events to feed
+    replay_calls: str | None = None  # replay: where the client records the calls it was given (tests read them)
+
+    def frame(self) -> dict[str, Any]:
+        return {"type": SETTINGS, "settings": dataclasses.asdict(self)}
+
+    @classmethod
+    def from_frame(cls, message: dict[str, Any]) -> WorkerSettings:
+        if message.get("type") != SETTINGS:
+            raise ValueError(f"the first frame must be the worker's settings, not {message.get('type')!r}")
+        values = dict(message["settings"])
+        values["secrets"] = tuple(values.get("secrets") or ())
+        values["simulator_qr_seconds"] = tuple(values.get("simulator_qr_seconds") or WHATSAPP_QR_SECONDS)
+        return cls(**values)
 
 
 class ChannelClosed(Exception):

@@ -29,7 +29,6 @@ import ctypes
 import hashlib
 import json
 import logging
-import os
 import secrets
 import threading
 import time
@@ -241,13 +240,24 @@ class ReplayClient:
 class ReplayBackend(NeonizeBackend):
     """NeonizeBackend with the Go client replaced by ReplayClient; everything else is the real backend."""
 
-    def __init__(self, database_url: str, emit: Emit, intake: Intake) -> None:
-        self._replay_path = Path(os.environ.get("WHATSAPP_REPLAY_FILE") or "")
+    def __init__(
+        self,
+        database_url: str,
+        emit: Emit,
+        intake: Intake,
+        *,
+        replay_file: str | None,
+        calls_file: str | None = None,
+        log_level: str = "INFO",
+    ) -> None:
+        # Both from the web process's settings (WHATSAPP_REPLAY_FILE, WHATSAPP_REPLAY_CALLS).
+        self._replay_path = Path(replay_file or "")
+        self._calls_path = calls_file
         if not self._replay_path.is_file():
             raise BackendError(
                 f"WHATSAPP_REPLAY_FILE {str(self._replay_path)!r} is not a readable file", permanent=True
             )
-        super().__init__(database_url, emit, intake)
+        super().__init__(database_url, emit, intake, log_level=log_level)
 
     def _make_client(self) -> Any:
-        return ReplayClient(self._nz, self._replay_path, os.environ.get("WHATSAPP_REPLAY_CALLS") or None)
+        return ReplayClient(self._nz, self._replay_path, self._calls_path)

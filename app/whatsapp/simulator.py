@@ -23,6 +23,7 @@ import os
 import secrets
 import signal
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -116,11 +117,11 @@ def incoming_item(args: dict[str, Any], chat: str, account: dict[str, Any] | Non
 
 
 class SimulatorBackend(Backend):
-    def __init__(self, database_url: str, emit: Emit, intake: Intake) -> None:
+    def __init__(
+        self, database_url: str, emit: Emit, intake: Intake, *, qr_seconds: Sequence[float] = WHATSAPP_QR_SECONDS
+    ) -> None:
         super().__init__(database_url, emit, intake)
-        # The web process validated SIMULATOR_QR_SECONDS (Settings) and passes it to this worker process.
-        configured = os.environ.get("SIMULATOR_QR_SECONDS")
-        self.qr_seconds = [float(part) for part in configured.split(",")] if configured else list(WHATSAPP_QR_SECONDS)
+        self.qr_seconds = list(qr_seconds)  # SIMULATOR_QR_SECONDS, from the web process's settings
         self.account: dict[str, Any] | None = None
         self.connected = False
         self.pairing = False

@@ -1,9 +1,10 @@
 """The session worker: a child process that owns one WhatsApp client for one connection attempt.
 
-Started by the supervisor as `python -m app.whatsapp.worker --fd N --backend neonize|replay|simulator`, with
-DATABASE_URL in its environment. It is the only process that imports neonize. It exits when told to stop, when the
-parent goes away (the channel closes; on Linux the kernel also sends SIGKILL), or when it crashes, and the supervisor
-respawns it. Stopping drains it: whatever the library handed over before it stopped goes to the parent first.
+Started by the supervisor as `python -m app.whatsapp.worker --fd N`; the first frame on that channel is its settings
+(protocol.WorkerSettings): it reads nothing from its environment, where only what libraries read when they load is
+set for it (process.WORKER_ENVIRONMENT). It is the only process that imports neonize. It exits when told to stop,
+when the parent goes away (the channel closes; on Linux the kernel also sends SIGKILL), or when it crashes, and the
+supervisor respawns it. Stopping drains it: whatever the library handed over before it stopped goes to the parent first.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 from app.logs import configure_logging
 from app.observability import report
+from app.tasks import wait_any
 from app.whatsapp import protocol
 from app.whatsapp.backend import Backend, BackendError
 from app.whatsapp.intake import Intake
@@ -54,9 +56,9 @@ class Worker:
         self.backend = backend
         self.emit(protocol.READY, {"pid": os.getpid(), "backend": type(backend).__name__})
         await backend.connect()
+        # The reader goes on while the backend stops: the parent's "stored" answers come through it.
         reader = asyncio.create_task(self._read_commands(), name="worker-commands")
-        stopped = asyncio.create_task(self.stopping.wait(), name="worker-stopping")
-        await asyncio.wait({reader, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        await wait_any(reader, self.stopping.wait())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(backend.stop(), STOP_BUDGET)
         reader.cancel()
@@ -125,46 +127,57 @@ def die_with_parent() -> None:
             libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def make_backend(kind: str, database_url: str, emit: Any, intake: Intake) -> Backend:
-    if kind == "simulator":
+def make_backend(settings: protocol.WorkerSettings, emit: Any, intake: Intake) -> Backend:
+    if settings.backend == "simulator":
         from app.whatsapp.simulator import SimulatorBackend
 
-        return SimulatorBackend(database_url, emit, intake)
-    if kind == "replay":
+        return SimulatorBackend(settings.database_url, emit, intake, qr_seconds=settings.simulator_qr_seconds)
+    if settings.backend == "replay":
         from app.whatsapp.replay import ReplayBackend
 
-        return ReplayBackend(database_url, emit, intake)
+        return ReplayBackend(
+            settings.database_url,
+            emit,
+            intake,
+            replay_file=settings.replay_file,
+            calls_file=settings.replay_calls,
+            log_level=settings.log_level,
+        )
     from app.whatsapp.neonize_backend import NeonizeBackend  # the one import of neonize in the whole app
 
-    return NeonizeBackend(database_url, emit, intake)
+    return NeonizeBackend(settings.database_url, emit, intake, log_level=settings.log_level)
 
 
-async def serve(fd: int, kind: str) -> None:
+def configure(settings: protocol.WorkerSettings) -> None:
+    """Logging (stderr: Go owns stdout) and Sentry, as the parent has them."""
+    configure_logging(settings.log_level, [*settings.secrets, settings.database_url], stream=sys.stderr)
+    if settings.sentry_dsn:
+        import sentry_sdk
+
+        sentry_sdk.init(dsn=settings.sentry_dsn, release=settings.release, send_default_pii=False)
+
+
+async def serve(fd: int) -> None:
     sock = socket.socket(fileno=fd)
     reader, writer = await asyncio.open_unix_connection(sock=sock)
+    settings = protocol.WorkerSettings.from_frame(await protocol.read_frame(reader))
+    configure(settings)
     worker = Worker(reader, writer)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         # The platform signals every process of the dyno; the parent decides when we stop, within its own budget.
         loop.add_signal_handler(signum, lambda: None)
-    await worker.run(make_backend(kind, os.environ["DATABASE_URL"], worker.emit, worker.intake))
+    await worker.run(make_backend(settings, worker.emit, worker.intake))
     writer.close()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.whatsapp.worker", description=__doc__)
     parser.add_argument("--fd", type=int, required=True, help="the inherited socketpair end to talk over")
-    parser.add_argument("--backend", choices=("neonize", "replay", "simulator"), required=True)
     args = parser.parse_args(argv)
     die_with_parent()
-    level = os.environ.get("LOG_LEVEL", "INFO")
-    configure_logging(level, [os.environ.get("DATABASE_URL", "")], stream=sys.stderr)
-    if os.environ.get("SENTRY_DSN"):
-        import sentry_sdk
-
-        sentry_sdk.init(dsn=os.environ["SENTRY_DSN"], send_default_pii=False)
     try:
-        asyncio.run(serve(args.fd, args.backend))
+        asyncio.run(serve(args.fd))
     except Exception as error:  # one log line and a clear exit status; the supervisor respawns us
         log.critical("the worker failed: %r", error, exc_info=error)
         report(error)

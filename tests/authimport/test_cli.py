@@ -65,7 +65,7 @@ def test_dry_run_then_import_then_nothing_to_do(store_file: Path, database_url: 
     assert f"total {sum(copied.values())}" in " ".join(output.split())
     assert f"device:  {SHOP.jid}" in output
     assert "whatsmeow schema: file 15 (compat 8), Postgres 15 (compat 8)" in output
-    assert "row counts verified" in output and "The file was not changed" in output
+    assert "row counts verified" in output and "The source was not changed" in output
 
     code, output = cli(database_url, store_file)
     assert code == EXIT_ALREADY_PAIRED

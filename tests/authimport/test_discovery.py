@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.authimport.discovery import BAILEYS, WWEBJS, discover, resolve
+from app.authimport.discovery import WWEBJS, discover, resolve
 from app.authimport.refusal import Refusal
 from tests.authimport.conftest import SHOP
 from tests.authimport.fake_store import copy_store, fill
@@ -71,18 +71,16 @@ def test_an_unreadable_sqlite_file_is_a_candidate(empty_store_template: Path, ap
     assert discover(app_dir).stores == [store.absolute()]
 
 
-def test_other_libraries_sessions_are_recognised(app_dir: Path) -> None:
-    (app_dir / "auth_info_baileys").mkdir()
+def test_whatsapp_web_js_profiles_are_recognised(app_dir: Path) -> None:
+    (app_dir / "auth_info_baileys").mkdir()  # an unpaired Baileys folder: nothing to import
     (app_dir / "auth_info_baileys" / "creds.json").write_text('{"noiseKey": {}, "signedIdentityKey": {}}')
     (app_dir / ".wwebjs_auth" / "session" / "Default").mkdir(parents=True)
     (app_dir / "package.json").write_text('{"name": "bot", "dependencies": {"@whiskeysockets/baileys": "6"}}')
 
     found = discover(app_dir)
 
-    assert sorted(found.foreign) == [
-        ((app_dir / ".wwebjs_auth").absolute(), WWEBJS),
-        ((app_dir / "auth_info_baileys").absolute(), BAILEYS),
-    ]
+    assert found.foreign == [((app_dir / ".wwebjs_auth").absolute(), WWEBJS)]
+    assert found.empty == [(app_dir / "auth_info_baileys").absolute()]
     assert found.anything and found.stores == []
 
 

@@ -287,9 +287,6 @@ async def test_files_that_are_no_login_are_refused(
 @pytest.mark.parametrize(
     ("layout", "library"),
     [
-        ({"auth_info_baileys/creds.json": '{"noiseKey": {}, "signedIdentityKey": {}, "me": {"id": "62812:1@s"}}',
-          "auth_info_baileys/pre-key-1.json": "{}"}, "Baileys"),
-        ({"auth_info.json": '{"creds": {"noiseKey": {}, "signedIdentityKey": {}}, "keys": {}}'}, "Baileys"),
         ({".wwebjs_auth/session/Default/Preferences": "{}"}, "whatsapp-web.js"),
         ({".wwebjs_auth/session-shop/Default/Cookies": ""}, "whatsapp-web.js"),
     ],

@@ -67,25 +67,26 @@ async def test_the_simulator_does_not_look(store_file: Path, app_dir: Path, data
 
 
 @pytest.fixture
-def baileys_app_dir(app_dir: Path) -> Path:
-    (app_dir / "auth_info_baileys").mkdir()
-    (app_dir / "auth_info_baileys" / "creds.json").write_text('{"noiseKey": {}, "signedIdentityKey": {}}')
+def wwebjs_app_dir(app_dir: Path) -> Path:
+    (app_dir / ".wwebjs_auth" / "session" / "Default").mkdir(parents=True)
     return app_dir
 
 
 async def test_a_refusal_is_logged_and_recorded_not_raised(
-    baileys_app_dir: Path, database_url: str, pg: asyncpg.Connection, caplog: pytest.LogCaptureFixture
+    wwebjs_app_dir: Path, database_url: str, pg: asyncpg.Connection, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app_dir = baileys_app_dir
+    app_dir = wwebjs_app_dir
 
     result = await import_at_start(database_url, None, app_dir, "neonize")
 
     assert (result["outcome"], result["reason"]) == ("refused", "unsupported_format")
-    assert "Baileys" in result["message"] and "pair once" in result["message"]
+    assert "whatsapp-web.js" in result["message"] and "pair once" in result["message"]
     assert [(attempt["outcome"], attempt["reason"]) for attempt in await attempts(pg)] == [
         ("refused", "unsupported_format")
     ]
-    assert any(record.levelno == logging.ERROR and "Baileys" in record.getMessage() for record in caplog.records)
+    assert any(
+        record.levelno == logging.ERROR and "whatsapp-web.js" in record.getMessage() for record in caplog.records
+    )
 
 
 async def test_an_unreachable_database_does_not_stop_the_app(store_file: Path, app_dir: Path) -> None:
@@ -124,6 +125,11 @@ async def test_status_without_any_import(app_client: ClientFactory) -> None:
         status = (await http.get("/api/status", headers=AUTH)).json()
 
     assert status["auth_store"]["import"] == {
-        "at_start": {"outcome": "skipped", "message": "WHATSAPP_BACKEND=simulator does not use whatsmeow's store"},
+        "at_start": {
+            "outcome": "skipped",
+            "message": "WHATSAPP_BACKEND=simulator does not use whatsmeow's store",
+            **dict.fromkeys(("reason", "source", "format", "sha256", "device", "rows", "duration_ms")),
+            "notes": [],
+        },
         "last": None,
     }

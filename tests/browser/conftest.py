@@ -1,4 +1,5 @@
-"""Headless Chromium (Debian's `chromium` package, driven by playwright) and a folder for screenshots.
+"""Headless Chromium (Debian's `chromium` package, driven by playwright) and a folder for screenshots in the test's
+temp folder.
 
 The browser is the system's, never one that playwright downloads. Without it the tests fail, they do not skip:
 `apt-get install chromium` (.ci/run does it).
@@ -13,8 +14,6 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
 
-from tests.processes import ROOT
-
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 # Without the networking switches Chromium phones home at start, which the closed test network refuses noisily.
 ARGS = [
@@ -27,7 +26,6 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-ARTIFACTS = ROOT / "test-artifacts" / "browser"
 TIMEOUT = 30_000  # ms, for actions and expectations alike: generous, other suites share this machine
 
 expect.set_options(timeout=TIMEOUT)
@@ -48,8 +46,8 @@ def browser(database_url: str) -> Iterator[Browser]:
 
 
 @pytest.fixture
-def screenshots() -> Path:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for old in ARTIFACTS.glob("*.png"):
-        old.unlink(missing_ok=True)  # two runs side by side may share the folder
-    return ARTIFACTS
+def screenshots(tmp_path: Path) -> Path:
+    """The test's own folder for screenshots (kept with the run's temp folder when the run fails)."""
+    folder = tmp_path / "screenshots"
+    folder.mkdir()
+    return folder

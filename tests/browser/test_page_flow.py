@@ -1,7 +1,7 @@
 """The operator's whole journey in a real browser against the real server with the simulator: sign in, watch the QR
 rotate, let a round expire and ask for a new one, get a phone code, pair, see the account appear live, log out.
 
-A screenshot of every step lands in test-artifacts/browser/ (git-ignored).
+A screenshot of every step lands in the test's temp folder (`screenshots/`).
 """
 
 from __future__ import annotations
@@ -100,11 +100,11 @@ def test_operator_journey(browser: Browser, screenshots: Path, database_url: str
         with app.api() as api:
             response = api.post("/api/simulator/pair", json={"phone": PHONE, "push_name": "Toko Maju"})
             assert response.status_code == 202, response.text
-        expect(page.locator("#session .badge")).to_have_text("connected")
+        expect(page.locator("#session .badge")).to_have_attribute("data-state", "connected")
         expect(page.locator("#session .phone")).to_have_text(PHONE)
         expect(page.locator("#session .push-name")).to_have_text("Toko Maju")
         expect(page.locator("#pairing")).to_be_hidden()
-        expect(page.locator("#history")).to_contain_text("paired")
+        expect(page.locator("#history")).to_contain_text("linked with the QR code")
         shoot(page, screenshots, "08-connected")
         page.set_viewport_size({"width": 390, "height": 844})  # a phone
         shoot(page, screenshots, "09-connected-phone")
@@ -113,8 +113,8 @@ def test_operator_journey(browser: Browser, screenshots: Path, database_url: str
         # 6. Reconnect now: a fresh connection, the stored device, no pairing.
         page.click("button[data-action=reconnect]")
         expect(page.locator("#history")).to_contain_text("reconnect requested by the operator")
-        expect(page.locator("#history .timeline li").first).to_contain_text("logged_in")
-        expect(page.locator("#session .badge")).to_have_text("connected")
+        expect(page.locator("#history .timeline li").first).to_contain_text("connected with the stored login")
+        expect(page.locator("#session .badge")).to_have_attribute("data-state", "connected")
 
         # 7. Log the account out, through the confirmation (cancel once first).
         page.click("button[data-action=logout]")
@@ -128,7 +128,7 @@ def test_operator_journey(browser: Browser, screenshots: Path, database_url: str
         expect(dialog).to_be_visible()
         page.screenshot(path=str(screenshots / "10-logout-confirm.png"))
         page.click("#logout-dialog button[data-action=confirm-logout]")
-        expect(page.locator("#session .badge")).not_to_have_text("connected")
+        expect(page.locator("#session .badge")).not_to_have_attribute("data-state", "connected")
         expect(page.locator("#history")).to_contain_text("logged out by the operator")
         expect(page.locator("#qr figure.qr svg")).to_be_visible()  # pairing is offered again
         expect(page.locator("#session .phone")).to_have_count(0)

@@ -87,7 +87,9 @@ async def test_the_loop_survives_postgres_being_away() -> None:
     retention.start()
     try:
         await retention.passed(3)
-        assert retention._task is not None and not retention._task.done()
+        assert (
+            retention._task is not None and retention._task.status().state == "running" and not retention._task.restarts
+        )
         assert retention.last_error is not None and "unavailable" in retention.last_error
     finally:
         await retention.stop()

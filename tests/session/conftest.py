@@ -13,6 +13,7 @@ from app.db.database import Database
 from app.session.policy import Policy
 from app.session.states import State
 from app.session.supervisor import Incoming, Supervisor, log_only
+from app.whatsapp.protocol import WorkerSettings
 
 # Short delays so that tests run in seconds; the decisions themselves are the production ones (test_policy.py).
 FAST = Policy(base_delay=0.2, min_delay=0.05, max_delay=1.0, replaced_delay=0.2, reconnect_grace=1.0)
@@ -39,11 +40,11 @@ def simulator_supervisor(
     """A started supervisor whose workers run the simulator; `incoming` is where their messages go (a store)."""
     supervisor = Supervisor(
         database=database,
-        database_url=database_url,
-        backend="simulator",
+        worker=WorkerSettings(
+            "simulator", database_url, simulator_qr_seconds=tuple(float(part) for part in qr_seconds.split(","))
+        ),
         heartbeat_interval=heartbeat,
         incoming=incoming,
-        worker_env={"SIMULATOR_QR_SECONDS": qr_seconds},
         policy=policy,
     )
     supervisor.start()

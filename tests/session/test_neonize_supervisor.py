@@ -7,6 +7,7 @@ The workers never reach WhatsApp, with or without internet: they dial through a 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -14,6 +15,7 @@ from app.db.database import Database
 from app.session.policy import Policy
 from app.session.states import State
 from app.session.supervisor import Supervisor
+from app.whatsapp.protocol import WorkerSettings
 from tests.whatsapp_stand_in import WHATSAPP_CONNECT, RefusingProxy
 
 ATTEMPTS = 20
@@ -57,11 +59,10 @@ async def test_dial_failures_back_off_and_do_not_grow_connections(
 ) -> None:
     supervisor = Supervisor(
         database=database,
-        database_url=named(database_url, SESSION),
-        backend="neonize",
+        worker=WorkerSettings("neonize", named(database_url, SESSION)),
         heartbeat_interval=30.0,
         policy=QUICK,
-        worker_env=whatsapp_proxy.env(),
+        worker_env={**os.environ, **whatsapp_proxy.env()},
     )
     left_behind: list[int] = []
     supervisor.start()

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from app.session.policy import DEFAULT, TRANSIENT, backoff, decide
+from app.session.policy import DEFAULT, TRANSIENT, decide
 from app.session.states import Reason, State
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
@@ -86,12 +86,6 @@ def test_ban_waits_until_its_expiry(minutes: float, low: float, high: float) -> 
 def test_ban_without_expiry_looks_again_in_an_hour() -> None:
     decision = decide(Reason.BANNED, attempt=3, now=NOW)
     assert (decision.state, decision.delay) == (State.BANNED, DEFAULT.ban_fallback)
-
-
-def test_backoff_is_jittered_not_fixed() -> None:
-    delays = {round(backoff(4, random.Random(seed)), 3) for seed in range(50)}
-    assert len(delays) > 40  # full jitter spreads reconnecting clients apart
-    assert min(delays) >= DEFAULT.min_delay and max(delays) <= 32
 
 
 def test_every_reason_has_a_decision() -> None:

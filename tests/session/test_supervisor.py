@@ -19,8 +19,10 @@ from app.errors import DatabaseUnavailable
 from app.session import audit
 from app.session.lease import LEASE_KEY
 from app.session.states import State
-from app.session.supervisor import SessionError
-from app.status import session_status
+from app.session.supervisor import SessionError, Supervisor
+from app.status import as_json, session_status
+from app.tasks import TaskState, task_statuses
+from app.whatsapp.protocol import WorkerSettings
 from tests.session.conftest import FAST, MakeSupervisor, paired, wait_qr_rotation, wait_state
 
 
@@ -44,7 +46,7 @@ async def test_boot_without_device_offers_pairing_then_pair_connects(
     supervisor = await paired(make_supervisor)
     assert supervisor.account == {"jid": "6281234567890@s.whatsapp.net", "push_name": "Toko Maju"}
     assert [row[1] for row in await transitions(database)] == ["connecting", "pairing", "connected"]
-    status = await session_status(supervisor, database)
+    status = as_json(await session_status(supervisor, database))
     assert status["account"]["phone"] == "+6281234567890"
     assert status["auth_store"] == {
         "kind": "postgres",
@@ -177,7 +179,7 @@ async def test_second_supervisor_stands_by_and_takes_over(make_supervisor: MakeS
     with pytest.raises(SessionError, match="standby"):
         await standby.reconnect()
     status = await session_status(standby, database)
-    assert status["state"] == "standby" and status["holder"]["state"] == "connected"
+    assert status.state is State.STANDBY and status.holder is not None and status.holder.state is State.CONNECTED
     await holder.stop()
     await wait_state(standby, State.CONNECTED, timeout=10)
     assert standby.reason == "logged_in"
@@ -233,18 +235,18 @@ async def test_every_transition_is_stored_with_its_webhook_event(
         events = await connection.fetch(
             "SELECT data FROM outbox_events WHERE type = 'session.state_changed' ORDER BY created_at"
         )
-        figures = await audit.figures(connection)
+        figures = await audit.stability(connection)
         status_row = await audit.stored_status(connection)
     # connecting, pairing, connected, reconnecting, connected (whatsmeow reconnected in the same worker)
     assert len(stored) == len(events) >= 5
     for row, event in zip(stored, events, strict=True):
         data = json.loads(event["data"])
         assert (data["from"], data["to"], data["reason"]) == (row["from_state"], row["to_state"], row["reason"])
-    assert figures["disconnects_24h"] == 1 and figures["reconnects_24h"] == 1
-    assert 0 < figures["uptime_24h_percent"] < 100
-    assert figures["seconds_since_connected"] is not None and figures["seconds_since_connected"] < 5
+    assert figures.disconnects == 1 and figures.reconnects == 1
+    assert figures.uptime_percent is not None and 0 < figures.uptime_percent < 100
+    assert figures.seconds_since_connected is not None and figures.seconds_since_connected < 5
     assert status_row is not None and status_row["state"] == "connected" and status_row["heartbeat_ok"] is True
-    last_heartbeat = dt.datetime.fromisoformat(figures["last_heartbeat_at"])
+    last_heartbeat = status_row["last_heartbeat_at"]
     assert dt.datetime.now(dt.UTC) - last_heartbeat < dt.timedelta(seconds=5)
 
 
@@ -322,12 +324,12 @@ async def test_uptime_figures_from_a_known_history(database_url: str) -> None:
     try:
         for at, before, after, reason in history:
             await audit.record_transition(connection, audit.Transition(at, before, after, reason), "test:1")
-        figures = await audit.figures(connection, now=now)
+        figures = await audit.stability(connection, now=now)
     finally:
         await connection.close()
     # connected: 12 h (until the loss) + 4 h + 4 h = 20 h of 24 h
-    assert figures["uptime_24h_percent"] == pytest.approx(100 * 20 / 24, abs=0.01)
-    assert figures["disconnects_24h"] == 2 and figures["reconnects_24h"] == 2
+    assert figures.uptime_percent == pytest.approx(100 * 20 / 24, abs=0.01)
+    assert figures.disconnects == 2 and figures.reconnects == 2
 
 
 async def test_the_retry_count_starts_again_after_a_stable_connection_and_reads_once(
@@ -368,3 +370,27 @@ async def test_a_reconnect_records_a_good_heartbeat_at_once(
         status_row = await audit.stored_status(connection)
     assert status_row is not None and status_row["state"] == "connected"
     assert status_row["heartbeat_ok"] is True  # not false until the next beat, 30 s from now
+
+
+async def test_a_supervisor_that_dies_stops_the_session_shows_it_and_frees_the_lease(empty_database_url: str) -> None:
+    """A database without the app's tables makes its first write fail with an error no loop expects: the supervisor
+    task dies. It is not restarted (its worker, lease and timers are in whatever state the error left them): the
+    session says so, the task shows as died, and the lease is free for another process."""
+    database = await Database.open(empty_database_url)
+    supervisor = Supervisor(
+        database=database, worker=WorkerSettings("simulator", empty_database_url), heartbeat_interval=30.0
+    )
+    supervisor.start()
+    try:
+        await wait_state(supervisor, State.STOPPED)
+        assert supervisor.reason == "supervisor_failed" and "UndefinedTableError" in (supervisor.detail or "")
+        [status] = [status for status in task_statuses() if status.name == "session-supervisor"]
+        assert status.state is TaskState.DIED and status.last_error is not None and status.restarts == 0
+        connection = await asyncpg.connect(empty_database_url)
+        try:
+            assert await connection.fetchval("SELECT pg_try_advisory_lock($1)", LEASE_KEY) is True
+        finally:
+            await connection.close()
+    finally:
+        await supervisor.stop(5.0)
+        await database.close()

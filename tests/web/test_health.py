@@ -39,4 +39,4 @@ async def test_api_status_with_the_token(client: httpx.AsyncClient) -> None:
     assert response.status_code == 200
     body = response.json()
     assert body["schema_version"] >= 1 and body["auth_store"]["kind"] == "postgres"
-    assert body["incoming"] == {"waiting_to_be_stored": 0, "store_error": None}
+    assert body["incoming"] == {"waiting_to_be_stored": 0, "store_error": None, "stored_since_start": 0}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -14,9 +15,14 @@ import pytest
 
 from app.errors import DatabaseUnavailable
 from app.session.states import State
+from app.session.status import Holder, Pairing, TransitionEntry, Unlinked
+from app.status import Status
+from app.tasks import TaskState, TaskStatus
 from app.web import page, render
+from app.web import words as render_words
 from tests.processes import BASE_ENV, TOKEN, AppProcess
 from tests.session.conftest import wait_state
+from tests.web.samples import LONG_URL, NOW, endpoint, sample
 from tests.web.test_api import AUTH, ROUTES, supervisor
 from tests.web.test_login import login
 
@@ -124,7 +130,7 @@ async def test_page_while_pairing_shows_the_qr_and_the_phone_link(client: httpx.
     assert re.search(r'<figure class="qr" data-rotation="1"><svg role="img"[^>]*viewBox=', page.text)
     assert "Link with a phone number instead" in page.text
     assert 'class="countdown"' in page.text  # the QR's countdown
-    assert "Postgres" in page.text and "no device" in page.text
+    assert "Kept in Postgres" in page.text and "no linked device" in page.text
     parsed = inventory(page.text)
     assert parsed.scripts == [{"src": "/static/page.js?v=0.1.0", "defer": None}]
     assert parsed.inline_handlers == [] and parsed.inline_styles == []
@@ -148,20 +154,22 @@ async def test_page_when_connected_shows_the_account_and_actions(client: httpx.A
     assert "&lt;b&gt;Toko&lt;/b&gt;" in page and "<b>Toko</b>" not in page  # escaped
     assert 'data-action="reconnect"' in page and 'data-action="logout"' in page
     assert '<dialog id="logout-dialog"' in page
-    assert '<figure class="qr"' not in page and "device present" in page
-    assert "paired" in page and "qr_offered" in page  # recent transitions with their reasons
+    assert '<figure class="qr"' not in page and "the linked device&#x27;s login" in page
+    assert "linked with the QR code" in page and "QR code shown" in page  # recent transitions with their reasons
 
 
-def view(state: str, **status: object) -> render.View:
-    now = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
-    base = {"state": state, "since": (now - dt.timedelta(minutes=5)).isoformat(), "reason": "x", "detail": None}
-    return render.View({**base, **status}, now)
+def view(state: str, **changes: object) -> render.View:
+    return render.View(sample(state, **changes), NOW)
+
+
+def visible_text(html: str) -> str:
+    """What a reader sees of a fragment: the text between tags, attributes left out."""
+    return re.sub(r"<[^>]+>", " ", html)
 
 
 def test_render_standby_names_the_holder_and_offers_no_actions() -> None:
-    html = page.status_page(
-        view("standby", holder={"process": "web.1:42", "state": "connected"}, reason="lease_held_elsewhere"), "t"
-    )
+    holder = Holder("web.1:42", State.CONNECTED)
+    html = page.status_page(view("standby", holder=holder, reason="lease_held_elsewhere"), "t")
     assert "Another process holds the session" in html and "web.1:42" in html
     assert 'data-action="reconnect"' not in html and 'data-action="logout"' not in html
     assert 'data-action="pair"' not in html
@@ -174,56 +182,86 @@ def test_render_says_when_the_database_not_another_process_is_the_reason_to_wait
 
 def test_render_a_failed_link_says_why() -> None:
     detail = "WhatsApp on the phone is too old <to link>; update it"
-    sections = render.sections(view("logged_out", reason="pairing_failed", detail=detail, pairing={"rounds_left": 2}))
+    sections = render.sections(view("logged_out", reason="pairing_failed", detail=detail, account=None))
     assert "Linking failed: WhatsApp on the phone is too old &lt;to link&gt;; update it" in sections["pairing"]
 
 
 def test_render_expired_round_offers_a_new_qr_within_the_limit() -> None:
-    sections = render.sections(view("logged_out", reason="pairing_expired", pairing={"rounds_left": 2}))
+    sections = render.sections(view("logged_out", reason="pairing_expired", pairing=Pairing(False, None, 2)))
     assert "expired without being scanned" in sections["pairing"]
     assert '<button type="button" class="primary" data-action="pair">Show a new QR</button>' in sections["pairing"]
     assert "2 QR rounds left" in sections["pairing"]
-    used_up = view("logged_out", reason="pairing_expired", pairing={"rounds_left": 0})
+    used_up = view("logged_out", reason="pairing_expired", pairing=Pairing(False, None, 0))
     used_up.next_round_at = used_up.now + dt.timedelta(seconds=45)
     sections = render.sections(used_up)
     assert 'data-action="pair" disabled' in sections["pairing"] and "in 45 s" in sections["pairing"]
 
 
-def test_render_the_other_parts_status_when_present() -> None:
-    plain = render.sections(view("connected", auth_store={"kind": "postgres", "backend": "neonize", "devices": 1}))
-    assert "File-auth import" not in plain["storage"] and "Webhooks" not in plain["storage"]
-    full = render.sections(
-        view(
-            "connected",
-            auth_store={
-                "kind": "postgres",
-                "backend": "neonize",
-                "devices": 1,
-                "import": {"status": "imported", "from": "<x>.db"},
-            },
-            outbox={"events": 7, "pending": 2},
-            webhooks={"pending": 3, "failed": 1, "last_error": "<timeout>"},
-            send_queue={"queued": 4},
-        )
-    )
-    storage = full["storage"]
-    assert "File-auth import" in storage and "imported" in storage and "&lt;x&gt;.db" in storage
-    assert "7 events stored" in storage and "pending" in storage
-    assert "Webhooks" in storage and "&lt;timeout&gt;" in storage and "Send queue" in storage
+def test_render_every_figure_in_words() -> None:
+    """No raw dict, no snake_case key, no ISO timestamp outside a <time datetime=...> attribute."""
+    detail = "temporarily banned until 2026-01-01T14:00:00+00:00"
+    transitions = [TransitionEntry(NOW, State.CONNECTING, State.BANNED, "banned", detail)]
+    sections = render.sections(view("connected", recent_transitions=transitions))
+    for name, html in sections.items():
+        text = visible_text(html)
+        assert not re.search(r"\b[a-z]+_[a-z_]+\b", text), (name, text)
+        assert "{" not in text and "'" + "id" not in text, (name, text)
+        assert not re.search(r"\d{4}-\d{2}-\d{2}T", text), (name, text)
+    storage = sections["storage"]
+    assert "Kept in Postgres" in storage and "1,234 since the app started" in storage
+    assert "3 events waiting" in storage and "the oldest for 2 min" in storage and "40 delivered in 24 h" in storage
+    assert "4 messages waiting to be sent" in storage
+    assert "10 sent · 9 delivered · 5 read" in storage and "81.8 % delivered" in storage
+    assert '<time class="local" datetime="2026-01-01T14:00:00+00:00">' in sections["history"]
+    assert "banned by WhatsApp" in sections["history"]
+    assert "64 MB of memory of 300 MB allowed" in sections["health"] and "restarts, 24 h" in sections["health"]
+
+
+def test_render_shortens_long_urls_and_hides_their_query() -> None:
+    webhooks = sample().webhooks
+    assert webhooks is not None
+    status = sample(webhooks=dataclasses.replace(webhooks, by_endpoint=[endpoint(url=LONG_URL)]))
+    storage = render.sections(render.View(status, NOW))["storage"]
+    shown = re.search(r'<span class="long" title="([^"]+)">([^<]+)</span>', storage)
+    assert shown is not None and len(shown.group(2)) <= render_words.LONG and "…" in shown.group(2)
 
 
 def test_render_reconnecting_and_banned_count_down() -> None:
-    now = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
-    retry = view("reconnecting", retry_at=(now + dt.timedelta(seconds=12)).isoformat(), reason="connection_lost")
+    retry = view("reconnecting", retry_at=NOW + dt.timedelta(seconds=12), reason="connection_lost")
     assert "Next attempt" in render.sections(retry)["session"] and "in 12 s" in render.sections(retry)["session"]
-    banned = view("banned", retry_at=(now + dt.timedelta(hours=2)).isoformat())
-    assert "ban ends" in render.sections(banned)["session"] and "in 2 h" in render.sections(banned)["session"]
-    beat = view("connected", last_heartbeat_at=(now - dt.timedelta(seconds=200)).isoformat(), heartbeat_interval=30)
+    end = NOW + dt.timedelta(hours=2)
+    banned = render.sections(view("banned", retry_at=end, banned_until=end, reason="banned"))
+    assert "The ban ends" in banned["session"] and "in 2 h" in banned["session"]
+    assert f'<time class="local" datetime="{end.isoformat()}">' in banned["session"]
+    assert 'data-action="reconnect"' not in banned["session"]  # reconnecting during a ban can lengthen it
+    assert 'data-healthy="false"' in banned["session"] and "banned: nothing is sent" in banned["session"]
+    assert "Heartbeat" not in banned["health"]
+    beat = view("connected", last_heartbeat_at=NOW - dt.timedelta(seconds=200), heartbeat_interval=30.0)
     assert 'class="ago stale"' in render.sections(beat)["health"]  # an old heartbeat is marked
+    assert "Heartbeat" in render.sections(view("reconnecting"))["health"]
+    assert "Heartbeat" not in render.sections(view("pairing"))["health"]
+
+
+def test_render_says_who_unlinked_the_device_and_when() -> None:
+    at = NOW - dt.timedelta(minutes=3)
+    by_phone = render.sections(view("pairing", account=None, unlinked=Unlinked(at, False, "x")))["session"]
+    assert "WhatsApp on the phone unlinked this gateway" in by_phone and "3 min ago" in by_phone
+    assert f'<time class="local" datetime="{at.isoformat()}">' in by_phone
+    by_page = render.sections(view("logged_out", account=None, unlinked=Unlinked(at, True, "x")))["session"]
+    assert "logged out from this page" in by_page
+
+
+def test_render_history_shows_whole_entries() -> None:
+    entries = [TransitionEntry(NOW, State.CONNECTED, State.RECONNECTING, "connection_lost", "d")] * 30
+    history = render.sections(view("connected", recent_transitions=entries))["history"]
+    assert history.count("<li>") == render.HISTORY_SHOWN
+    css = (Path(render.__file__).parent / "static" / "page.css").read_text()
+    timeline = re.search(r"\.timeline \{[^}]*\}", css)
+    assert timeline is not None and "overflow" not in timeline.group(0) and "max-height" not in timeline.group(0)
 
 
 def test_durations_read_like_the_script_writes_them() -> None:
-    assert [render.span(s) for s in (0, 59, 60, 3599, 3600, 3660, 86400, 90000)] == [
+    assert [render_words.span(s) for s in (0, 59, 60, 3599, 3600, 3660, 86400, 90000)] == [
         "0 s",
         "59 s",
         "1 min",
@@ -233,7 +271,7 @@ def test_durations_read_like_the_script_writes_them() -> None:
         "1 d",
         "1 d 1 h",
     ]
-    script = (Path(render.__file__).parent / "static" / "page.js").read_text()
+    script = (Path(render_words.__file__).parent / "static" / "page.js").read_text()
     assert "`${hours} h ${minutes} min`" in script and "`${days} d ${hours} h`" in script
 
 
@@ -293,7 +331,7 @@ async def test_page_without_the_database_says_so(client: httpx.AsyncClient, monk
     await login(client)
     await wait_state(supervisor(client), State.PAIRING)
 
-    async def unavailable() -> dict[str, object]:
+    async def unavailable() -> Status:
         raise DatabaseUnavailable("connection refused")
 
     monkeypatch.setattr(client.app.state.services, "status", unavailable)  # type: ignore[attr-defined]
@@ -301,4 +339,15 @@ async def test_page_without_the_database_says_so(client: httpx.AsyncClient, monk
     assert page.status_code == 200
     assert "The database is unavailable" in page.text
     assert 'data-state="pairing"' in page.text and '<figure class="qr"' in page.text  # the session still shows
-    assert "device unknown" in page.text
+    assert "not available while the database is away" in page.text
+
+
+def test_render_names_a_background_task_that_failed() -> None:
+    healthy = render.sections(view("connected"))["health"]
+    assert "Message sender" not in healthy  # a task that never failed is not worth a row
+    failed = TaskStatus("message-sender", TaskState.RESTARTING, "<ConnectionResetError>", 3)
+    health = render.sections(view("connected", tasks=[failed]))["health"]
+    assert (
+        "Message sender" in health
+        and "failed; restarting shortly (failed 3 times: &lt;ConnectionResetError&gt;)" in health
+    )

@@ -11,6 +11,7 @@ import uuid
 
 from app.db.database import Database
 from app.webhooks import deliveries, operator
+from app.webhooks.dispatcher import Dispatcher
 from app.webhooks.retry import RetryPolicy
 from tests.webhooks.conftest import SECRET, MakeDispatcher, enqueue, signed_correctly, use_endpoints
 from tests.webhooks.receiver import Received, Receiver, Reply
@@ -153,13 +154,14 @@ async def test_410_pauses_the_endpoint_until_resumed(
     deadline = time.monotonic() + 10
     while True:
         async with database.connection() as connection:
-            figures = await operator.figures(connection)
-        if figures["paused"]:
+            figures = await operator.figures(connection, "active")
+        if figures.paused:
             break
         assert time.monotonic() < deadline
         await asyncio.sleep(0.05)
-    assert figures["paused"] == [receiver.url]
-    assert "410 Gone" in figures["last_error"]["error"] and figures["pending"] == 1
+    assert figures.paused == [receiver.url]
+    assert figures.last_error is not None and "410 Gone" in (figures.last_error.error or "")
+    assert figures.pending == 1
     receiver.respond = lambda request: Reply(200)
     second = await enqueue(database, "d", n=1)
     dispatcher.wake()
@@ -231,9 +233,10 @@ async def test_notify_wakes_the_dispatcher_without_waiting_for_the_poll(
     await receiver.until(lambda got: event_id in ids(got), timeout=10)
 
 
-async def test_one_dispatcher_is_active_the_other_takes_over(
+async def active_and_standby(
     database: Database, receiver: Receiver, make_dispatcher: MakeDispatcher
-) -> None:
+) -> tuple[Dispatcher, Dispatcher]:
+    """A dispatcher that has delivered one event, and a second one standing by."""
     await use_endpoints(database, receiver.url)
     first = make_dispatcher()
     await enqueue(database, "c", n=0)
@@ -243,11 +246,43 @@ async def test_one_dispatcher_is_active_the_other_takes_over(
     while second.state != "standby":
         assert time.monotonic() < deadline, second.state
         await asyncio.sleep(0.05)
+    return first, second
+
+
+async def test_one_dispatcher_is_active_the_other_takes_over(
+    database: Database, receiver: Receiver, make_dispatcher: MakeDispatcher
+) -> None:
+    first, second = await active_and_standby(database, receiver, make_dispatcher)
     assert first.state == "active"
     await first.stop(5.0)
     event_id = await enqueue(database, "c", n=1)
     await receiver.until(lambda got: event_id in ids(got), timeout=15)
     assert second.state == "active"
+
+
+async def test_losing_the_lease_connection_ends_that_tenure_and_one_dispatcher_takes_the_lock_again(
+    database: Database, receiver: Receiver, make_dispatcher: MakeDispatcher
+) -> None:
+    first, second = await active_and_standby(database, receiver, make_dispatcher)
+    assert first.lease.connection is not None
+    lost_backend = first.lease.connection.get_server_pid()
+    async with database.connection() as connection:
+        assert await connection.fetchval("SELECT pg_terminate_backend($1)", lost_backend)
+
+    def holder_backend() -> int | None:
+        active = [item for item in (first, second) if item.state == "active"]
+        assert len(active) <= 1, "two dispatchers active at once"
+        connection = active[0].lease.connection if active else None
+        return connection.get_server_pid() if connection is not None else None
+
+    # Whichever comes first takes the lock again: the first one reconnecting, or the standby at its next poll.
+    deadline = time.monotonic() + 10
+    while holder_backend() in (None, lost_backend):
+        assert time.monotonic() < deadline, (first.state, second.state)
+        await asyncio.sleep(0.05)
+    event_id = await enqueue(database, "c", n=1)
+    await receiver.until(lambda got: event_id in ids(got), timeout=15)
+    assert holder_backend() not in (None, lost_backend)
 
 
 async def test_claims_of_a_vanished_dispatcher_are_sent_again(

@@ -10,12 +10,11 @@ from app.webhooks.retry import DEFAULT, RetryPolicy
 START = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
 
 
-def test_delays_double_up_to_the_cap_and_are_jittered_within_the_upper_half() -> None:
-    rng = random.Random(7)
+def test_delays_double_from_5_s_up_to_15_min_within_the_upper_half() -> None:
+    rng = random.Random(7)  # the jitter itself is tested in tests/test_backoff.py
     for attempts, ceiling in [(1, 5), (2, 10), (3, 20), (8, 640), (9, 900), (50, 900), (10_000, 900)]:
-        delays = [DEFAULT.delay(attempts, rng) for _ in range(200)]
+        delays = [DEFAULT.delay(attempts, rng) for _ in range(50)]
         assert all(ceiling / 2 <= delay <= ceiling for delay in delays), (attempts, min(delays), max(delays))
-        assert max(delays) - min(delays) > ceiling / 4  # jitter: not every chat comes back at the same moment
 
 
 def test_retries_stop_after_72_hours_with_a_last_attempt_at_the_end() -> None:

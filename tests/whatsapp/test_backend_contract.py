@@ -35,6 +35,7 @@ import pytest
 from app.whatsapp import backend as events
 from app.whatsapp import protocol
 from app.whatsapp.process import WorkerProcess
+from app.whatsapp.protocol import WorkerSettings
 from tests.whatsapp import corpus
 from tests.whatsapp.corpus import replay_line
 
@@ -117,7 +118,7 @@ async def start(request: pytest.FixtureRequest, database_url: str, tmp_path: Pat
 
     async def begin(steps: list[str]) -> Session:
         channel = Channel()
-        env: dict[str, str] = {}
+        settings = WorkerSettings(kind, database_url)
         if kind == "simulator":
             connection = await asyncpg.connect(database_url)
             try:
@@ -130,8 +131,8 @@ async def start(request: pytest.FixtureRequest, database_url: str, tmp_path: Pat
             lines = [replay_line(corpus.connected())]
             lines += [replay_line(build()) for step in steps for build in REPLAYED[step]]
             path.write_text("\n".join(json.dumps(line) for line in [ACCOUNT_HEADER, *lines]) + "\n")
-            env["WHATSAPP_REPLAY_FILE"] = str(path)
-        worker = await WorkerProcess.spawn(kind, database_url, channel.on_event, channel.on_incoming, env=env)
+            settings = WorkerSettings(kind, database_url, replay_file=str(path))
+        worker = await WorkerProcess.spawn(settings, channel.on_event, channel.on_incoming)
         workers.append(worker)
         await channel.until(lambda seen: events.CONNECTED in [name for name, _ in seen])
         if kind == "simulator":

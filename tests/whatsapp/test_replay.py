@@ -15,13 +15,14 @@ from typing import Any
 import pytest
 
 from app.db.database import Database
+from app.errors import WhatsAppError
 from app.incoming.store import IncomingOptions, MessageStore
 from app.sending import queue
 from app.session.policy import Policy
 from app.session.states import State
 from app.session.supervisor import Supervisor
 from app.webhooks.dispatcher import Dispatcher
-from app.whatsapp.process import WorkerError
+from app.whatsapp.protocol import WorkerSettings
 from tests.session.conftest import wait_state, wait_trail
 from tests.webhooks.conftest import FAST as DELIVERY
 from tests.webhooks.conftest import SECRET, signed_correctly, use_endpoints
@@ -65,11 +66,11 @@ class Gateway:
                 file.write(json.dumps(item) + "\n")
         supervisor = Supervisor(
             database=self.database,
-            database_url=self.database_url,
-            backend="replay",
+            worker=WorkerSettings(
+                "replay", self.database_url, replay_file=str(path), replay_calls=str(self.calls_file)
+            ),
             heartbeat_interval=30.0,
             incoming=self.store.take,
-            worker_env={"WHATSAPP_REPLAY_FILE": str(path), "WHATSAPP_REPLAY_CALLS": str(self.calls_file)},
             policy=QUICK,
         )
         supervisor.start()
@@ -246,7 +247,7 @@ async def test_sends_to_groups_and_lids_and_a_permanent_group_error(gateway: Gat
     supervisor = gateway.start([replay_line(corpus.connected())], header)
     await wait_state(supervisor, State.CONNECTED)
     group = f"{corpus.GROUP.User}@g.us"
-    with pytest.raises(WorkerError) as raised:
+    with pytest.raises(WhatsAppError) as raised:
         await supervisor.send_text(group, "halo")
     assert raised.value.permanent
     sent = await supervisor.send_text(f"{corpus.LID.User}@lid", "halo")

@@ -1,5 +1,6 @@
 """The worker's environment, read from the running process: neonize's Go side must find NEONIZE_BOT_TAG=off when
-the library loads, or every send to a phone number carries WhatsApp's "AI" label (<bot biz_bot="1"/>)."""
+the library loads, or every send to a phone number carries WhatsApp's "AI" label (<bot biz_bot="1"/>); and the
+app's secrets are not in it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from app.settings import SECRET_VARIABLES, child_environment
 from app.whatsapp.process import WorkerProcess
+from app.whatsapp.protocol import WorkerSettings
 
 
 def refusing_url() -> str:
@@ -28,7 +33,8 @@ async def test_the_neonize_worker_loads_the_library_with_the_bot_tag_off() -> No
     def ignore(*_: Any) -> None:
         pass
 
-    worker = await WorkerProcess.spawn("neonize", refusing_url(), ignore, ignore, env={"NEONIZE_BOT_TAG": "on"})
+    settings = WorkerSettings("neonize", refusing_url())
+    worker = await WorkerProcess.spawn(settings, ignore, ignore, env={"NEONIZE_BOT_TAG": "on"})
     try:
         await asyncio.wait_for(worker.ready.wait(), 30)  # READY comes after the backend (and neonize) loaded
         environ, maps = await asyncio.to_thread(read_process, worker.pid)
@@ -36,3 +42,21 @@ async def test_the_neonize_worker_loads_the_library_with_the_bot_tag_off() -> No
         await worker.stop()
     assert b"NEONIZE_BOT_TAG=off" in environ  # even when the operator's environment says otherwise
     assert "neonize-linux-amd64.so" in maps  # the Go library is loaded in that process, with that environment
+
+
+async def test_the_worker_starts_without_the_apps_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    def ignore(*_: Any) -> None:
+        pass
+
+    monkeypatch.setenv("API_TOKEN", "api-token-in-the-web-process")
+    monkeypatch.setenv("ADMIN_PASSWORD", "admin-password-in-the-web-process")
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    settings = WorkerSettings("simulator", refusing_url())
+    worker = await WorkerProcess.spawn(settings, ignore, ignore, env=child_environment())
+    try:
+        environ, _ = await asyncio.to_thread(read_process, worker.pid)
+    finally:
+        await worker.stop()
+    names = {entry.split(b"=", 1)[0].decode() for entry in environ if entry}
+    assert not names & set(SECRET_VARIABLES)  # the database URL came in its settings frame, not the environment
+    assert b"LANG=C.UTF-8" in environ  # everything else is passed on (a proxy for Go, the locale ...)

@@ -28,6 +28,13 @@
     return hours ? `${days} d ${hours} h` : `${days} d`;
   }
 
+  // A moment in this browser's time zone: the time alone today, with the date otherwise.
+  function localTime(moment) {
+    const time = moment.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    if (moment.toDateString() === new Date(now()).toDateString()) return time;
+    return `${moment.toLocaleDateString([], { day: "numeric", month: "short", year: "numeric" })}, ${time}`;
+  }
+
   function tick() {
     for (const element of document.querySelectorAll("time[data-since]")) {
       const age = (now() - Date.parse(element.dataset.since)) / 1000;
@@ -40,10 +47,10 @@
       const left = (Date.parse(element.dataset.until) - now()) / 1000;
       element.textContent = left > 0 ? `in ${span(left)}` : element.dataset.done || "now";
     }
-    for (const element of document.querySelectorAll("time.clock[datetime]")) {
+    for (const element of document.querySelectorAll("time.local[datetime]")) {
       const moment = new Date(element.getAttribute("datetime"));
-      element.textContent = moment.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
-      element.title = moment.toLocaleString();
+      element.textContent = localTime(moment);
+      element.title = moment.toLocaleString([], { dateStyle: "full", timeStyle: "long" });
     }
   }
 

@@ -1,0 +1,191 @@
+"""GET /metrics in Prometheus' text format, behind the API token or METRICS_TOKEN: the typed `Status` turned into
+gauges at scrape time (one collector, a registry of the app's own, never the global one), plus HTTP requests by
+route template and status with their latency, counted by a small ASGI middleware."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.errors import DatabaseUnavailable
+from app.session.states import State
+from app.status import Status, is_connected, status_without_database
+from app.web.auth import bearer_token_valid
+from app.web.errors import error_response
+from app.web.middleware import HTTPMiddleware
+
+PREFIX = "whatsapp_gateway"
+UNMATCHED = "unmatched"  # the route label of a request no route took (a 404): never the raw path
+MB = 2**20
+
+
+def gauge(
+    name: str, documentation: str, value: float | None = None, labels: list[str] | None = None
+) -> GaugeMetricFamily:
+    return GaugeMetricFamily(f"{PREFIX}_{name}", documentation, value=value, labels=labels)
+
+
+def status_metrics(status: Status) -> Iterator[Metric]:
+    """Every figure of the status that a graph or an alert rule can use."""
+    states = gauge("session_state", "1 for the session's current state, 0 for the others", labels=["state"])
+    for state in State:
+        states.add_metric([state.value], 1.0 if status.state is state else 0.0)
+    yield states
+    yield gauge(
+        "session_connected", "1 while the session is connected (and its heartbeat is good)", is_connected(status)
+    )
+    if status.last_heartbeat_at is not None:
+        age = (status.checked_at - status.last_heartbeat_at).total_seconds()
+        yield gauge("heartbeat_age_seconds", "seconds since the last heartbeat", age)
+    if status.reconnects_24h is not None and status.disconnects_24h is not None:
+        yield gauge("session_reconnects_24h", "reconnects over the last 24 h", status.reconnects_24h)
+        yield gauge("session_disconnects_24h", "disconnects over the last 24 h", status.disconnects_24h)
+    if status.uptime_24h_percent is not None:
+        yield gauge("session_uptime_24h_ratio", "share of the last 24 h connected", status.uptime_24h_percent / 100)
+    if status.worker_restarts_24h is not None:
+        restarts = "WhatsApp worker processes started over the last 24 h, the first of each app process not counted"
+        yield gauge("worker_restarts_24h", restarts, status.worker_restarts_24h)
+    if status.worker is not None and status.worker.rss_mb is not None:
+        yield gauge("worker_rss_bytes", "resident memory of the WhatsApp worker", status.worker.rss_mb * MB)
+    if status.web_rss_mb is not None:
+        yield gauge("web_rss_bytes", "resident memory of the web process", status.web_rss_mb * MB)
+    if status.incoming is not None:
+        stored = "incoming items (messages, receipts, events) stored by this process"
+        yield CounterMetricFamily(f"{PREFIX}_incoming_stored", stored, value=status.incoming.stored_since_start)
+        waiting = "incoming items handed over by the worker, not stored yet"
+        yield gauge("incoming_waiting", waiting, status.incoming.waiting_to_be_stored)
+    yield from webhook_metrics(status)
+    yield from sending_metrics(status)
+
+
+def webhook_metrics(status: Status) -> Iterator[Metric]:
+    if status.webhooks is None:
+        return
+    deliveries = gauge("webhook_deliveries", "webhook deliveries by endpoint and status", labels=["endpoint", "status"])
+    delivered = gauge("webhook_delivered_24h", "deliveries that succeeded in the last 24 h", labels=["endpoint"])
+    oldest = gauge("webhook_oldest_pending_age_seconds", "age of the oldest undelivered event", labels=["endpoint"])
+    for endpoint in status.webhooks.by_endpoint:
+        for name, value in (
+            ("pending", endpoint.pending), ("failed", endpoint.failed), ("waiting", endpoint.waiting),
+            ("dead", endpoint.dead),
+        ):  # fmt: skip
+            deliveries.add_metric([endpoint.url, name], value)
+        delivered.add_metric([endpoint.url], endpoint.delivered_24h)
+        oldest.add_metric([endpoint.url], endpoint.oldest_pending_age_seconds or 0.0)
+    yield from (deliveries, delivered, oldest)
+
+
+def sending_metrics(status: Status) -> Iterator[Metric]:
+    if status.send_queue is not None:
+        queue = gauge("send_queue_messages", "outgoing messages by status", labels=["status"])
+        for name in ("queued", "sending", "sent", "delivered", "read", "failed", "cancelled"):
+            queue.add_metric([name], getattr(status.send_queue, name))
+        yield queue
+    if status.deliveries_24h is not None:
+        figures = status.deliveries_24h
+        sends = gauge("sends_24h", "outgoing messages of the last 24 h by outcome", labels=["outcome"])
+        for name in ("sent", "delivered", "read", "failed"):
+            sends.add_metric([name], getattr(figures, name))
+        yield sends
+        if figures.delivered_percent is not None:
+            yield gauge(
+                "sends_delivered_ratio_24h", "delivered out of sent and failed", figures.delivered_percent / 100
+            )
+
+
+class StatusCollector(Collector):
+    """Yields the figures of the status it is given just before a scrape renders the registry."""
+
+    def __init__(self) -> None:
+        self.status: Status | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        if self.status is not None:
+            yield from status_metrics(self.status)
+
+
+class Metrics:
+    """The app's own registry: the status collector and the HTTP request figures."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.collector = StatusCollector()
+        self.registry.register(self.collector)
+        self.requests = Counter(
+            f"{PREFIX}_http_requests", "HTTP requests by route template, method and status",
+            ["route", "method", "status"], registry=self.registry,
+        )  # fmt: skip
+        self.latency = Histogram(
+            f"{PREFIX}_http_request_duration_seconds", "HTTP request latency by route template and method",
+            ["route", "method"], registry=self.registry,
+        )  # fmt: skip
+
+    def render(self, status: Status | None) -> bytes:
+        # No await between setting the status and rendering: concurrent scrapes cannot see each other's status.
+        self.collector.status = status
+        try:
+            return generate_latest(self.registry)
+        finally:
+            self.collector.status = None
+
+
+class HttpMetricsMiddleware(HTTPMiddleware):
+    """Counts every HTTP request by the path template of the route that took it (never the raw path: ids and
+    tokens stay out of the labels, and the number of series stays bounded)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        super().__init__(app)
+        self.metrics = metrics
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        status = 500  # if the app raises before it answers
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or UNMATCHED
+            method = scope["method"]
+            self.metrics.requests.labels(route, method, str(status)).inc()
+            self.metrics.latency.labels(route, method).observe(time.perf_counter() - started)
+
+
+def metrics_token_valid(request: Request) -> bool:
+    expected: str | None = request.app.state.settings.metrics_token
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if not expected or scheme.lower() != "bearer" or not token:
+        return False
+    return hmac.compare_digest(token.encode("latin-1"), expected.encode())
+
+
+async def metrics(request: Request) -> Response:
+    if not (metrics_token_valid(request) or bearer_token_valid(request)):
+        return error_response(
+            401, "authentication required: send Authorization: Bearer <METRICS_TOKEN or API_TOKEN>",
+            {"WWW-Authenticate": "Bearer"},
+        )  # fmt: skip
+    services = request.app.state.services
+    status = None
+    if services.supervisor is not None:
+        try:
+            status = await services.status()
+        except DatabaseUnavailable:
+            status = status_without_database(services.supervisor)
+    registry: Metrics = request.app.state.metrics
+    # The classic text format's own type: every Prometheus (2.x and 3.x) and agent reads it.
+    return Response(registry.render(status), media_type=CONTENT_TYPE_PLAIN_0_0_4)
