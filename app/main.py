@@ -20,6 +20,7 @@ from app.alerts.watch import Alerts
 from app.authimport.startup import import_at_start
 from app.db.database import Database, start_failure
 from app.db.migrations import migrate
+from app.errors import DatabaseUnavailable
 from app.incoming.retention import Retention
 from app.incoming.store import IncomingOptions, MessageStore
 from app.observability import flush_sentry, name_process
@@ -28,8 +29,8 @@ from app.sending.sender import Sender
 from app.session.states import State
 from app.session.supervisor import Supervisor
 from app.settings import Settings, child_environment
-from app.status import WEBHOOKS_OFF, Status, session_status
-from app.web import api, login, messages_api, page, webhooks_api
+from app.status import WEBHOOKS_OFF, Status, session_status, status_without_database
+from app.web import api, login, messages_api, page, simulator_api, webhooks_api
 from app.web.body import RequestBodyMiddleware
 from app.web.cookie import CookieSessions
 from app.web.errors import EXCEPTION_HANDLERS, InternalErrorMiddleware
@@ -39,6 +40,7 @@ from app.web.metrics import metrics as metrics_endpoint
 from app.web.middleware import RequestLogMiddleware
 from app.web.openapi import openapi_json
 from app.web.security import SecurityHeadersMiddleware
+from app.web.state import AppState
 from app.web.throttle import LoginThrottle
 from app.webhooks.outbox import sync_endpoints
 from app.whatsapp.protocol import WorkerSettings
@@ -101,6 +103,15 @@ class Services:
             dispatcher=dispatcher.state if dispatcher else WEBHOOKS_OFF,
             dispatcher_error=dispatcher.last_error if dispatcher else None,
         )
+
+    async def status_now(self) -> tuple[Status, bool]:
+        """The status for a view that must answer even while Postgres is unavailable (the page, /metrics): then the
+        session as the supervisor knows it, every stored figure unknown, and False."""
+        assert self.supervisor is not None
+        try:
+            return await self.status(), True
+        except DatabaseUnavailable:
+            return status_without_database(self.supervisor), False
 
     async def start(self) -> None:
         settings = self.settings
@@ -191,9 +202,11 @@ class StartFailed(Exception):
 def create_app(settings: Settings, *, banner: str | None = None) -> Starlette:
     """`banner`, if any, is printed to the terminal once the app is ready to serve (a local run's login)."""
     services = Services(settings)
+    cookie_sessions = CookieSessions(settings.secret_key, settings.admin_password)
+    login_throttle = LoginThrottle()
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
         global start_failure_logged
         try:
             await services.start()
@@ -208,7 +221,19 @@ def create_app(settings: Settings, *, banner: str | None = None) -> Starlette:
         if banner:
             print(banner, file=sys.stderr, flush=True)
         try:
-            yield
+            assert services.database and services.supervisor and services.sender, "started above"
+            # Every request gets this as request.state (app/web/state.py), and only once everything here has started.
+            yield AppState(
+                settings=settings,
+                services=services,
+                database=services.database,
+                supervisor=services.supervisor,
+                sender=services.sender,
+                dispatcher=services.dispatcher,
+                cookie_sessions=cookie_sessions,
+                login_throttle=login_throttle,
+                metrics=metrics,
+            )
         finally:
             await services.stop()
 
@@ -224,6 +249,7 @@ def create_app(settings: Settings, *, banner: str | None = None) -> Starlette:
             Route("/events", page.events),
             Route("/api/openapi.json", openapi_json),
             *api.ROUTES,
+            *simulator_api.routes(settings.whatsapp_backend),
             *messages_api.ROUTES,
             *webhooks_api.ROUTES,
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
@@ -238,10 +264,4 @@ def create_app(settings: Settings, *, banner: str | None = None) -> Starlette:
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.services = services
-    app.state.metrics = metrics
-    app.state.session_state = services.session_state
-    app.state.cookie_sessions = CookieSessions(settings.secret_key, settings.admin_password)
-    app.state.login_throttle = LoginThrottle()
     return app

@@ -10,17 +10,19 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.web.cookie import CookieSessions, Session, csrf_problem
+from app.web.cookie import Session, csrf_problem
 from app.web.errors import error_response
+from app.web.state import state
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def bearer_token_valid(request: Request) -> bool:
-    """`Bearer <API_TOKEN>`: the scheme in any case (RFC 9110), then one space, then exactly the token. Nothing is
-    stripped from what follows the space: a token with anything around it (a no-break space, a second space, a
-    trailing character) is another token. The header arrives decoded as Latin-1, so compare its bytes as sent."""
-    expected: str | None = request.app.state.settings.api_token
+def bearer_token_valid(request: Request, expected: str | None = None) -> bool:
+    """`Bearer <API_TOKEN>` (or `expected`, another token): the scheme in any case (RFC 9110), then one space, then
+    exactly the token. Nothing is stripped from what follows the space: a token with anything around it (a no-break
+    space, a second space, a trailing character) is another token. The header arrives decoded as Latin-1, so compare
+    its bytes as sent."""
+    expected = expected if expected is not None else state(request)["settings"].api_token
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if not expected or scheme.lower() != "bearer" or not token:
         return False
@@ -28,8 +30,7 @@ def bearer_token_valid(request: Request) -> bool:
 
 
 def cookie_session(request: Request) -> Session | None:
-    sessions: CookieSessions = request.app.state.cookie_sessions
-    return sessions.load(request)
+    return state(request)["cookie_sessions"].load(request)
 
 
 def requires_auth(endpoint: Endpoint) -> Endpoint:

@@ -42,7 +42,7 @@ def same_origin(request: Request) -> bool:
 
 
 class CookieSessions:
-    """Issues, reads and revokes login sessions. One per app; kept on `app.state.cookie_sessions`."""
+    """Issues, reads and revokes login sessions. One per app, in the lifespan's state (app/web/state.py)."""
 
     def __init__(self, secret_key: str | None, admin_password: str | None, max_age: int = MAX_AGE) -> None:
         self.max_age = max_age

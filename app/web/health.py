@@ -5,6 +5,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from app.web.state import state
+
 
 async def healthz(request: Request) -> JSONResponse:
-    return JSONResponse({"ok": True, "state": request.app.state.session_state()})
+    return JSONResponse({"ok": True, "state": state(request)["services"].session_state()})

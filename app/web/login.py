@@ -17,7 +17,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from app.web.cookie import CookieSessions, csrf_problem, same_origin
 from app.web.render import LOGO, layout
-from app.web.throttle import LoginThrottle, client_address
+from app.web.state import state
+from app.web.throttle import client_address
 from app.web.words import h
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,7 @@ async def form_fields(request: Request) -> dict[str, str]:
 
 
 def sessions_of(request: Request) -> CookieSessions:
-    sessions: CookieSessions = request.app.state.cookie_sessions
-    return sessions
+    return state(request)["cookie_sessions"]
 
 
 def login_page(*, error: str | None = None, notice: str | None = None, disabled: str | None = None) -> str:
@@ -87,7 +87,7 @@ async def login_submit(request: Request) -> Response:
         return HTMLResponse(login_page(disabled="Signing in is off: ADMIN_PASSWORD and SECRET_KEY must be set."), 503)
     if not same_origin(request):
         return HTMLResponse(login_page(error="Refused: the form was sent from another site."), 403)
-    throttle: LoginThrottle = request.app.state.login_throttle
+    throttle = state(request)["login_throttle"]
     address = client_address(request)
     verdict = throttle.attempt(address)
     if not verdict.allowed:
@@ -98,7 +98,7 @@ async def login_submit(request: Request) -> Response:
     if verdict.delay:
         await asyncio.sleep(verdict.delay)  # slows a guessing script; a person barely notices
     password = (await form_fields(request)).get("password", "")
-    expected: str = request.app.state.settings.admin_password
+    expected = state(request)["settings"].admin_password or ""
     if not password or not password_matches(password, expected):
         log.warning("failed login from %s (%d recent failures)", address, throttle.failures(address))
         return HTMLResponse(login_page(error="Wrong password."), 401)

@@ -7,26 +7,29 @@ import uuid
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.responses import Response
 
-from app.db.database import Database
-from app.phone import InvalidPhone, parse_recipient
 from app.sending import queue
-from app.web.api import json_body, text_field
-from app.web.auth import requires_auth
+from app.web.endpoint import Operation, Reply, api, reply
+from app.web.models import Message, MessagePage, MessagesQuery, SendMessage
+from app.web.state import state
 
-STATUSES = ("queued", "sending", "sent", "delivered", "read", "failed", "cancelled")
-MAX_TEXT = 65536
 MAX_KEY = 255
-PAGE_DEFAULT, PAGE_MAX = 50, 200
-
-
-def database_of(request: Request) -> Database:
-    database: Database | None = request.app.state.services.database
-    if database is None:
-        raise HTTPException(503, "the database is still starting")
-    return database
+LOCATION = {"Location": "/api/messages/{id}: where to follow the message"}
+ONE = "#/paths/~1api~1messages~1{message_id}"
+FOLLOW = {  # what a client does next with the id it got
+    "show": {"operationRef": f"{ONE}/get", "parameters": {"message_id": "$response.body#/id"}},
+    "cancel": {"operationRef": f"{ONE}/delete", "parameters": {"message_id": "$response.body#/id"}},
+}
+MESSAGE_ID = {"message_id": {"type": "string", "format": "uuid", "description": "as returned by POST /api/messages"}}
+IDEMPOTENCY_KEY = {
+    "Idempotency-Key": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_KEY,
+        "description": "makes a retried request return the message the first one queued",
+    }
+}
 
 
 def message_id_of(request: Request) -> uuid.UUID:
@@ -36,83 +39,95 @@ def message_id_of(request: Request) -> uuid.UUID:
         raise HTTPException(404, "no such message (ids are UUIDs, as returned by POST /api/messages)") from None
 
 
-@requires_auth
-async def create(request: Request) -> JSONResponse:
-    data = await json_body(request)
-    to = data.get("to")
-    if not isinstance(to, str):
-        raise HTTPException(422, "'to' must be a phone number (+<country code><number>) or a WhatsApp JID")
-    try:
-        recipient = parse_recipient(to)
-    except InvalidPhone as error:
-        raise HTTPException(422, f"'to' {error}") from None
-    text = text_field(data, "text", limit=MAX_TEXT)
-    assert text is not None
+async def create(request: Request, body: SendMessage) -> Response:
     key = request.headers.get("idempotency-key")
     if key is not None and not 1 <= len(key) <= MAX_KEY:
         raise HTTPException(422, f"the Idempotency-Key header must be 1 to {MAX_KEY} characters")
-    async with database_of(request).connection() as connection:  # one statement: no explicit transaction needed
+    services = state(request)
+    async with services["database"].connection() as connection:  # one statement: no explicit transaction needed
         try:
-            result = await queue.enqueue(connection, recipient, text, key)
+            result = await queue.enqueue(connection, body.to, body.text, key)
         except queue.IdempotencyConflict as error:
             raise HTTPException(409, str(error)) from None
-    sender = request.app.state.services.sender
-    if sender is not None and result.created:
-        sender.wake()
+    if result.created:
+        services["sender"].wake()
     headers = {"Location": f"/api/messages/{result.message['id']}"}
-    return JSONResponse(result.message, status_code=202 if result.created else 200, headers=headers)
+    return reply(Message.model_validate(result.message), 202 if result.created else 200, headers)
 
 
-@requires_auth
-async def show(request: Request) -> JSONResponse:
-    async with database_of(request).connection() as connection:
+async def show(request: Request) -> Response:
+    async with state(request)["database"].connection() as connection:
         message = await queue.get(connection, message_id_of(request))
     if message is None:
         raise HTTPException(404, "no such message")
-    return JSONResponse(message)
+    return reply(Message.model_validate(message))
 
 
-@requires_auth
-async def cancel(request: Request) -> JSONResponse:
+async def cancel(request: Request) -> Response:
     message_id = message_id_of(request)
-    async with database_of(request).transaction() as connection:
+    async with state(request)["database"].transaction() as connection:
         cancelled = await queue.cancel(connection, message_id)
         current = cancelled or await queue.get(connection, message_id)
     if current is None:
         raise HTTPException(404, "no such message")
     if cancelled is None:
         raise HTTPException(409, f"only a queued message can be cancelled; this one is {current['status']}")
-    return JSONResponse(cancelled)
+    return reply(Message.model_validate(cancelled))
 
 
-@requires_auth
-async def listing(request: Request) -> JSONResponse:
-    status = request.query_params.get("status")
-    if status is not None and status not in STATUSES:
-        raise HTTPException(422, f"'status' must be one of {', '.join(STATUSES)}")
-    try:
-        limit = int(request.query_params.get("limit", PAGE_DEFAULT))
-    except ValueError:
-        raise HTTPException(422, f"'limit' must be a whole number from 1 to {PAGE_MAX}") from None
-    if not 1 <= limit <= PAGE_MAX:
-        raise HTTPException(422, f"'limit' must be a whole number from 1 to {PAGE_MAX}")
+async def listing(request: Request, query: MessagesQuery) -> Response:
     before = None
-    if "before" in request.query_params:
+    if query.before is not None:
         try:
-            before = dt.datetime.fromisoformat(request.query_params["before"])
+            before = dt.datetime.fromisoformat(query.before)
         except ValueError:
             raise HTTPException(422, "'before' must be an ISO-8601 time (the created_at of the last item)") from None
         if before.tzinfo is None:
             before = before.replace(tzinfo=dt.UTC)
-    async with database_of(request).connection() as connection:
-        items = await queue.page(connection, status, before, limit)
-    next_before = items[-1]["created_at"] if len(items) == limit else None
-    return JSONResponse({"items": items, "next_before": next_before})
+    async with state(request)["database"].connection() as connection:
+        items = await queue.page(connection, query.status, before, query.limit)
+    next_before = items[-1]["created_at"] if len(items) == query.limit else None
+    return reply(MessagePage.model_validate({"items": items, "next_before": next_before}))
 
 
 ROUTES = [
-    Route("/api/messages", create, methods=["POST"]),
-    Route("/api/messages", listing, methods=["GET"]),
-    Route("/api/messages/{message_id}", show, methods=["GET"]),
-    Route("/api/messages/{message_id}", cancel, methods=["DELETE"]),
+    api(
+        "/api/messages",
+        "POST",
+        Operation(
+            "Queue a text message (an Idempotency-Key header makes a retried request return the same message)",
+            {
+                202: Reply("queued", Message, LOCATION, FOLLOW),
+                200: Reply(
+                    "the message an earlier request with the same Idempotency-Key queued", Message, LOCATION, FOLLOW
+                ),
+                409: Reply("the Idempotency-Key was used with a different request"),
+            },
+            body=SendMessage,
+            headers=IDEMPOTENCY_KEY,
+        ),
+        create,
+    ),
+    api(
+        "/api/messages",
+        "GET",
+        Operation("Queued and sent messages, newest first", {200: Reply("a page", MessagePage)}, query=MessagesQuery),
+        listing,
+    ),
+    api(
+        "/api/messages/{message_id}",
+        "GET",
+        Operation("One message and where it is", {200: Reply("the message", Message)}, path=MESSAGE_ID),
+        show,
+    ),
+    api(
+        "/api/messages/{message_id}",
+        "DELETE",
+        Operation(
+            "Cancel a message that is still queued",
+            {200: Reply("cancelled", Message), 409: Reply("the message is no longer queued")},
+            path=MESSAGE_ID,
+        ),
+        cancel,
+    ),
 ]

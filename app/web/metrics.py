@@ -4,7 +4,6 @@ route template and status with their latency, counted by a small ASGI middleware
 
 from __future__ import annotations
 
-import hmac
 import time
 from collections.abc import Iterator
 
@@ -16,12 +15,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import DatabaseUnavailable
 from app.session.states import State
-from app.status import Status, is_connected, status_without_database
+from app.status import Status, is_connected
 from app.web.auth import bearer_token_valid
 from app.web.errors import error_response
 from app.web.middleware import HTTPMiddleware
+from app.web.state import state
 
 PREFIX = "whatsapp_gateway"
 UNMATCHED = "unmatched"  # the route label of a request no route took (a 404): never the raw path
@@ -37,8 +36,8 @@ def gauge(
 def status_metrics(status: Status) -> Iterator[Metric]:
     """Every figure of the status that a graph or an alert rule can use."""
     states = gauge("session_state", "1 for the session's current state, 0 for the others", labels=["state"])
-    for state in State:
-        states.add_metric([state.value], 1.0 if status.state is state else 0.0)
+    for each in State:
+        states.add_metric([each.value], 1.0 if status.state is each else 0.0)
     yield states
     yield gauge(
         "session_connected", "1 while the session is connected (and its heartbeat is good)", is_connected(status)
@@ -165,27 +164,14 @@ class HttpMetricsMiddleware(HTTPMiddleware):
             self.metrics.latency.labels(route, method).observe(time.perf_counter() - started)
 
 
-def metrics_token_valid(request: Request) -> bool:
-    expected: str | None = request.app.state.settings.metrics_token
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if not expected or scheme.lower() != "bearer" or not token:
-        return False
-    return hmac.compare_digest(token.encode("latin-1"), expected.encode())
-
-
 async def metrics(request: Request) -> Response:
-    if not (metrics_token_valid(request) or bearer_token_valid(request)):
+    app = state(request)
+    if not (bearer_token_valid(request, app["settings"].metrics_token or "") or bearer_token_valid(request)):
         return error_response(
             401, "authentication required: send Authorization: Bearer <METRICS_TOKEN or API_TOKEN>",
             {"WWW-Authenticate": "Bearer"},
         )  # fmt: skip
-    services = request.app.state.services
-    status = None
-    if services.supervisor is not None:
-        try:
-            status = await services.status()
-        except DatabaseUnavailable:
-            status = status_without_database(services.supervisor)
-    registry: Metrics = request.app.state.metrics
+    status, _ = await app["services"].status_now()
+    registry = app["metrics"]
     # The classic text format's own type: every Prometheus (2.x and 3.x) and agent reads it.
     return Response(registry.render(status), media_type=CONTENT_TYPE_PLAIN_0_0_4)

@@ -1,296 +1,161 @@
-"""GET /api/openapi.json: the API described as OpenAPI 3.1. Public: it describes the routes and holds no secret.
-
-The session routes are written out below. Any other /api route of the app (added by another part of the app without
-an entry here yet) is still listed, with its docstring as summary, so the document never silently misses a route.
-"""
+"""GET /api/openapi.json: the API as OpenAPI 3.1, written from the route table (each route's Operation, app/web/
+endpoint.py) and the models' own JSON Schema (app/web/models.py). Nothing here is typed twice, so it cannot drift.
+Public: it describes the routes and holds no secret."""
 
 from __future__ import annotations
 
-import copy
+import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from app import __version__
-from app.web.api import DISCONNECT_REASONS, PHONE_FORM
+from app.web.endpoint import JSON, Operation, Reply
+from app.web.models import Error
 
-PHONE_PATTERN = r"^\+[1-9][0-9]{6,14}$"
+REF = "#/components/schemas/{model}"
 SECURED: list[dict[str, list[str]]] = [{"bearer": []}, {"cookie": []}]
-
-
-def error(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }
-
-
-def ok(description: str, schema: dict[str, Any], headers: dict[str, Any] | None = None) -> dict[str, Any]:
-    response: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": schema}}}
-    if headers:
-        response["headers"] = headers
-    return response
-
-
-def body(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
-    return {"required": required, "content": {"application/json": {"schema": schema}}}
-
-
-def operation(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    common = {"401": error("no or wrong credentials"), "403": error("cookie-authenticated POST failed the CSRF check")}
-    return {"summary": summary, "security": SECURED, "responses": {**responses, **common}, **extra}
-
-
-STATE_REF = {"$ref": "#/components/schemas/StateAnswer"}
-NO_STORE = {"Cache-Control": {"schema": {"type": "string", "const": "no-store"}}}
-PHONE = {"type": "string", "pattern": PHONE_PATTERN, "description": PHONE_FORM, "examples": ["+6281234567890"]}
-SIMULATOR_NOTE = "Simulator backend only (WHATSAPP_BACKEND=simulator); 404 otherwise."
-
-RECIPIENT = {
-    "type": "string",
-    "description": "A phone number (+<country code><number>) or any chat JID a webhook event names: "
-    "<digits>@s.whatsapp.net (or WhatsApp Web's <digits>@c.us), a LID <digits>@lid, a group <digits>@g.us or "
-    "<digits>-<digits>@g.us. Anything else is a 422 saying what is wrong.",
-    "examples": ["+6281234567890", "6281234567890@s.whatsapp.net", "123456789012345@lid", "120363021234567890@g.us"],
+# What any route may answer besides its own replies: the authentication (app/web/auth.py), the body's reading
+# (app/web/body.py, app/web/endpoint.py) and the database or WhatsApp being unavailable for a moment.
+COMMON = {
+    401: Reply("no or wrong credentials", headers={"WWW-Authenticate": "Bearer"}),
+    403: Reply("a cookie-authenticated POST failed the CSRF check"),
+    503: Reply("the database or WhatsApp is unavailable right now; try again shortly", headers={"Retry-After": ""}),
 }
-
-PATHS: dict[str, dict[str, Any]] = {
-    "/api/messages": {
-        "post": operation(
-            "Queue a text message (an Idempotency-Key header makes a retried request return the same message)",
-            {
-                "202": ok("queued", {"type": "object"}),
-                "200": ok("the message an earlier request with the same Idempotency-Key queued", {"type": "object"}),
-                "409": error("the Idempotency-Key was used with a different request"),
-                "422": error("'to' or 'text' is invalid; the detail says how"),
-            },
-            requestBody=body(
-                {
-                    "type": "object",
-                    "required": ["to", "text"],
-                    "properties": {"to": RECIPIENT, "text": {"type": "string", "minLength": 1, "maxLength": 65536}},
-                }
-            ),
-        )
-    },
-    "/api/status": {
-        "get": operation(
-            "The session's state, account, heartbeat, 24 h figures, auth store, outbox, version",
-            {"200": ok("the status", {"$ref": "#/components/schemas/Status"}), "503": error("database unavailable")},
-        )
-    },
-    "/api/session/qr": {
-        "get": operation(
-            "The current QR code (payload and SVG) while pairing",
-            {
-                "200": ok("the QR code", {"$ref": "#/components/schemas/QR"}, NO_STORE),
-                "409": error("not pairing: no QR code on offer"),
-            },
-        )
-    },
-    "/api/session/pair-code": {
-        "post": operation(
-            "An 8-character code to link by phone number instead of scanning",
-            {
-                "200": ok(
-                    "the code",
-                    {"type": "object", "required": ["code"], "properties": {"code": {"type": "string"}}},
-                    NO_STORE,
-                ),
-                "409": error("no pairing round is open"),
-                "422": error("the phone number is not in the form +<country code><number>"),
-                "502": error("WhatsApp did not give a code"),
-            },
-            requestBody=body({"type": "object", "required": ["phone"], "properties": {"phone": PHONE}}),
-        )
-    },
-    "/api/session/pair": {
-        "post": operation(
-            "Start a new QR pairing round (at most 3 per 2 minutes)",
-            {
-                "202": ok("the round is starting", STATE_REF),
-                "409": error("the session is linked, pairing or connecting already"),
-                "429": error("3 rounds in the last 2 minutes"),
-            },
-        )
-    },
-    "/api/session/reconnect": {
-        "post": operation(
-            "Drop the connection and connect again with a fresh worker", {"202": ok("reconnecting", STATE_REF)}
-        )
-    },
-    "/api/session/logout": {
-        "post": operation(
-            "Unlink the account from WhatsApp (pairing is needed afterwards)",
-            {"202": ok("logged out", STATE_REF), "409": error("not logged in"), "502": error("logout failed")},
-        )
-    },
-    "/api/simulator/{action}": {
-        "post": operation(
-            "Drive the simulated WhatsApp: pair, incoming, receipt, disconnect, crash, hang",
-            {
-                "202": ok("done", {"type": "object"}),
-                "404": error("not the simulator backend, or an unknown action"),
-                "409": error("the simulated session cannot do that now"),
-                "422": error("invalid body"),
-            },
-            description=SIMULATOR_NOTE,
-            parameters=[
-                {
-                    "name": "action",
-                    "in": "path",
-                    "required": True,
-                    "schema": {"enum": ["pair", "incoming", "receipt", "disconnect", "crash", "hang"]},
-                }
-            ],
-            requestBody=body(
-                {
-                    "oneOf": [
-                        {
-                            "title": "pair",
-                            "type": "object",
-                            "properties": {"phone": PHONE, "push_name": {"type": "string", "maxLength": 100}},
-                        },
-                        {
-                            "title": "incoming",
-                            "type": "object",
-                            "required": ["from"],
-                            "properties": {
-                                "from": PHONE,
-                                "text": {"type": "string"},
-                                "message_id": {"type": "string", "maxLength": 128},
-                                "push_name": {"type": "string", "maxLength": 100},
-                                "group": {"type": "string", "maxLength": 64},
-                                "type": {"type": "string", "maxLength": 16},
-                                "media": {"type": "object"},
-                                "count": {"type": "integer", "minimum": 1, "maximum": 5000},
-                                "target_id": {"type": "string", "maxLength": 128},
-                                "emoji": {"type": "string", "maxLength": 16},
-                                "options": {"type": "array", "items": {"type": "string"}, "maxItems": 12},
-                                "selected": {"type": "array", "items": {"type": "string"}, "maxItems": 12},
-                                "video": {"type": "boolean"},
-                            },
-                        },
-                        {
-                            "title": "receipt",
-                            "type": "object",
-                            "required": ["from", "message_ids"],
-                            "properties": {
-                                "from": PHONE,
-                                "message_ids": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-                                "status": {"enum": ["delivered", "read", "played"]},
-                            },
-                        },
-                        {
-                            "title": "disconnect",
-                            "type": "object",
-                            "properties": {
-                                "reason": {"enum": list(DISCONNECT_REASONS)},
-                                "seconds": {"type": "number", "exclusiveMinimum": 0},
-                                "backlog": {"type": "integer", "minimum": 0, "maximum": 5000},
-                                "reconnect": {"type": "boolean"},
-                            },
-                        },
-                    ]
-                },
-                required=False,
-            ),
-        )
-    },
+BODY = {
+    400: Reply("the body is not valid JSON"),
+    408: Reply("the body did not arrive in time"),
+    413: Reply("the body is too large"),
+    415: Reply("the body is not application/json"),
+    422: Reply("the body is invalid; the detail names the field and says how"),
 }
-
-COMPONENTS: dict[str, Any] = {
-    "securitySchemes": {
-        "bearer": {"type": "http", "scheme": "bearer", "description": "API_TOKEN"},
-        "cookie": {
-            "type": "apiKey",
-            "in": "cookie",
-            "name": "wag_session",
-            "description": "The page's login (POST /login). POSTs also need the page's token in X-CSRF-Token.",
-        },
-    },
-    "schemas": {
-        "Error": {
-            "type": "object",
-            "required": ["error", "detail"],
-            "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
-        },
-        "State": {
-            "enum": [
-                "starting",
-                "standby",
-                "connecting",
-                "pairing",
-                "connected",
-                "reconnecting",
-                "logged_out",
-                "replaced",
-                "banned",
-                "stopped",
-            ]
-        },
-        "StateAnswer": {"type": "object", "properties": {"state": {"$ref": "#/components/schemas/State"}}},
-        "QR": {
-            "type": "object",
-            "required": ["payload", "svg", "rotation"],
-            "properties": {
-                "payload": {"type": "string"},
-                "svg": {"type": "string"},
-                "rotation": {"type": "integer"},
-                "received_at": {"type": "string", "format": "date-time"},
-            },
-        },
-        "Status": {
-            "type": "object",
-            "required": ["state", "since", "version"],
-            "properties": {
-                "state": {"$ref": "#/components/schemas/State"},
-                "since": {"type": "string", "format": "date-time"},
-                "reason": {"type": ["string", "null"]},
-                "detail": {"type": ["string", "null"]},
-                "retry_at": {"type": ["string", "null"], "format": "date-time"},
-                "account": {
-                    "type": ["object", "null"],
-                    "properties": {
-                        "jid": {"type": "string"},
-                        "push_name": {"type": ["string", "null"]},
-                        "phone": {"type": ["string", "null"]},
-                    },
-                },
-                "pairing": {"type": "object"},
-                "last_heartbeat_at": {"type": ["string", "null"], "format": "date-time"},
-                "heartbeat_ok": {"type": ["boolean", "null"]},
-                "uptime_24h_percent": {"type": ["number", "null"]},
-                "disconnects_24h": {"type": "integer"},
-                "reconnects_24h": {"type": "integer"},
-                "recent_transitions": {"type": "array", "items": {"type": "object"}},
-                "auth_store": {"type": "object"},
-                "outbox": {"type": "object"},
-                "version": {"type": "string"},
-            },
-        },
+QUERY = {422: Reply("a query parameter is invalid; the detail names it and says how")}
+PATH = {404: Reply("no such item")}
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "API_TOKEN"},
+    "cookie": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "wag_session",
+        "description": "The page's login (POST /login). POSTs also need the page's token in X-CSRF-Token.",
     },
 }
 
 
-def openapi_document(routes: list[BaseRoute]) -> dict[str, Any]:
-    paths = copy.deepcopy(PATHS)
+def operations(routes: Sequence[BaseRoute]) -> list[tuple[str, str, Operation]]:
+    """(OpenAPI path, method, operation) of every route that declares one, in the route table's order."""
+    found = []
     for route in routes:
-        if not isinstance(route, Route) or not route.path.startswith("/api/") or route.path == "/api/openapi.json":
-            continue
-        path = re.sub(r"{(\w+):\w+}", r"{\1}", route.path)  # Starlette's {id:int} is OpenAPI's {id}
-        entry = paths.setdefault(path, {})
-        doc = (route.endpoint.__doc__ or route.name).strip().splitlines()[0]
-        for method in sorted((route.methods or {"GET"}) - {"HEAD"}):
-            entry.setdefault(method.lower(), operation(doc, {"200": {"description": "success"}}))
-        for name in re.findall(r"{(\w+)}", path):
-            for op in entry.values():
-                params = op.setdefault("parameters", [])
-                if not any(param.get("name") == name for param in params):
-                    params.append({"name": name, "in": "path", "required": True, "schema": {"type": "string"}})
+        operation = getattr(route, "operation", None)
+        if isinstance(route, Route) and isinstance(operation, Operation):
+            path = re.sub(r"{(\w+):\w+}", r"{\1}", route.path)  # Starlette's {id:int} is OpenAPI's {id}
+            for method in sorted((route.methods or {"GET"}) - {"HEAD"}):
+                found.append((path, method.lower(), operation))
+    return found
+
+
+def schemas(found: list[tuple[str, str, Operation]]) -> tuple[dict[Any, dict[str, Any]], dict[str, Any]]:
+    """The JSON Schema of every model the routes name, inputs as validated and answers as sent, under one $defs."""
+    wanted: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {(Error, "serialization"): None}
+    for _, _, operation in found:
+        if operation.body is not None:
+            wanted[operation.body, "validation"] = None
+        for reply in operation.replies.values():
+            if reply.model is not None:
+                wanted[reply.model, "serialization"] = None
+    refs, top = models_json_schema(list(wanted), ref_template=REF)
+    return refs, used(refs, top.get("$defs", {}))
+
+
+def used(refs: dict[Any, dict[str, Any]], definitions: dict[str, Any]) -> dict[str, Any]:
+    """The definitions some route refers to, directly or through another (pydantic also lists the Recipient dataclass
+    behind SendMessage.to, which is documented as the string it is sent as)."""
+    wanted = {ref["$ref"].rsplit("/", 1)[1] for ref in refs.values()}
+    while True:
+        more = {
+            name
+            for name in definitions
+            if f'"{REF.format(model=name)}"' in json.dumps([definitions[w] for w in wanted])
+        }
+        if more <= wanted:
+            return {name: definitions[name] for name in sorted(wanted)}
+        wanted |= more
+
+
+def response(reply: Reply, refs: dict[Any, dict[str, Any]]) -> dict[str, Any]:
+    model = reply.model or Error
+    answer: dict[str, Any] = {
+        "description": reply.description,
+        "content": {JSON: {"schema": refs[model, "serialization"]}},
+    }
+    if reply.headers:
+        answer["headers"] = {
+            name: {"description": text or name, "schema": {"type": "string"}} for name, text in reply.headers.items()
+        }
+    if reply.links:
+        answer["links"] = dict(reply.links)
+    return answer
+
+
+def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    schema = model.model_json_schema()
+    required = set(schema.get("required", []))
+    parameters = []
+    for name, field in schema.get("properties", {}).items():
+        branches = [branch for branch in field.pop("anyOf", []) if branch != {"type": "null"}]
+        if branches:  # an optional value is a parameter left out, never null
+            field = {**field, **branches[0]}
+        if field.get("default", "") is None:
+            del field["default"]
+        parameter = {"name": name, "in": "query", "required": name in required, "schema": field}
+        if "description" in field:
+            parameter["description"] = field["description"]
+        parameters.append(parameter)
+    return parameters
+
+
+def describe(operation: Operation, refs: dict[Any, dict[str, Any]]) -> dict[str, Any]:
+    replies = {**COMMON, **(BODY if operation.body else {}), **(QUERY if operation.query else {})}
+    replies.update(PATH if operation.path else {})
+    replies.update(operation.replies)
+    described: dict[str, Any] = {
+        "summary": operation.summary,
+        "security": SECURED,
+        "responses": {str(status): response(reply, refs) for status, reply in sorted(replies.items())},
+    }
+    if operation.description:
+        described["description"] = operation.description
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": schema} for name, schema in operation.path.items()
+    ]
+    parameters += [
+        {"name": name, "in": "header", "required": False, "schema": schema}
+        for name, schema in operation.headers.items()
+    ]
+    if operation.query is not None:
+        parameters += query_parameters(operation.query)
+    if parameters:
+        described["parameters"] = parameters
+    if operation.body is not None:
+        described["requestBody"] = {
+            "required": operation.body_required,
+            "content": {JSON: {"schema": refs[operation.body, "validation"]}},
+        }
+    return described
+
+
+def openapi_document(routes: Sequence[BaseRoute]) -> dict[str, Any]:
+    found = operations(routes)
+    refs, definitions = schemas(found)
+    paths: dict[str, dict[str, Any]] = {}
+    for path, method, operation in found:
+        paths.setdefault(path, {})[method] = describe(operation, refs)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -301,9 +166,9 @@ def openapi_document(routes: list[BaseRoute]) -> dict[str, Any]:
             '`{"error": "<code>", "detail": "<what is wrong>"}`.',
         },
         "paths": dict(sorted(paths.items())),
-        "components": COMPONENTS,
+        "components": {"securitySchemes": SECURITY_SCHEMES, "schemas": definitions},
     }
 
 
 async def openapi_json(request: Request) -> JSONResponse:
-    return JSONResponse(openapi_document(request.app.routes))
+    return JSONResponse(openapi_document(request.app.routes))  # a few ms, for a document fetched rarely

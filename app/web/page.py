@@ -19,14 +19,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from app import __version__
-from app.errors import DatabaseUnavailable
 from app.session.supervisor import PAIRING_ROUNDS, PAIRING_ROUNDS_WINDOW, Supervisor
 from app.settings import Settings
-from app.status import Status, status_without_database
 from app.times import utcnow
 from app.web import render
 from app.web.auth import bearer_token_valid, cookie_session, requires_auth
 from app.web.render import LOGO, layout
+from app.web.state import state
 from app.web.words import h
 from app.whatsapp.backend import WHATSAPP_QR_SECONDS
 
@@ -50,27 +49,17 @@ def next_round_at(supervisor: Supervisor) -> dt.datetime | None:
     return utcnow() + dt.timedelta(seconds=max(0.0, rounds[0] + PAIRING_ROUNDS_WINDOW - time.monotonic()))
 
 
-def supervisor_of(request: Request) -> Supervisor | None:
-    supervisor: Supervisor | None = request.app.state.services.supervisor
-    return supervisor
-
-
 async def view_of(request: Request) -> render.View:
     """The page's content now; if Postgres is down, the session's own view and a banner saying so."""
-    supervisor = supervisor_of(request)
-    if supervisor is None:
-        return render.View(None, utcnow(), banner="The app is starting.")
-    banner = None
-    try:
-        status: Status = await request.app.state.services.status()
-    except DatabaseUnavailable:
-        banner = "The database is unavailable right now: the figures below may be out of date."
-        status = status_without_database(supervisor)
+    app = state(request)
+    supervisor = app["supervisor"]
+    status, complete = await app["services"].status_now()
+    banner = None if complete else "The database is unavailable right now: the figures below may be out of date."
     return render.View(
         status=status,
         now=utcnow(),
         qr=supervisor.qr,
-        qr_lifetimes=qr_lifetimes(supervisor.backend, request.app.state.settings),
+        qr_lifetimes=qr_lifetimes(supervisor.backend, app["settings"]),
         next_round_at=next_round_at(supervisor),
         banner=banner,
     )
@@ -136,24 +125,20 @@ def fingerprint(supervisor: Supervisor) -> tuple[Any, ...]:
 
 
 async def page_events(request: Request) -> AsyncIterator[str]:
-    supervisor = supervisor_of(request)
+    supervisor = state(request)["supervisor"]
     yield f"retry: {RETRY_MILLISECONDS}\n\n"
     deadline = time.monotonic() + STREAM_SECONDS
     while time.monotonic() < deadline:
         if not bearer_token_valid(request) and cookie_session(request) is None:
             break  # signed out (in another tab) or expired since the stream began: the page learns on reconnect
-        seen = fingerprint(supervisor) if supervisor is not None else None
+        seen = fingerprint(supervisor)
         view = await view_of(request)
         sections = render.sections(view)
         if view.banner:  # the database is away: keep the figures the page has rather than blank them
             sections = {name: html for name, html in sections.items() if name not in render.STORED_SECTIONS}
-        state = view.status.state.value if view.status else "starting"
-        message = {"now": view.now.isoformat(), "state": state, "sections": sections}
+        shown = view.status.state.value if view.status else "starting"
+        message = {"now": view.now.isoformat(), "state": shown, "sections": sections}
         yield f"event: page\ndata: {json.dumps(message)}\n\n"
-        supervisor = supervisor_of(request)
-        if supervisor is None:
-            await asyncio.sleep(REFRESH_SECONDS)
-            continue
         await changed(supervisor, seen, REFRESH_SECONDS)
 
 

@@ -338,12 +338,12 @@ class SimulatorBackend(Backend):
         self.connected = False
         self._inbox_waiting.set()  # the inbox task notices the drop and ends
         if reason == "connection_lost":
-            self.emit(events.DISCONNECTED, {"reason": "connection_lost", "detail": "simulated"})
             backlog = int(args.get("backlog") or 0)
-            if backlog:
+            if backlog:  # held by the server before the drop is reported: the report may retire this worker
                 sender = {"from": BACKLOG_SENDER, "text": "sent while the link was down"}
                 chat = phone_to_jid(BACKLOG_SENDER)
                 await self._accept([incoming_item(sender, chat, self.account) for _ in range(backlog)])
+            self.emit(events.DISCONNECTED, {"reason": "connection_lost", "detail": "simulated"})
             if args.get("reconnect", True) and self.account is not None:
                 account = {"jid": self.account["jid"], "push_name": self.account["push_name"]}
                 self._spawn(self._log_in(account, RECONNECT_SECONDS), "simulator-reconnect")

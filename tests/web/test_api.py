@@ -10,7 +10,7 @@ from app.session.states import State
 from app.session.supervisor import Supervisor
 from tests.processes import TOKEN
 from tests.session.conftest import wait_state
-from tests.web.conftest import ClientFactory
+from tests.web.conftest import ClientFactory, state_of
 from tests.whatsapp_stand_in import WHATSAPP_CONNECT, RefusingProxy
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -31,8 +31,7 @@ ROUTES = [
 
 
 def supervisor(client: httpx.AsyncClient) -> Supervisor:
-    found: Supervisor = client.app.state.services.supervisor  # type: ignore[attr-defined]
-    return found
+    return state_of(client)["supervisor"]
 
 
 async def test_every_api_route_refuses_without_credentials(client: httpx.AsyncClient) -> None:
@@ -79,7 +78,7 @@ async def test_pairing_flow_over_the_api(client: httpx.AsyncClient) -> None:
     assert no_qr.status_code == 409 and "connected" in no_qr.json()["detail"]
     incoming = await client.post("/api/simulator/incoming", headers=AUTH, json={"from": "+628111", "text": "halo"})
     assert incoming.status_code == 422  # too short to be a phone number
-    incoming = await client.post("/api/simulator/incoming", headers=AUTH, json={"from": "+6281111111", "text": "x"})
+    incoming = await client.post("/api/simulator/incoming", headers=AUTH, json={"from": "+6281111111111", "text": "x"})
     assert incoming.status_code == 202 and incoming.json()["message_id"].startswith("3EB0")
     logout = await client.post("/api/session/logout", headers=AUTH)
     assert logout.status_code == 202

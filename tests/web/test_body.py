@@ -17,8 +17,8 @@ from starlette.types import ASGIApp, Message
 
 from app.web import body, errors
 from app.web.body import BODY_LIMIT, FORM_LIMIT, has_body
-from app.web.throttle import LoginThrottle
 from tests.processes import TOKEN, AppProcess
+from tests.web.conftest import state_of
 from tests.web.test_api import AUTH
 
 
@@ -73,7 +73,7 @@ async def chunks(sent: list[int], size: int, count: int) -> AsyncIterator[bytes]
 async def test_a_declared_length_above_the_limit_is_refused_before_the_handler_runs(
     client: httpx.AsyncClient,
 ) -> None:
-    throttle: LoginThrottle = client.app.state.login_throttle  # type: ignore[attr-defined]
+    throttle = state_of(client)["login_throttle"]
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
     refused = await client.post("/login", content=form(FORM_LIMIT + 1), headers=headers)
     assert refused.status_code == 413 and refused.headers["connection"] == "close"
@@ -110,7 +110,7 @@ async def test_a_body_up_to_the_limit_is_taken(client: httpx.AsyncClient) -> Non
     assert sum(sent) == 4096
 
 
-async def abandon_mid_body(app: ASGIApp, path: str, headers: list[tuple[bytes, bytes]]) -> list[Message]:
+async def abandon_mid_body(client: httpx.AsyncClient, path: str, headers: list[tuple[bytes, bytes]]) -> list[Message]:
     """Call the app as hypercorn does when the client sends 12 of its announced 1000 bytes and then goes away."""
     incoming: list[Message] = [
         {"type": "http.request", "body": b"password=abc", "more_body": True},
@@ -137,7 +137,9 @@ async def abandon_mid_body(app: ASGIApp, path: str, headers: list[tuple[bytes, b
         "headers": [(b"host", b"test"), (b"content-length", b"1000"), *headers],
         "client": ("127.0.0.1", 50000),
         "server": ("test", 80),
+        "state": dict(state_of(client)),
     }
+    app: ASGIApp = client.app  # type: ignore[attr-defined]
     await app(scope, receive, send)
     return sent
 
@@ -153,7 +155,7 @@ async def test_a_client_that_disconnects_mid_body_is_not_an_error(
     ]:
         caplog.clear()
         with caplog.at_level(logging.DEBUG):
-            sent = await abandon_mid_body(client.app, path, headers)  # type: ignore[attr-defined]
+            sent = await abandon_mid_body(client, path, headers)
         assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 499, path
         assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [], path
         assert any("disconnected before sending the whole body" in r.getMessage() for r in caplog.records)

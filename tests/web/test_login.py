@@ -13,7 +13,7 @@ from app.web.cookie import COOKIE, CookieSessions
 from app.web.login import password_matches
 from app.web.throttle import LoginThrottle
 from tests.processes import BASE_ENV
-from tests.web.conftest import ClientFactory
+from tests.web.conftest import ClientFactory, state_of
 
 PASSWORD = BASE_ENV["ADMIN_PASSWORD"]
 
@@ -73,13 +73,13 @@ async def test_cookie_is_secure_behind_an_https_router(app_client: ClientFactory
 
 async def test_locally_forwarded_headers_are_only_the_clients_word(app_client: ClientFactory) -> None:
     async with app_client() as client:  # not deployed: no router in front, so no proxy is trusted
-        client.app.state.login_throttle = LoginThrottle(free=0, limit=1, base_delay=0.01)  # type: ignore[attr-defined]
+        state_of(client)["login_throttle"] = LoginThrottle(free=0, limit=1, base_delay=0.01)
         forged = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.7"}
         assert (await client.post("/login", data={"password": "x"}, headers=forged)).status_code == 401
         # Counted against the TCP peer, whatever the header claims next.
         other = {"X-Forwarded-For": "192.0.2.10"}
         assert (await client.post("/login", data={"password": "x"}, headers=other)).status_code == 429
-        client.app.state.login_throttle = LoginThrottle()  # type: ignore[attr-defined]
+        state_of(client)["login_throttle"] = LoginThrottle()
         response = await client.post("/login", data={"password": PASSWORD}, headers=forged)
         assert response.status_code == 303 and "Secure" not in set_cookie(response)
         assert "strict-transport-security" not in response.headers
@@ -109,7 +109,7 @@ def request_with_cookie(value: str) -> Request:
 
 async def test_an_expired_cookie_is_refused(client: httpx.AsyncClient) -> None:
     await login(client)
-    client.app.state.cookie_sessions.max_age = -1  # type: ignore[attr-defined]
+    state_of(client)["cookie_sessions"].max_age = -1
     assert (await client.get("/")).status_code == 303
     assert (await client.get("/api/status")).status_code == 401
 
@@ -144,7 +144,7 @@ async def test_login_from_another_site_is_refused(client: httpx.AsyncClient) -> 
 
 
 async def test_odd_login_bodies_are_answered_calmly(client: httpx.AsyncClient) -> None:
-    client.app.state.login_throttle = LoginThrottle(free=100, limit=100)  # type: ignore[attr-defined]
+    state_of(client)["login_throttle"] = LoginThrottle(free=100, limit=100)
     bodies = [b"", b"password", b"password=%ff%fe", b"password=" + b"a" * 4000, b"a=1&" * 100, b"\x00\xff"]
     for body in bodies:
         response = await client.post(
@@ -159,7 +159,7 @@ async def test_odd_login_bodies_are_answered_calmly(client: httpx.AsyncClient) -
 
 async def test_failed_logins_are_slowed_then_refused_with_429(client: httpx.AsyncClient) -> None:
     throttle = LoginThrottle(free=2, limit=5, base_delay=0.3, max_delay=0.6)
-    client.app.state.login_throttle = throttle  # type: ignore[attr-defined]
+    state_of(client)["login_throttle"] = throttle
     elapsed = []
     for _ in range(5):
         started = time.monotonic()
@@ -178,7 +178,7 @@ async def test_failed_logins_are_slowed_then_refused_with_429(client: httpx.Asyn
 
 async def test_the_throttle_counts_per_client_address_behind_the_router(app_client: ClientFactory) -> None:
     async with app_client(DYNO="web.1") as client:  # deployed: the router's X-Forwarded-For names the client
-        client.app.state.login_throttle = LoginThrottle(free=0, limit=2, base_delay=0.01)  # type: ignore[attr-defined]
+        state_of(client)["login_throttle"] = LoginThrottle(free=0, limit=2, base_delay=0.01)
         attacker = {"X-Forwarded-For": "198.51.100.7"}
         for _ in range(2):
             assert (await client.post("/login", data={"password": "x"}, headers=attacker)).status_code == 401
@@ -194,7 +194,7 @@ async def test_rotating_what_precedes_the_routers_entry_does_not_escape_the_thro
     app_client: ClientFactory,
 ) -> None:
     async with app_client(DYNO="web.1") as client:
-        client.app.state.login_throttle = LoginThrottle(free=0, limit=3, base_delay=0.01)  # type: ignore[attr-defined]
+        state_of(client)["login_throttle"] = LoginThrottle(free=0, limit=3, base_delay=0.01)
         # What a client may put in X-Forwarded-For itself; Heroku's router appends the real peer after it.
         forged = ["", "203.0.113.{n}, ", "203.0.113.{n},198.51.100.{n}, ", "unknown, ", "198.51.100.7 , ", " , "]
         statuses = []

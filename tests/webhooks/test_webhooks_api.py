@@ -9,12 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.applications import Starlette
 
 from app.db.database import Database
 from app.main import create_app
 from app.settings import load_settings
 from tests.processes import BASE_ENV, TOKEN
+from tests.web.conftest import serving, state_of
 from tests.webhooks.conftest import SECRET, enqueue, signed_correctly
 from tests.webhooks.receiver import Receiver, Reply
 
@@ -36,17 +36,12 @@ async def client(
     env = {**BASE_ENV, "DATABASE_URL": database_url, "WEBHOOK_URL": receiver.url, "WEBHOOK_SECRET": SECRET}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    app: Starlette = create_app(load_settings())
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=AUTH) as http:
-            http.app = app  # type: ignore[attr-defined]
-            yield http
+    async with serving(create_app(load_settings()), headers=AUTH) as http:
+        yield http
 
 
 def database_of(client: httpx.AsyncClient) -> Database:
-    database: Database = client.app.state.services.database  # type: ignore[attr-defined]
-    return database
+    return state_of(client)["database"]
 
 
 async def listed(client: httpx.AsyncClient, status: str, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:

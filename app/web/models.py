@@ -1,0 +1,281 @@
+"""Every body and answer of the JSON API, typed once: requests are validated and documented (OpenAPI) from these.
+
+Why pydantic v2: one declaration gives the validation, the error locations (`loc`, down to a list item) and the JSON
+Schema of the OpenAPI document (draft 2020-12, what OpenAPI 3.1 uses), so the three cannot drift apart; it parses the
+raw body in its Rust core (no json.loads pass first), and it is the most widely kept model library for Python.
+msgspec is faster still but its schemas and errors name less; attrs with cattrs generates no JSON Schema.
+
+Bodies are strict (a number is no string, `true` no 1) and ignore fields they do not know, as the API always did.
+A field's `description` reads after "must be": it is both the document's text and the 422's (app/web/endpoint.py).
+Phone numbers and chat addresses are checked by app/phone.py alone; the models only call it. The simulator's bodies
+and answers are in app/web/simulator_models.py, built from the same pieces.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    RootModel,
+    WithJsonSchema,
+)
+
+from app.phone import EXPECTED_FORM, Recipient, normalise_phone, parse_recipient
+from app.status import Status as StatusReport
+from app.webhooks import operator
+
+
+def storable(value: str | None) -> str | None:
+    """Text that Postgres can hold: no NUL (pydantic's JSON parser already refuses a lone surrogate)."""
+    if value is not None and "\x00" in value:
+        raise ValueError("must be valid Unicode text without NUL characters")
+    return value
+
+
+def chars(low: int, high: int) -> Any:
+    return Field(min_length=low, max_length=high, description=f"a string of {low} to {high} characters")
+
+
+def to_recipient(value: Any) -> Recipient:
+    if not isinstance(value, str):
+        raise ValueError(f"must be {RECIPIENT_FORMS}")
+    return parse_recipient(value)  # InvalidPhone (a ValueError) says what is wrong, in the field's 422
+
+
+RECIPIENT_FORMS = (
+    "a phone number (+<country code><number>) or any chat JID a webhook event names: <digits>@s.whatsapp.net "
+    "(or WhatsApp Web's <digits>@c.us), a LID <digits>@lid, a group <digits>@g.us or <digits>-<digits>@g.us"
+)
+RECIPIENT_EXAMPLES = [
+    "+6281234567890",
+    "6281234567890@s.whatsapp.net",
+    "123456789012345@lid",
+    "120363021234567890@g.us",
+]
+
+NoNul = AfterValidator(storable)  # after the length checks, which pydantic then runs natively
+Phone = Annotated[
+    str,
+    AfterValidator(normalise_phone),
+    Field(description=f"an international phone number: {EXPECTED_FORM}", examples=["+6281234567890"]),
+]
+RecipientField = Annotated[
+    Recipient,
+    PlainValidator(to_recipient),
+    Field(description=RECIPIENT_FORMS),
+    WithJsonSchema({"type": "string", "description": RECIPIENT_FORMS, "examples": RECIPIENT_EXAMPLES}),
+]
+# An ISO-8601 time as the app writes it (datetime.isoformat()); kept as text so answers show it unchanged.
+Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+OptionalTimestamp = Annotated[str | None, WithJsonSchema({"type": ["string", "null"], "format": "date-time"})]
+
+SESSION_STATES = (
+    "starting",
+    "standby",
+    "connecting",
+    "pairing",
+    "connected",
+    "reconnecting",
+    "logged_out",
+    "replaced",
+    "banned",
+    "stopped",
+)
+MESSAGE_STATUSES = ("queued", "sending", "sent", "delivered", "read", "failed", "cancelled")
+MAX_TEXT = 65536
+
+
+def one_of(choices: tuple[str, ...]) -> str:
+    return f"one of {', '.join(choices)}"
+
+
+class Body(BaseModel):
+    """A JSON request body: strict types, unknown fields ignored."""
+
+    model_config = ConfigDict(strict=True, populate_by_name=True, frozen=True)
+
+
+class Answer(BaseModel):
+    """A JSON answer. Built from what the app computed, so not strict; each is documented as it is sent."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class Error(Answer):
+    """Every 4xx and 5xx answer (app/web/errors.py)."""
+
+    error: str = Field(description="a short code, e.g. invalid_request, not_found, conflict")
+    detail: str = Field(description="what is wrong, naming the field")
+
+
+# ---- the session ------------------------------------------------------------------------------------------------
+
+
+class PairCodeBody(Body):
+    phone: Phone
+
+
+class PairCode(Answer):
+    code: str = Field(description="8 characters to type on the phone (Linked devices > Link with phone number)")
+
+
+class QR(Answer):
+    payload: str
+    svg: str
+    rotation: int
+    received_at: Timestamp
+
+
+class StateAnswer(Answer):
+    state: Literal[SESSION_STATES]  # type: ignore[valid-type]
+
+
+class Status(RootModel[StatusReport]):
+    """The session, its account and heartbeat, the 24 h figures, the worker, the auth store and its import, the
+    message store, the outbox and each endpoint, the send queue and 24 h delivery figures, this process's tasks.
+    The typed report of app/status.py, as it is: the schema is derived from its dataclasses."""
+
+
+# ---- sending ----------------------------------------------------------------------------------------------------
+
+
+class SendMessage(Body):
+    to: RecipientField
+    text: Annotated[str, chars(1, MAX_TEXT), NoNul]
+
+
+class Message(Answer):
+    id: str = Field(json_schema_extra={"format": "uuid"})
+    to: str = Field(description="the recipient as given, normalised")
+    jid: str = Field(description="where WhatsApp delivers it")
+    status: Literal[MESSAGE_STATUSES]  # type: ignore[valid-type]
+    error: str | None
+    message_id: str | None = Field(description="WhatsApp's id, once sent")
+    attempts: int
+    created_at: Timestamp
+    sent_at: OptionalTimestamp
+    delivered_at: OptionalTimestamp
+    read_at: OptionalTimestamp
+
+
+class MessagesQuery(Body):
+    model_config = ConfigDict(strict=False)  # query values arrive as text
+    status: Annotated[
+        Literal[MESSAGE_STATUSES] | None,  # type: ignore[valid-type]
+        Field(description=one_of(MESSAGE_STATUSES)),
+    ] = None
+    limit: Annotated[int, Field(ge=1, le=200, description="a whole number from 1 to 200")] = 50
+    before: Annotated[
+        str | None,
+        Field(
+            description="an ISO-8601 time (the created_at of the last item)", json_schema_extra={"format": "date-time"}
+        ),
+    ] = None
+
+
+class MessagePage(Answer):
+    items: list[Message]
+    next_before: OptionalTimestamp = Field(description="pass as `before` for the next page; null on the last one")
+
+
+# ---- webhooks ---------------------------------------------------------------------------------------------------
+
+DELIVERY_STATUSES = operator.STATUSES
+BULK_RETRY_STATUSES = ("dead", "failed")
+
+
+class DeliveriesQuery(Body):
+    model_config = ConfigDict(strict=False)
+    status: Annotated[
+        Literal[DELIVERY_STATUSES] | None,  # type: ignore[valid-type]
+        Field(description=one_of(DELIVERY_STATUSES)),
+    ] = None
+    limit: Annotated[int, Field(ge=1, le=500, description="between 1 and 500 (a whole number)")] = 50
+    before: Annotated[
+        int | None, Field(ge=1, le=2**63 - 1, description="an integer: the id of the last delivery listed")
+    ] = None
+
+
+class RetryAll(Body):
+    status: Annotated[
+        Literal[BULK_RETRY_STATUSES],  # type: ignore[valid-type]
+        Field(description=one_of(BULK_RETRY_STATUSES)),
+    ] = "dead"
+
+
+class EndpointRef(Answer):
+    id: int
+    url: str = Field(description="the URL without its credentials or query")
+
+
+class Delivery(Answer):
+    id: int
+    event_id: str
+    type: str
+    chat: str | None
+    endpoint: EndpointRef
+    status: Literal[DELIVERY_STATUSES]  # type: ignore[valid-type]
+    attempts: int
+    created_at: Timestamp
+    next_attempt_at: OptionalTimestamp
+    last_attempt_at: OptionalTimestamp
+    last_status: int | None
+    last_error: str | None
+    delivered_at: OptionalTimestamp
+
+
+class Event(Answer):
+    id: str
+    type: str
+    created_at: Timestamp
+    data: dict[str, Any]
+
+
+class DeliveryWithEvent(Delivery):
+    event: Event = Field(description="the event exactly as it is sent")
+
+
+class DeliveryPage(Answer):
+    deliveries: list[Delivery]
+    next: str | None = Field(None, description="the next page's URL, when this one is full")
+
+
+class Retried(Answer):
+    id: int
+    status: Literal["pending"]
+
+
+class BulkRetried(Answer):
+    status: str
+    retried: int
+
+
+class Endpoint(Answer):
+    id: int
+    url: str
+    active: bool
+    paused: bool
+    paused_at: OptionalTimestamp
+    paused_reason: str | None
+    pending: int
+    oldest_pending_age_seconds: float | None
+    failed: int
+    waiting: int
+    dead: int
+    last_success_at: OptionalTimestamp
+    last_error_at: OptionalTimestamp
+    last_error: str | None
+
+
+class Endpoints(Answer):
+    endpoints: list[Endpoint]
+
+
+class Resumed(Answer):
+    id: int
+    paused: Literal[False]

@@ -1,0 +1,37 @@
+"""What the app's lifespan yields (Starlette copies it into every request's `request.state`), typed, and the one way
+handlers read it. Requests are served only once the lifespan has started everything, so nothing here is optional
+but the webhook dispatcher, which runs only with a WEBHOOK_URL."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, TypedDict, cast
+
+from starlette.requests import HTTPConnection
+
+if TYPE_CHECKING:
+    from app.db.database import Database
+    from app.main import Services
+    from app.sending.sender import Sender
+    from app.session.supervisor import Supervisor
+    from app.settings import Settings
+    from app.web.cookie import CookieSessions
+    from app.web.metrics import Metrics
+    from app.web.throttle import LoginThrottle
+    from app.webhooks.dispatcher import Dispatcher
+
+
+class AppState(TypedDict):
+    settings: Settings
+    services: Services  # status() and session_state(): what the page, /api/status and /healthz show
+    database: Database
+    supervisor: Supervisor
+    sender: Sender
+    dispatcher: Dispatcher | None
+    cookie_sessions: CookieSessions
+    login_throttle: LoginThrottle
+    metrics: Metrics  # the app's own Prometheus registry (GET /metrics)
+
+
+def state(connection: HTTPConnection) -> AppState:
+    """The lifespan's state as this request sees it (a shallow copy per request: the services themselves are shared)."""
+    return cast("AppState", connection.scope["state"])
