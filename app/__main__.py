@@ -84,11 +84,12 @@ def serve(settings: Settings, banner: str | None) -> int:
     from hypercorn.utils import LifespanFailureError
 
     import app.main as composition
+    from app.asgi import behind_router
 
     config = Config.from_object("app.hypercorn_config")
     # Deployed: every interface, like the Procfile. Locally: loopback only, the page is for this machine.
     config.bind = [f"[::]:{settings.port}"] if settings.deployed else [f"127.0.0.1:{settings.port}"]
-    app = composition.create_app(settings, banner=banner)
+    app = behind_router(composition.create_app(settings, banner=banner), settings)
 
     async def run() -> None:
         stop = asyncio.Event()

@@ -134,7 +134,7 @@ class Services:
         self.retention.start()
         if settings.webhook_urls:
             assert settings.webhook_secret, "settings require WEBHOOK_SECRET with WEBHOOK_URL"
-            from app.webhooks.dispatcher import Dispatcher  # httpx is imported only when there is a URL to POST to
+            from app.webhooks.dispatcher import Dispatcher  # aiohttp is imported only when there is a URL to POST to
 
             self.dispatcher = Dispatcher(self.database, settings.database_url, settings.webhook_secret)
             self.dispatcher.start()

@@ -1,8 +1,9 @@
 """The page's login session: a cookie signed with SECRET_KEY that carries a session id and the session's CSRF token.
 
-The cookie is HttpOnly, SameSite=Lax, and Secure whenever the request came over https (directly or, behind Heroku's
-router and its peers, as said by X-Forwarded-Proto). It expires after `MAX_AGE`; it also stops being valid when
-ADMIN_PASSWORD or SECRET_KEY changes, and when its holder logs out (revoked in memory until it would have expired).
+The cookie is HttpOnly, SameSite=Lax, and Secure whenever the request came over https (directly or, deployed, as
+the platform's router says: app/asgi.py puts its word in the request's scheme). It expires after `MAX_AGE`; it also
+stops being valid when ADMIN_PASSWORD or SECRET_KEY changes, and when its holder logs out (revoked in memory until it
+would have expired).
 """
 
 from __future__ import annotations
@@ -28,14 +29,6 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 class Session:
     sid: str
     csrf: str
-
-
-def is_https(request: Request) -> bool:
-    """True if the browser talks https to us, directly or through a TLS-terminating router (X-Forwarded-Proto)."""
-    if request.url.scheme == "https":
-        return True
-    forwarded = request.headers.get("x-forwarded-proto", "")
-    return any(part.strip().lower() == "https" for part in forwarded.split(","))
 
 
 def same_origin(request: Request) -> bool:
@@ -68,7 +61,7 @@ class CookieSessions:
             value,
             max_age=self.max_age,
             path="/",
-            secure=is_https(request),
+            secure=request.url.scheme == "https",
             httponly=True,
             samesite="lax",
         )

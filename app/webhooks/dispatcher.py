@@ -19,8 +19,8 @@ import uuid
 from collections.abc import Awaitable
 from typing import Any
 
+import aiohttp
 import asyncpg
-import httpx
 
 from app.backoff import Jitter, backoff
 from app.db.database import UNAVAILABLE, Database, describe
@@ -82,14 +82,14 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._claiming = asyncio.Lock()  # a claim and its hand-out, or a batch of outcomes (see OutcomeWriter)
         self._outcomes = OutcomeWriter(database, self._claiming, on_written=self._wake.set, on_outage=self._note)
-        self._transport: httpx.AsyncBaseTransport | None = None
+        self._http: aiohttp.ClientSession | None = None
         self.lease = Lease(database_url, LOCK_KEY, name="webhook", poll_interval=LOCK_RETRY)
         self._task: LongTask | None = None
 
     # ---- life cycle -------------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._transport = attempt.http_transport()
+        self._http = attempt.http_session()
         self._outcomes.start()
         # Restarted if it dies (it starts over after any error it catches, too): the outbox is in Postgres.
         self._task = LongTask("webhook-dispatcher", self._run, restart=True).start()
@@ -110,9 +110,9 @@ class Dispatcher:
                 log.error("the webhook dispatcher did not stop within %.0f s", budget)
             await self._task.stop()
         await self._outcomes.stop()
-        if self._transport is not None:
+        if self._http is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._transport.aclose(), 1.0)
+                await asyncio.wait_for(self._http.close(), 1.0)
         self.state = "stopped"
 
     def _left(self, reserve: float = 0.0) -> float:
@@ -299,11 +299,11 @@ class Dispatcher:
             holding.held -= 1
 
     async def _attempt(self, holding: Holding, row: Claimed) -> Outcome:
-        assert self._transport is not None
+        assert self._http is not None
         holding.in_flight += 1
         holding.idle.clear()
         try:
-            code, error = await attempt.post(self._transport, self.secret, row, self.timeout)
+            code, error = await attempt.post(self._http, self.secret, row, self.timeout)
         finally:
             holding.in_flight -= 1
             if not holding.in_flight:

@@ -109,7 +109,6 @@ def load_neonize() -> SimpleNamespace:
             from neonize.proto.waCompanionReg.WAWebProtobufsCompanionReg_pb2 import DeviceProps
             from neonize.proto.waE2E import WAWebProtobufsE2E_pb2
             from neonize.utils.enum import ClientName, ClientType
-            from neonize.utils.message import extract_text
 
             _reap_uname()
         for handler in list(root.handlers):
@@ -125,7 +124,6 @@ def load_neonize() -> SimpleNamespace:
             proto=Neonize_pb2,
             e2e=WAWebProtobufsE2E_pb2,
             int_to_event=INT_TO_EVENT,
-            extract_text=extract_text,
             events=SimpleNamespace(
                 Connected=ConnectedEv,
                 Disconnected=DisconnectedEv,

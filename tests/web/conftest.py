@@ -1,4 +1,5 @@
-"""The app in-process over ASGI, with its lifespan (database, migrations, supervisor and a real worker) running."""
+"""The app in-process over ASGI, with its lifespan (database, migrations, supervisor and a real worker) running,
+served as app/asgi.py serves it (deployed, behind the router's one trusted hop)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import pytest
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
+from app.asgi import behind_router
 from app.main import create_app
-from app.settings import load_settings
+from app.settings import Settings, load_settings
 from app.web.state import AppState
 from tests.processes import BASE_ENV
 
@@ -20,16 +22,20 @@ ClientFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
 
 @asynccontextmanager
-async def serving(app: Starlette, headers: Mapping[str, str] | None = None) -> AsyncIterator[httpx.AsyncClient]:
+async def serving(
+    app: Starlette, headers: Mapping[str, str] | None = None, settings: Settings | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
     """An httpx client of `app` with its lifespan running. Like an ASGI server, each request gets a shallow copy of
-    the lifespan's state; the state itself is `client.state` (a test may swap a service in it)."""
+    the lifespan's state; the state itself is `client.state` (a test may swap a service in it). With `settings`, the
+    app is served as app/asgi.py serves it (deployed, behind the router's one trusted hop)."""
+    served = behind_router(app, settings) if settings is not None else app
     async with app.router.lifespan_context(app) as state:
         shared: dict[str, Any] = dict(state or {})
 
         async def with_state(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] in ("http", "websocket"):
                 scope["state"] = dict(shared)
-            await app(scope, receive, send)
+            await served(scope, receive, send)
 
         transport = httpx.ASGITransport(app=with_state)
         async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=headers) as http:
@@ -49,7 +55,8 @@ def app_client(database_url: str, monkeypatch: pytest.MonkeyPatch) -> ClientFact
     async def open_client(**env: str) -> AsyncIterator[httpx.AsyncClient]:
         for name, value in {**BASE_ENV, "DATABASE_URL": database_url, **env}.items():
             monkeypatch.setenv(name, value)
-        async with serving(create_app(load_settings())) as http:
+        settings = load_settings()
+        async with serving(create_app(settings), settings=settings) as http:
             yield http
 
     return open_client

@@ -63,11 +63,26 @@ async def test_login_sets_a_signed_httponly_samesite_cookie(client: httpx.AsyncC
     assert (await client.get("/login")).status_code == 303  # signed in already
 
 
-@pytest.mark.parametrize("headers", [{"X-Forwarded-Proto": "https"}, {"X-Forwarded-Proto": "https, http"}])
-async def test_cookie_is_secure_behind_an_https_router(client: httpx.AsyncClient, headers: dict[str, str]) -> None:
-    response = await client.post("/login", data={"password": PASSWORD}, headers=headers)
-    assert "Secure" in set_cookie(response)
-    assert response.headers["strict-transport-security"].startswith("max-age=")
+@pytest.mark.parametrize(("proto", "secure"), [("https", True), ("http, https", True), ("https, http", False)])
+async def test_cookie_is_secure_behind_an_https_router(app_client: ClientFactory, proto: str, secure: bool) -> None:
+    async with app_client(DYNO="web.1") as client:  # deployed: the router's word is the last X-Forwarded-Proto entry
+        response = await client.post("/login", data={"password": PASSWORD}, headers={"X-Forwarded-Proto": proto})
+        assert ("Secure" in set_cookie(response)) is secure
+        assert ("strict-transport-security" in response.headers) is secure
+
+
+async def test_locally_forwarded_headers_are_only_the_clients_word(app_client: ClientFactory) -> None:
+    async with app_client() as client:  # not deployed: no router in front, so no proxy is trusted
+        state_of(client)["login_throttle"] = LoginThrottle(free=0, limit=1, base_delay=0.01)
+        forged = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.7"}
+        assert (await client.post("/login", data={"password": "x"}, headers=forged)).status_code == 401
+        # Counted against the TCP peer, whatever the header claims next.
+        other = {"X-Forwarded-For": "192.0.2.10"}
+        assert (await client.post("/login", data={"password": "x"}, headers=other)).status_code == 429
+        state_of(client)["login_throttle"] = LoginThrottle()
+        response = await client.post("/login", data={"password": PASSWORD}, headers=forged)
+        assert response.status_code == 303 and "Secure" not in set_cookie(response)
+        assert "strict-transport-security" not in response.headers
 
 
 async def test_a_tampered_or_foreign_cookie_is_refused(client: httpx.AsyncClient) -> None:

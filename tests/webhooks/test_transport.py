@@ -1,26 +1,37 @@
-"""The dispatcher's HTTP/1.1 transport against small real servers: reuse, answers of every framing, TLS, failures."""
+"""A delivery attempt on the wire (app/webhooks/attempt.py over aiohttp) against small real servers: keep-alive
+reuse, a dead connection tried again, timeouts, error texts, TLS, and a proxy named in the environment."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import ssl
 import subprocess
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
+import aiohttp
 import pytest
 
-from app.webhooks.attempt import http_transport
-from app.webhooks.transport import KeepAliveTransport
+from app.webhooks.attempt import MAX_BODY, http_session, post
+from app.webhooks.deliveries import Claimed
+
+SECRET = "transport-secret"
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 
 
 class Server:
-    """A loopback server whose answers a test writes byte by byte; counts connections and requests."""
+    """A loopback server whose answers a test writes byte by byte; counts connections and keeps each request.
 
-    def __init__(self, answer: bytes, *, close_after: bool = False) -> None:
+    `drop`: numbers (from 1, over all connections) of requests whose connection is closed without an answer;
+    `silent`: never answer."""
+
+    def __init__(self, answer: bytes = OK, *, drop: frozenset[int] = frozenset(), silent: bool = False) -> None:
         self.answer = answer
-        self.close_after = close_after
+        self.drop = drop
+        self.silent = silent
         self.connections = 0
         self.requests: list[bytes] = []
         self.server: asyncio.Server | None = None
@@ -37,115 +48,128 @@ class Server:
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
-                length = next(
-                    (
-                        int(line.split(b":")[1])
-                        for line in head.split(b"\r\n")
-                        if line.lower().startswith(b"content-length")
-                    ),
-                    0,
-                )
-                self.requests.append(head + await reader.readexactly(length))
+                lines = head.split(b"\r\n")
+                sizes = [int(line.split(b":")[1]) for line in lines if line.lower().startswith(b"content-length")]
+                self.requests.append(head + await reader.readexactly(sizes[0] if sizes else 0))
+                if self.silent:
+                    await reader.read()  # until the client gives up
+                    return
+                if len(self.requests) in self.drop:
+                    break
                 writer.write(self.answer)
                 await writer.drain()
-                if self.close_after:
-                    writer.close()
-                    return
         except (asyncio.IncompleteReadError, ConnectionError):
-            writer.close()
-
-    def drop_connections(self) -> None:
-        for writer in self.writers:
-            writer.close()
+            pass
+        writer.close()
 
     async def stop(self) -> None:
-        self.drop_connections()
+        for writer in self.writers:
+            writer.close()
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
 
 
 @pytest.fixture
-async def transport() -> AsyncIterator[KeepAliveTransport]:
-    transport = KeepAliveTransport()
-    yield transport
-    await transport.aclose()
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    session = http_session()
+    yield session
+    await session.close()
 
 
-async def post(transport: KeepAliveTransport, url: str, body: bytes = b'{"ok":true}') -> httpx.Response:
-    request = httpx.Request("POST", url, content=body, headers={"X-Webhook-Id": "abc"})
-    response = await transport.handle_async_request(request)
-    await response.aread()
-    return response
+def claimed(url: str, attempts: int = 0) -> Claimed:
+    now = dt.datetime.now(dt.UTC)
+    data = '{"chat": "x@s.whatsapp.net", "text": "halo"}'
+    return Claimed(1, 1, url, "x@s.whatsapp.net", 1, attempts, now, uuid.uuid4(), "message.received", now, data)
 
 
-async def test_one_write_per_request_and_the_connection_is_reused(transport: KeepAliveTransport) -> None:
-    server = Server(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+async def test_the_connection_is_kept_alive_and_reused(session: aiohttp.ClientSession) -> None:
+    server = Server(OK[:-2].replace(b"\r\n\r\n", b"\r\nSet-Cookie: sid=abc\r\n\r\n") + b"ok")
     port = await server.start()
     try:
         for _ in range(3):
-            response = await post(transport, f"http://127.0.0.1:{port}/hook?token=x")
-            assert response.status_code == 200 and response.content == b"ok"
+            assert await post(session, SECRET, claimed(f"http://127.0.0.1:{port}/hook?token=x"), 5.0) == (200, None)
         assert server.connections == 1 and len(server.requests) == 3
-        request = server.requests[0]
-        assert request.startswith(b"POST /hook?token=x HTTP/1.1\r\n")
-        assert b"Host: 127.0.0.1:" in request and b"X-Webhook-Id: abc" in request
-        assert request.endswith(b'\r\nContent-Length: 11\r\n\r\n{"ok":true}')
+        request = server.requests[-1]
+        head, body = request.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"POST /hook?token=x HTTP/1.1\r\n")
+        assert b"\r\nHost: 127.0.0.1:" in head and b"\r\nX-Webhook-Id: " in head
+        assert f"\r\nContent-Length: {len(body)}".encode() in head and body.startswith(b'{"id":"')
+        # No cookie jar: a receiver's cookie never follows later events; no Accept headers of aiohttp's own.
+        assert b"cookie" not in head.lower() and b"accept" not in head.lower()
+    finally:
+        await server.stop()
+
+
+async def test_a_connection_that_dies_before_answering_is_tried_once_more(session: aiohttp.ClientSession) -> None:
+    server = Server(drop=frozenset({2}))  # the second request's connection closes without an answer
+    port = await server.start()
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        assert await post(session, SECRET, claimed(url), 5.0) == (200, None)
+        assert await post(session, SECRET, claimed(url), 5.0) == (200, None)
+        assert server.connections == 2 and len(server.requests) == 3
+        assert server.requests[1] == server.requests[2]  # the same bytes again: same id, same signature
+    finally:
+        await server.stop()
+
+
+async def test_a_server_that_never_answers_times_out(session: aiohttp.ClientSession) -> None:
+    server = Server(silent=True)
+    port = await server.start()
+    try:
+        started = asyncio.get_running_loop().time()
+        outcome = await post(session, SECRET, claimed(f"http://127.0.0.1:{port}/"), 0.3)
+        assert outcome == (None, "no answer within 0.3 s")
+        assert asyncio.get_running_loop().time() - started < 2.0
     finally:
         await server.stop()
 
 
 @pytest.mark.parametrize(
-    ("answer", "status", "content", "reused"),
+    ("answer", "status", "error"),
     [
         (
-            b"HTTP/1.1 500 Oops\r\nTransfer-Encoding: chunked\r\n\r\n4;x=y\r\nfail\r\n3\r\ned!\r\n0\r\n\r\n",
+            b"HTTP/1.1 500 Oops\r\nTransfer-Encoding: chunked\r\n\r\n9\r\ndatabase\n\r\n6\r\n  down\r\n0\r\n\r\n",
             500,
-            b"failed!",
-            True,
+            "HTTP 500: database down",
         ),
-        (b"HTTP/1.1 204 No Content\r\n\r\n", 204, b"", True),
-        (b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", 200, b"ok", False),
-        (b"HTTP/1.0 410 Gone\r\nContent-Type: text/plain\r\n\r\nbye", 410, b"bye", False),
+        (b"HTTP/1.1 400 Bad\r\nContent-Length: 0\r\n\r\n", 400, "HTTP 400"),
+        (
+            b"HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n",
+            302,
+            "HTTP 302 (redirects are not followed: set WEBHOOK_URL to the final address)",
+        ),
+        (
+            b"HTTP/1.1 503 Busy\r\nContent-Length: %d\r\n\r\n" % (MAX_BODY + 10) + b"x" * (MAX_BODY + 10),
+            503,
+            "HTTP 503: " + "x" * 200,
+        ),
     ],
 )
-async def test_answers_of_every_framing(
-    transport: KeepAliveTransport, answer: bytes, status: int, content: bytes, reused: bool
+async def test_a_failed_answer_keeps_the_start_of_its_body(
+    session: aiohttp.ClientSession, answer: bytes, status: int, error: str
 ) -> None:
-    server = Server(answer, close_after=not reused)
+    server = Server(answer)
     port = await server.start()
     try:
-        for _ in range(2):
-            response = await post(transport, f"http://127.0.0.1:{port}/")
-            assert (response.status_code, response.content) == (status, content)
-        assert server.connections == (1 if reused else 2)
+        assert await post(session, SECRET, claimed(f"http://127.0.0.1:{port}/"), 5.0) == (status, error)
     finally:
         await server.stop()
 
 
-async def test_an_idle_connection_closed_by_the_server_is_replaced(transport: KeepAliveTransport) -> None:
-    server = Server(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-    port = await server.start()
-    try:
-        assert (await post(transport, f"http://127.0.0.1:{port}/")).status_code == 200
-        server.drop_connections()
-        await asyncio.sleep(0.05)  # let the close reach us (as an idle timeout on the server side would)
-        assert (await post(transport, f"http://127.0.0.1:{port}/")).status_code == 200
-        assert server.connections == 2
-    finally:
-        await server.stop()
-
-
-async def test_failures_are_httpx_errors(transport: KeepAliveTransport) -> None:
+async def test_failures_without_an_answer_are_named(session: aiohttp.ClientSession) -> None:
     server = Server(b"SMTP ready\r\n\r\n")
     port = await server.start()
     try:
-        with pytest.raises(httpx.RemoteProtocolError, match=r"not an HTTP/1\.x answer"):
-            await post(transport, f"http://127.0.0.1:{port}/")
+        code, error = await post(session, SECRET, claimed(f"http://127.0.0.1:{port}/"), 5.0)
+        assert code is None and error is not None and error.startswith("ClientResponseError: ")
     finally:
         await server.stop()
-    with pytest.raises(httpx.ConnectError):
-        await post(transport, f"http://127.0.0.1:{port}/")
+    code, error = await post(session, SECRET, claimed(f"http://127.0.0.1:{port}/"), 5.0)
+    assert code is None and error is not None and error.startswith("ClientConnectorError: Cannot connect to host")
+    code, error = await post(session, SECRET, claimed("not a url"), 5.0)
+    assert code is None and error is not None and error.startswith("InvalidUrlClientError: not")
 
 
 def self_signed(tmp_path: Path) -> tuple[Path, Path]:
@@ -158,29 +182,37 @@ def self_signed(tmp_path: Path) -> tuple[Path, Path]:
     return key, cert
 
 
-async def test_https_with_a_verified_certificate(tmp_path: Path) -> None:
+async def test_https_with_a_verified_certificate(tmp_path: Path, session: aiohttp.ClientSession) -> None:
     key, cert = self_signed(tmp_path)
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_context.load_cert_chain(cert, key)
-    server = Server(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    server = Server()
     port = await server.start(server_context)
-    trusting = KeepAliveTransport(ssl.create_default_context(cafile=str(cert)))
-    strict = KeepAliveTransport()
+    trusting = http_session(ssl.create_default_context(cafile=str(cert)))
+    url = f"https://localhost:{port}/hook"
     try:
         for _ in range(2):
-            assert (await post(trusting, f"https://localhost:{port}/hook")).content == b"ok"
+            assert await post(trusting, SECRET, claimed(url), 5.0) == (200, None)
         assert server.connections == 1
-        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
-            await post(strict, f"https://localhost:{port}/hook")
+        code, error = await post(session, SECRET, claimed(url), 5.0)  # the system's CAs do not know this one
+        assert code is None and error is not None and "CERTIFICATE_VERIFY_FAILED" in error
     finally:
-        await trusting.aclose()
-        await strict.aclose()
+        await trusting.close()
         await server.stop()
 
 
-def test_a_proxy_in_the_environment_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+async def test_a_proxy_in_the_environment_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    assert isinstance(http_transport(), KeepAliveTransport)
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
-    assert isinstance(http_transport(), httpx.AsyncHTTPTransport)
+        monkeypatch.delenv(name.lower(), raising=False)
+    proxy = Server()
+    port = await proxy.start()
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+    session = http_session()
+    try:
+        # The receiver's name need not resolve here: the proxy is asked for it, in absolute form.
+        assert await post(session, SECRET, claimed("http://receiver.invalid/hook"), 5.0) == (200, None)
+        assert proxy.requests[0].startswith(b"POST http://receiver.invalid/hook HTTP/1.1\r\n")
+    finally:
+        await session.close()
+        await proxy.stop()

@@ -23,6 +23,8 @@ NZ = load_neonize()  # imports neonize once, undoing its logging side effects
 PB: Any = NZ.proto  # neonize's Neonize_pb2
 E2E: Any = NZ.e2e  # WhatsApp's message protobufs (waE2E)
 EVENT_TO_INT: dict[type[Any], int] = importlib.import_module("neonize.events").EVENT_TO_INT
+# neonize's own text extraction, which the mapping's text must agree with (the app does not use it).
+EXTRACT_TEXT: Callable[[Any], str] = importlib.import_module("neonize.utils.message").extract_text
 
 TS_MS = 1_763_000_000_123  # Info.Timestamp of a Message event is in milliseconds
 TS_ISO = "2025-11-13T02:13:20.123+00:00"

@@ -40,6 +40,7 @@ from app.whatsapp.neonize_mapping import (
     temporary_ban_to_dict,
     text_message,
 )
+from tests.whatsapp.corpus import EXTRACT_TEXT
 from tests.whatsapp_stand_in import WHATSAPP_CONNECT, RefusingProxy
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -187,7 +188,7 @@ def test_sticker_and_audio_media_fields() -> None:
     ],
 )
 def test_text_agrees_with_neonize_extract_text(content: Any) -> None:
-    assert message_data(message_event(content))["text"] == (NZ.extract_text(content) or None)
+    assert message_data(message_event(content))["text"] == (EXTRACT_TEXT(content) or None)
 
 
 def test_lid_sender_takes_the_phone_from_sender_alt() -> None:

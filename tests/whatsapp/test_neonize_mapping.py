@@ -47,7 +47,7 @@ from app.whatsapp.neonize_mapping import (
     undecryptable_to_dict,
 )
 from tests.whatsapp import corpus
-from tests.whatsapp.corpus import E2E, NZ, PB
+from tests.whatsapp.corpus import E2E, EXTRACT_TEXT, NZ, PB
 
 COMMON = ("message_id", "chat", "from", "sender_jid", "push_name", "timestamp", "is_group", "is_from_me", "raw")
 MESSAGE_FIELDS = (*COMMON, "type", "text", "media", "poll")
@@ -245,7 +245,7 @@ def test_poll_creation_v4_container_is_unwrapped() -> None:
 def test_text_agrees_with_neonize_extract_text() -> None:
     for builder in (corpus.text, corpus.extended_text, corpus.image, corpus.video):
         event = builder()
-        assert mapped(builder)[1]["text"] == (NZ.extract_text(event.Message) or None)
+        assert mapped(builder)[1]["text"] == (EXTRACT_TEXT(event.Message) or None)
 
 
 # -- edits, deletes, reactions, votes ------------------------------------------------------------------------------
