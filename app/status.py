@@ -24,7 +24,6 @@ from app.sending import queue
 from app.sending.queue import DeliveryFigures, SendQueueStatus
 from app.session.states import State
 from app.session.status import (
-    Live,
     SessionStatus,
     WorkerStatus,
     json_name,
@@ -104,21 +103,6 @@ async def stored_figures(
     }
 
 
-def live_view(supervisor: Supervisor) -> Live:
-    snapshot = supervisor.snapshot()
-    return Live(
-        state=snapshot.state,
-        since=snapshot.since,
-        reason=snapshot.reason,
-        detail=snapshot.detail,
-        retry_at=snapshot.retry_at,
-        account=snapshot.account,
-        qr_rotation=snapshot.qr["rotation"] if snapshot.qr else None,
-        rounds_left=snapshot.pairing_rounds_left,
-        process=supervisor.process,
-    )
-
-
 async def session_status(
     supervisor: Supervisor,
     database: Database,
@@ -132,7 +116,7 @@ async def session_status(
     at_start = ImportAtStart.of(auth_import_at_start) if auth_import_at_start is not None else None
     async with database.connection() as connection:
         session = await read_session(
-            connection, live_view(supervisor), heartbeat_interval=supervisor.heartbeat_interval
+            connection, supervisor.snapshot(), heartbeat_interval=supervisor.heartbeat_interval
         )
         figures = await stored_figures(connection, supervisor.backend, at_start, dispatcher, dispatcher_error)
     return compose(
@@ -149,7 +133,7 @@ async def session_status(
 
 def status_without_database(supervisor: Supervisor) -> Status:
     """While Postgres is unavailable: the session as the supervisor knows it, every stored figure unknown."""
-    session = session_without_database(live_view(supervisor), supervisor.heartbeat_interval, supervisor.last_heartbeat)
+    session = session_without_database(supervisor.snapshot(), supervisor.heartbeat_interval, supervisor.last_heartbeat)
     return compose(
         session,
         "live",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
@@ -116,17 +116,22 @@ class SessionStatus:
 
 @dataclasses.dataclass(frozen=True)
 class Live:
-    """The supervisor's own view of the session, for `read_session`."""
+    """The session as the supervisor holding it sees it (`Supervisor.snapshot()`), for `read_session` and the QR."""
 
     state: State
     since: dt.datetime
     reason: str
     detail: str | None
     retry_at: dt.datetime | None
-    account: dict[str, str | None] | None
-    qr_rotation: int | None
-    rounds_left: int
+    account: dict[str, Any] | None
+    qr: dict[str, Any] | None  # the code on offer: payload, rotation, expires_at
+    rounds_left: int  # pairing rounds left in the window
     process: str
+
+    @property
+    def pairing(self) -> Pairing:
+        rotation = self.qr["rotation"] if self.qr else None
+        return Pairing(rotation is not None, rotation, self.rounds_left)
 
 
 def phone_of(jid: str | None) -> str | None:
@@ -186,7 +191,7 @@ async def read_session(
     if live is not None:
         state, since, reason, detail, retry_at = live.state, live.since, live.reason, live.detail, live.retry_at
         account = account_of(live.account.get("jid"), live.account.get("push_name")) if live.account else None
-        pairing = Pairing(live.qr_rotation is not None, live.qr_rotation, live.rounds_left)
+        pairing = live.pairing
         process = live.process
         if state is State.STANDBY and stored is not None:
             holder = Holder(stored["process"], State(stored["state"]))
@@ -240,7 +245,7 @@ def session_without_database(
         banned_until=banned_until(live.state, live.retry_at, live.detail),
         account=account,
         unlinked=None,
-        pairing=Pairing(live.qr_rotation is not None, live.qr_rotation, live.rounds_left),
+        pairing=live.pairing,
         process=live.process,
         heartbeat_interval=heartbeat_interval,
         last_heartbeat_at=last_heartbeat,

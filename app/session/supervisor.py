@@ -37,6 +37,7 @@ from app.session import audit
 from app.session.lease import session_lease
 from app.session.policy import DEFAULT, TRANSIENT, Policy, decide
 from app.session.states import Reason, State
+from app.session.status import Live
 from app.tasks import LongTask, wait_any, watch
 from app.times import utcnow
 from app.whatsapp import backend as events
@@ -676,16 +677,9 @@ class Supervisor:
 
     # ---- what the status function reads -----------------------------------------------------------------------
 
-    def snapshot(self) -> Snapshot:
-        worker = None
-        if self.worker is not None:
-            worker = {
-                "pid": self.worker.pid,
-                "generation": self.worker.generation,
-                "uptime_seconds": round(time.monotonic() - self.worker.started_at, 1),
-            }
+    def snapshot(self) -> Live:
         self._pairing_round_allowed()  # drops rounds older than the window
-        return Snapshot(
+        return Live(
             state=self.state,
             since=self.since,
             reason=self.reason,
@@ -693,6 +687,6 @@ class Supervisor:
             retry_at=self.retry_at,
             account=self.account,
             qr=self.qr,
-            worker=worker,
-            pairing_rounds_left=PAIRING_ROUNDS - len(self.pairing_rounds),
+            rounds_left=PAIRING_ROUNDS - len(self.pairing_rounds),
+            process=self.process,
         )
