@@ -35,7 +35,7 @@ from app.web.body import RequestBodyMiddleware
 from app.web.cookie import CookieSessions
 from app.web.errors import EXCEPTION_HANDLERS, InternalErrorMiddleware
 from app.web.health import healthz
-from app.web.metrics import HttpMetricsMiddleware, Metrics
+from app.web.metrics import Metrics
 from app.web.metrics import metrics as metrics_endpoint
 from app.web.middleware import RequestLogMiddleware
 from app.web.openapi import openapi_json
@@ -255,8 +255,7 @@ def create_app(settings: Settings, *, banner: str | None = None) -> Starlette:
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         middleware=[
-            Middleware(HttpMetricsMiddleware, metrics=metrics),  # outermost: its latency is the whole request's
-            Middleware(RequestLogMiddleware),
+            Middleware(RequestLogMiddleware, metrics=metrics),  # outermost: its latency is the whole request's
             Middleware(SecurityHeadersMiddleware),
             Middleware(RequestBodyMiddleware),  # inside the security headers: its own 413 answers carry them too
             Middleware(InternalErrorMiddleware),

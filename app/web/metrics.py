@@ -4,7 +4,6 @@ route template and status with their latency, counted by a small ASGI middleware
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -13,13 +12,12 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from app.session.states import State
 from app.status import Status, is_connected
 from app.web.auth import bearer_token_valid
 from app.web.errors import error_response
-from app.web.middleware import HTTPMiddleware
 from app.web.state import state
 
 PREFIX = "whatsapp_gateway"
@@ -128,6 +126,13 @@ class Metrics:
             ["route", "method"], registry=self.registry,
         )  # fmt: skip
 
+    def observe(self, scope: Scope, status: int, seconds: float) -> None:
+        """One HTTP request, by the path template of the route that took it (never the raw path: ids and tokens stay
+        out of the labels, and the number of series stays bounded)."""
+        route = getattr(scope.get("route"), "path", None) or UNMATCHED
+        self.requests.labels(route, scope["method"], str(status)).inc()
+        self.latency.labels(route, scope["method"]).observe(seconds)
+
     def render(self, status: Status | None) -> bytes:
         # No await between setting the status and rendering: concurrent scrapes cannot see each other's status.
         self.collector.status = status
@@ -135,33 +140,6 @@ class Metrics:
             return generate_latest(self.registry)
         finally:
             self.collector.status = None
-
-
-class HttpMetricsMiddleware(HTTPMiddleware):
-    """Counts every HTTP request by the path template of the route that took it (never the raw path: ids and
-    tokens stay out of the labels, and the number of series stays bounded)."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        super().__init__(app)
-        self.metrics = metrics
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
-        status = 500  # if the app raises before it answers
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_status)
-        finally:
-            route = getattr(scope.get("route"), "path", None) or UNMATCHED
-            method = scope["method"]
-            self.metrics.requests.labels(route, method, str(status)).inc()
-            self.metrics.latency.labels(route, method).observe(time.perf_counter() - started)
 
 
 async def metrics(request: Request) -> Response:

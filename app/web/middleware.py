@@ -1,11 +1,16 @@
-"""One log line per request: method, path (never the query string, which may carry tokens), status, duration."""
+"""One log line per request: method, path (never the query string, which may carry tokens), status, duration; and
+the same request counted in the app's metrics."""
 
 from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from app.web.metrics import Metrics
 
 log = logging.getLogger("app.access")
 
@@ -27,6 +32,10 @@ class HTTPMiddleware:
 
 
 class RequestLogMiddleware(HTTPMiddleware):
+    def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
+        super().__init__(app)
+        self.metrics = metrics
+
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         status = 500  # what the client sees if the app fails before answering
@@ -40,7 +49,10 @@ class RequestLogMiddleware(HTTPMiddleware):
         try:
             await self.app(scope, receive, send_with_status)
         finally:
-            elapsed = (time.perf_counter() - started) * 1000
+            seconds = time.perf_counter() - started
+            if self.metrics is not None:
+                self.metrics.observe(scope, status, seconds)
+            elapsed = seconds * 1000
             client = scope.get("client")
             log.info(
                 "%s %s %d %.1fms %s",
