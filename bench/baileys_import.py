@@ -8,26 +8,18 @@ under 1,000 contact addresses, and 800 fresh X25519 pre-keys, so that every chec
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from app.authimport import whatsmeow
-from app.authimport.importer import run
-from app.authimport.report import IMPORTED
-from bench.common import bench_database, summary
+from bench.auth_import import measure
 from tests.authimport.baileys_fixture import EXPECTED, folder_copy
 
-RUNS = 5
 SESSIONS = 1_000
 PRE_KEYS = 800
-GOAL = 2.0
 CONTACT_FILE = "session-98765432109876_1.0.json"
 IDENTITY_FILE = "identity-key-98765432109876_1.0.json"
 
@@ -58,37 +50,13 @@ def make_folder(directory: Path) -> Path:
     return folder
 
 
-def import_once(folder: Path, *, store_ready: bool) -> float:
-    with bench_database() as url:
-        if store_ready:
-            asyncio.run(whatsmeow.devices(url))  # whatsmeow's empty tables, as after a first failed connection
-        started = time.perf_counter()
-        report = asyncio.run(run(url, folder))
-        elapsed = time.perf_counter() - started
-        if report.outcome != IMPORTED or report.copied["whatsmeow_sessions"] != SESSIONS:
-            raise SystemExit(f"import {report.outcome}: {report.message}")
-        devices = asyncio.run(whatsmeow.devices(url))
-        if [device["jid"] for device in devices] != [EXPECTED["jid"]]:
-            raise SystemExit(f"whatsmeow does not load the imported device: {devices}")
-    return elapsed
-
-
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-baileys-") as directory:
         folder = make_folder(Path(directory))
         files = list(folder.iterdir())
         size = sum(path.stat().st_size for path in files) / 2**20
         print(f"folder: {len(files)} files, {size:.1f} MB ({SESSIONS} sessions, {PRE_KEYS} pre-keys)")
-        asyncio.run(whatsmeow.bundled_version())  # asked once per process; not part of an import's own work
-        ready, fresh = [], []
-        for number in range(RUNS):
-            ready.append(import_once(folder, store_ready=True))
-            fresh.append(import_once(folder, store_ready=False))
-            print(f"run {number + 1}: import {ready[-1]:.3f} s; with whatsmeow creating its tables {fresh[-1]:.3f} s")
-    print(f"import, whatsmeow's tables present (s): {summary(ready)}")
-    print(f"import into an empty database, whatsmeow creates its tables first (s): {summary(fresh)}")
-    met = statistics.median(ready) < GOAL, statistics.median(fresh) < GOAL
-    print(f"goal: < {GOAL:g} s -> {met[0]} (with table creation: {met[1]})")
+        measure(folder, EXPECTED["jid"], SESSIONS)
 
 
 if __name__ == "__main__":
