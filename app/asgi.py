@@ -32,7 +32,7 @@ def bootstrap(settings: Settings) -> Settings:
     configure_logging(settings.log_level, settings.secrets())
     ready = prepare_local(settings)
     configure_logging(ready.log_level, ready.secrets())  # again, now that generated secrets are known
-    init_sentry(ready)
+    init_sentry(ready.sentry_dsn, ready.release, deployed=ready.deployed, web=True)
     return ready
 
 

@@ -7,12 +7,9 @@ import logging
 import os
 import socket
 import sys
-from typing import TYPE_CHECKING
+from typing import Any
 
 from app import __version__
-
-if TYPE_CHECKING:
-    from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -41,18 +38,23 @@ def rss_mb(pid: int | None = None) -> float | None:
     return resident_pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def init_sentry(settings: Settings) -> bool:
-    if not settings.sentry_dsn:
+def init_sentry(dsn: str | None, release: str | None, *, deployed: bool, web: bool) -> bool:
+    """Switch Sentry on in this process (the web process, `web`, or a worker) if a DSN is set; True if it is on."""
+    if not dsn:
         return False
     import sentry_sdk
     from sentry_sdk.integrations.asyncio import AsyncioIntegration
-    from sentry_sdk.integrations.starlette import StarletteIntegration
 
+    integrations: list[Any] = [AsyncioIntegration()]
+    if web:
+        from sentry_sdk.integrations.starlette import StarletteIntegration
+
+        integrations.append(StarletteIntegration())
     sentry_sdk.init(
-        dsn=settings.sentry_dsn,
-        release=settings.release or f"whatsapp-gateway@{__version__}",
-        environment="production" if settings.deployed else "local",
-        integrations=[StarletteIntegration(), AsyncioIntegration()],
+        dsn=dsn,
+        release=release or f"whatsapp-gateway@{__version__}",
+        environment="production" if deployed else "local",
+        integrations=integrations,
         send_default_pii=False,  # message texts and phone numbers stay out of Sentry
     )
     log.info("Sentry error reporting is on")

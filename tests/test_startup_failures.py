@@ -116,7 +116,7 @@ def test_the_banner_comes_once_the_app_serves_and_never_from_other_commands(data
         app.wait_healthy()
         output = app.output()
         assert output.count(BANNER) == 1
-        assert output.index(BANNER) > output.index("app.main: started")  # printed after the start, not before
+        assert output.index(BANNER) > output.index("app.services: started")  # printed after the start, not before
     finally:
         app.terminate()
     for command in (["migrate"], ["migrate-auth", str(tmp_path / "absent.db"), "--dry-run"]):

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from app.errors import AppError
+from app.settings import child_environment
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
-STORE_VARIABLE = "WHATSMEOW_STORE"  # the store goes by environment, never argv: a Postgres URL holds a password
 DEVICE_SEPARATOR = "|\u0001|"  # how neonize's GetAllDevices joins devices
 TIMEOUT = 30.0  # importing neonize takes ~0.5 s and opening a store well under a second; this is a hung child
 
@@ -38,18 +38,18 @@ async def ask(command: str, store: str = "", timeout: float = TIMEOUT) -> dict[s
     """Run one command in a child process and return its answer; WhatsmeowError if it fails."""
     with tempfile.TemporaryDirectory(prefix="whatsmeow-") as scratch:
         result = Path(scratch) / "result.json"
-        pythonpath = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
-        env = {**os.environ, STORE_VARIABLE: store, "PYTHONPATH": pythonpath}
+        env = child_environment()  # without the app's secrets
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "app.authimport.whatsmeow", command, "--result", str(result),
             cwd=scratch,  # a store name whatsmeow misreads as a file path would land here, not in the app
             env=env,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.PIPE,  # the store's name, never in argv: a Postgres URL holds a password
             stdout=asyncio.subprocess.DEVNULL,  # Go writes there
             stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         try:
-            _, stderr = await asyncio.wait_for(process.communicate(), timeout)
+            _, stderr = await asyncio.wait_for(process.communicate(store.encode()), timeout)
         except TimeoutError:
             process.kill()
             await process.wait()
@@ -130,14 +130,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--result", required=True, help="file to write the JSON answer to")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    store = os.environ.get(STORE_VARIABLE, "")
+    store = sys.stdin.read().strip()
     try:
         if args.command == VERSION:
             answer: dict[str, Any] = _scratch_version()
         elif store:
             answer = {"devices": _list_devices(store)}
         else:
-            print(f"{STORE_VARIABLE} is not set", file=sys.stderr)
+            print("give the store's name on standard input", file=sys.stderr)
             return 2
     except WhatsmeowError as error:
         print(error, file=sys.stderr)

@@ -10,8 +10,8 @@ from starlette.requests import HTTPConnection
 
 if TYPE_CHECKING:
     from app.db.database import Database
-    from app.main import Services
     from app.sending.sender import Sender
+    from app.services import Services
     from app.session.supervisor import Supervisor
     from app.settings import Settings
     from app.web.cookie import CookieSessions

@@ -53,6 +53,7 @@ class WorkerSettings:
     log_level: str = "INFO"
     sentry_dsn: str | None = None
     release: str | None = None
+    deployed: bool = False  # Sentry's environment: production or local
     secrets: tuple[str, ...] = ()  # masked in the worker's log lines, like the parent's
     simulator_qr_seconds: tuple[float, ...] = WHATSAPP_QR_SECONDS
     replay_file: str | None = None  # WHATSAPP_BACKEND=replay: the neonize events to feed

@@ -22,7 +22,7 @@ import threading
 from typing import Any
 
 from app.logs import configure_logging
-from app.observability import report
+from app.observability import init_sentry, report
 from app.tasks import wait_any
 from app.whatsapp import protocol
 from app.whatsapp.backend import Backend, BackendError
@@ -151,10 +151,7 @@ def make_backend(settings: protocol.WorkerSettings, emit: Any, intake: Intake) -
 def configure(settings: protocol.WorkerSettings) -> None:
     """Logging (stderr: Go owns stdout) and Sentry, as the parent has them."""
     configure_logging(settings.log_level, [*settings.secrets, settings.database_url], stream=sys.stderr)
-    if settings.sentry_dsn:
-        import sentry_sdk
-
-        sentry_sdk.init(dsn=settings.sentry_dsn, release=settings.release, send_default_pii=False)
+    init_sentry(settings.sentry_dsn, settings.release, deployed=settings.deployed, web=False)
 
 
 async def serve(fd: int) -> None:
