@@ -17,6 +17,9 @@ from app.main import create_app
 from app.settings import Settings, load_settings
 from app.web.state import AppState
 from tests.processes import BASE_ENV
+from tests.webhooks.conftest import receiver  # a real receiver, for the webhook API's tests
+
+__all__ = ["receiver"]  # re-exported as a fixture; the rest is imported by name
 
 ClientFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
