@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import dataclasses
 import datetime as dt
 import functools
 import logging
@@ -70,21 +69,6 @@ def log_only(name: str, data: dict[str, Any], stored: Callable[[], None] | None)
     log.info("%s from WhatsApp (no store attached)", name)
     if stored is not None:
         stored()
-
-
-@dataclasses.dataclass
-class Snapshot:
-    """The session as this process sees it, for the status function."""
-
-    state: State
-    since: dt.datetime
-    reason: str
-    detail: str | None
-    retry_at: dt.datetime | None
-    account: dict[str, Any] | None
-    qr: dict[str, Any] | None
-    worker: dict[str, Any] | None
-    pairing_rounds_left: int
 
 
 class Supervisor:
