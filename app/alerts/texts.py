@@ -20,7 +20,6 @@ STOPPED = "stopped"
 RECONNECTING = "reconnecting"
 DEAD_LETTERS = "dead_letters"
 WORKER_MEMORY = "worker_memory"
-KINDS = (LOGGED_OUT, BANNED, STOPPED, RECONNECTING, DEAD_LETTERS, WORKER_MEMORY)
 SESSION_KINDS = (LOGGED_OUT, BANNED, STOPPED, RECONNECTING, WORKER_MEMORY)  # cleared by being connected again
 # Incidents that already told a person the session is down: a long reconnect on top of them says nothing new.
 NEEDS_A_PERSON = (LOGGED_OUT, BANNED, STOPPED)

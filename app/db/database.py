@@ -43,10 +43,6 @@ async def keep_session(connection: asyncpg.Connection) -> None:
     dedicated connections; migrations unlock before release), and asyncpg still rolls back an open transaction."""
 
 
-def is_connection_error(error: BaseException) -> bool:
-    return isinstance(error, CONNECTION_ERRORS)
-
-
 class Database:
     """A small pool (Heroku's Essential plans allow few connections) with translated connection errors."""
 

@@ -51,9 +51,6 @@ SEND_TIMEOUT = 90.0
 # channel, seen with neonize 0.5.2).
 WHATSAPP_QR_SECONDS: tuple[float, ...] = (60.0, 20.0, 20.0, 20.0, 20.0, 20.0)
 
-SESSION_EVENTS = (QR, PAIRING_EXPIRED, PAIRING_FAILED, CONNECTED, DISCONNECTED, LOGGED_OUT, REPLACED, BANNED, OUTDATED,
-                  STOPPED, PUMP_ENDED)  # fmt: skip
-
 Emit = Callable[[str, dict[str, Any]], None]
 
 
