@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 from starlette.requests import Request
 
+from app.backoff import Jitter, backoff
+
 
 @dataclasses.dataclass
 class Verdict:
@@ -67,7 +69,7 @@ class LoginThrottle:
         if len(failures) >= self.limit:
             return Verdict(False, retry_after=max(1, math.ceil(failures[0] + self.window - self.clock())))
         excess = len(failures) - self.free
-        delay = 0.0 if excess < 0 else min(self.max_delay, self.base_delay * 2**excess)
+        delay = 0.0 if excess < 0 else backoff(excess, base=self.base_delay, cap=self.max_delay, jitter=Jitter.NONE)
         failures.append(self.clock())
         return Verdict(True, delay=delay)
 
