@@ -83,8 +83,9 @@ def create_app(settings: Settings, *, banner: str | None = None) -> Starlette:
 
     metrics = Metrics()
     app = Starlette(
-        routes=[
+        routes=[  # matched in order: the platform's health check and the sending API first, they are the busiest
             Route("/healthz", healthz),
+            *messages_api.ROUTES,
             Route("/metrics", metrics_endpoint),
             Route("/", page.index),
             Route("/login", login.login_form, methods=["GET"]),
@@ -94,7 +95,6 @@ def create_app(settings: Settings, *, banner: str | None = None) -> Starlette:
             Route("/api/openapi.json", openapi_json),
             *api.ROUTES,
             *simulator_api.routes(settings.whatsapp_backend),
-            *messages_api.ROUTES,
             *webhooks_api.ROUTES,
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],

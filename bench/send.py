@@ -10,6 +10,7 @@ import json
 import tempfile
 from pathlib import Path
 
+import psutil
 import uvloop
 
 from bench.common import bench_database
@@ -31,12 +32,18 @@ def get_health(number: int) -> bytes:
     return request("GET", "/healthz", {})
 
 
-async def measure(port: int) -> tuple[Result, Result]:
+def cpu_seconds(server: psutil.Process) -> float:
+    """User and system CPU of the server process: steadier than rates on a machine shared with other work."""
+    return float(sum(server.cpu_times()[:2]))
+
+
+async def measure(port: int, server: psutil.Process) -> tuple[Result, Result, float]:
     await run(port, get_health, WARMUP, CONCURRENCY)
     await run(port, post_message, WARMUP, CONCURRENCY)
     ceiling = await run(port, get_health, REQUESTS, CONCURRENCY)
+    before = cpu_seconds(server)
     enqueue = await run(port, post_message, REQUESTS, CONCURRENCY)
-    return ceiling, enqueue
+    return ceiling, enqueue, (cpu_seconds(server) - before) * 1000 / REQUESTS
 
 
 def main() -> None:
@@ -45,12 +52,13 @@ def main() -> None:
         app = AppProcess(url, Path(tempfile.mkdtemp()) / "app.log", env={"LOG_LEVEL": "WARNING"}).start()
         try:
             app.wait_healthy()
-            ceiling, enqueue = uvloop.run(measure(app.port))  # a light client, so the server is what is measured
+            server = psutil.Process(app.process.pid)
+            ceiling, enqueue, cpu_ms = uvloop.run(measure(app.port, server))  # a light client: the server is measured
         finally:
             app.terminate()
             app.ensure_stopped()
     print(ceiling.line("GET /healthz (ceiling)"))
-    print(enqueue.line("POST /api/messages"))
+    print(enqueue.line("POST /api/messages") + f"; web process CPU {cpu_ms:.3f} ms per request")
     share = enqueue.rate / ceiling.rate
     print(f"enqueue rate is {100 * share:.0f} % of the ceiling")
     print(

@@ -22,6 +22,9 @@ from app.web.state import state
 
 PREFIX = "whatsapp_gateway"
 UNMATCHED = "unmatched"  # the route label of a request no route took (a 404): never the raw path
+# Methods a label may name; any other (a client may send any token) counts as OTHER, so labels stay bounded.
+METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+OTHER = "OTHER"
 MB = 2**20
 
 
@@ -125,13 +128,24 @@ class Metrics:
             f"{PREFIX}_http_request_duration_seconds", "HTTP request latency by route template and method",
             ["route", "method"], registry=self.registry,
         )  # fmt: skip
+        self._series: dict[
+            tuple[str, str, int], tuple[Counter, Histogram]
+        ] = {}  # (route, method, status) -> its two series
 
     def observe(self, scope: Scope, status: int, seconds: float) -> None:
         """One HTTP request, by the path template of the route that took it (never the raw path: ids and tokens stay
         out of the labels, and the number of series stays bounded)."""
         route = getattr(scope.get("route"), "path", None) or UNMATCHED
-        self.requests.labels(route, scope["method"], str(status)).inc()
-        self.latency.labels(route, scope["method"]).observe(seconds)
+        method = scope["method"] if scope["method"] in METHODS else OTHER
+        key = (route, method, status)
+        series = self._series.get(key)
+        if series is None:  # first of its kind: prometheus-client's label look-up is the slow part, done once
+            series = self._series[key] = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route, method),
+            )
+        series[0].inc()
+        series[1].observe(seconds)
 
     def render(self, status: Status | None) -> bytes:
         # No await between setting the status and rendering: concurrent scrapes cannot see each other's status.

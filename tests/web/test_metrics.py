@@ -11,6 +11,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.session.states import State
+from app.web.metrics import Metrics
 from tests.processes import TOKEN
 from tests.session.conftest import wait_state
 from tests.web.conftest import ClientFactory
@@ -123,3 +124,14 @@ async def test_metrics_per_webhook_endpoint(app_client: ClientFactory) -> None:
         assert value(samples, "webhook_delivered_24h", endpoint=url + "?…") == 0
         assert (value(samples, "webhook_oldest_pending_age_seconds", endpoint=url + "?…") or -1) >= 0
         assert not any("secret" in str(labels) for _, labels in samples)
+
+
+def test_request_labels_stay_bounded_whatever_method_a_client_sends() -> None:
+    metrics = Metrics()
+    for number in range(50):
+        metrics.observe({"method": f"BREW{number}", "route": None}, 501, 0.001)
+    metrics.observe({"method": "POST", "route": None}, 404, 0.001)
+    families = {family.name: family for family in text_string_to_metric_families(metrics.render(None).decode())}
+    requests = families["whatsapp_gateway_http_requests"].samples
+    counted = {(s.labels["method"], s.labels["status"]): s.value for s in requests if s.name.endswith("_total")}
+    assert counted == {("OTHER", "501"): 50.0, ("POST", "404"): 1.0}  # 50 odd methods make one series, not 50
