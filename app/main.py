@@ -21,6 +21,7 @@ from app.authimport.startup import import_at_start
 from app.db.database import Database, start_failure
 from app.db.migrations import migrate
 from app.errors import DatabaseUnavailable
+from app.incoming.autoread import AutoReader
 from app.incoming.retention import Retention
 from app.incoming.store import IncomingOptions, MessageStore
 from app.observability import flush_sentry, name_process
@@ -30,7 +31,7 @@ from app.session.states import State
 from app.session.supervisor import Supervisor
 from app.settings import Settings, child_environment
 from app.status import WEBHOOKS_OFF, Status, session_status, status_without_database
-from app.web import api, login, messages_api, page, simulator_api, webhooks_api
+from app.web import api, chats_api, login, messages_api, page, simulator_api, webhooks_api
 from app.web.body import RequestBodyMiddleware
 from app.web.cookie import CookieSessions
 from app.web.errors import EXCEPTION_HANDLERS, InternalErrorMiddleware
@@ -43,6 +44,7 @@ from app.web.security import SecurityHeadersMiddleware
 from app.web.state import AppState
 from app.web.throttle import LoginThrottle
 from app.webhooks.outbox import sync_endpoints
+from app.whatsapp import protocol
 from app.whatsapp.protocol import WorkerSettings
 
 if TYPE_CHECKING:
@@ -87,6 +89,11 @@ class Services:
         self.dispatcher: Dispatcher | None = None
         self.retention: Retention | None = None
         self.alerts: Alerts | None = None
+        self.auto_reader: AutoReader | None = None
+
+    async def _mark_read(self, chat: str, sender: str, message_ids: list[str]) -> None:
+        assert self.supervisor is not None
+        await self.supervisor.command(protocol.MARK_READ, {"chat": chat, "sender": sender, "message_ids": message_ids})
 
     def session_state(self) -> str:
         return self.supervisor.state.value if self.supervisor else State.STARTING.value
@@ -136,7 +143,15 @@ class Services:
             assert settings.webhook_secret, "settings require WEBHOOK_SECRET with WEBHOOK_URL"
             from app.webhooks.dispatcher import Dispatcher  # aiohttp is imported only when there is a URL to POST to
 
-            self.dispatcher = Dispatcher(self.database, settings.database_url, settings.webhook_secret)
+            if settings.auto_read:
+                self.auto_reader = AutoReader(self._mark_read)
+                self.auto_reader.start()
+            self.dispatcher = Dispatcher(
+                self.database,
+                settings.database_url,
+                settings.webhook_secret,
+                on_delivered=self.auto_reader.delivered if self.auto_reader else None,
+            )
             self.dispatcher.start()
         self.supervisor = Supervisor(
             database=self.database,
@@ -171,6 +186,8 @@ class Services:
     async def _stop_dispatcher(self) -> None:
         if self.dispatcher is not None:
             await self.dispatcher.stop(DISPATCHER_BUDGET)
+        if self.auto_reader is not None:
+            await self.auto_reader.stop()
 
     async def stop(self) -> None:
         log.info("shutting down")
@@ -251,6 +268,7 @@ def create_app(settings: Settings, *, banner: str | None = None) -> Starlette:
             *api.ROUTES,
             *simulator_api.routes(settings.whatsapp_backend),
             *messages_api.ROUTES,
+            *chats_api.ROUTES,
             *webhooks_api.ROUTES,
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],

@@ -67,6 +67,7 @@ class Settings:
     xdg_runtime_dir: Path | None = None  # the embedded Postgres keeps its lock there (a private one if unset)
     alert_webhook_url: str | None = None  # where alerts go (a Slack/Discord/Mattermost incoming webhook)
     alert_after_seconds: int = 300  # reconnecting longer than this is alerted
+    auto_read: bool = False  # AUTO_READ: incoming messages are marked read once a webhook endpoint took them
 
     def secrets(self) -> list[str]:
         """Values that must never appear in logs, pages or webhook bodies."""
@@ -243,6 +244,7 @@ def load_settings() -> Settings:
     replay_file = env.optional_path("WHATSAPP_REPLAY_FILE", None)
     replay_calls = env.calls_file("WHATSAPP_REPLAY_CALLS", None)
     webhook_status_posts = env.flag("WEBHOOK_STATUS_POSTS", None)
+    auto_read = env.flag("AUTO_READ", None)
     secrets = {name: env.text(name, None) for name in ("ADMIN_PASSWORD", "API_TOKEN", "SECRET_KEY")}
     sentry_dsn = env.text("SENTRY_DSN", None)
     auth_migrate_from = env.optional_path("AUTH_MIGRATE_FROM", None)
@@ -260,6 +262,8 @@ def load_settings() -> Settings:
     # What depends on more than one variable.
     if (webhook_urls or "WEBHOOK_URL" in problems) and not webhook_secret:
         problems["WEBHOOK_SECRET"] = "is required when WEBHOOK_URL is set (it signs every delivery)"
+    if auto_read and not webhook_urls and "WEBHOOK_URL" not in problems:
+        problems["AUTO_READ"] = "needs WEBHOOK_URL: a message is marked read once a webhook endpoint took it"
     if deployed:
         required = {"DATABASE_URL": database_url, **secrets}
         for name in REQUIRED_WHEN_DEPLOYED:
@@ -295,6 +299,7 @@ def load_settings() -> Settings:
         data_dir=data_dir,
         message_retention_days=message_retention_days,
         webhook_status_posts=webhook_status_posts,
+        auto_read=auto_read,
         metrics_token=metrics_token.strip() if metrics_token else None,
         dyno=dyno,
         replay_calls=replay_calls,

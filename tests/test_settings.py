@@ -47,6 +47,7 @@ VARIABLES = [
     "WORKER_MAX_RSS_MB",
     "DATA_DIR",
     "XDG_RUNTIME_DIR",
+    "AUTO_READ",
 ]
 
 
@@ -108,6 +109,7 @@ def test_defaults_for_a_local_run() -> None:
     assert (settings.send_rate_per_minute, settings.send_min_interval, settings.database_pool_max) == (20, 2.0, 5)
     assert settings.webhook_urls == () and settings.log_level == "INFO"
     assert settings.message_retention_days == 30 and settings.webhook_status_posts is False
+    assert settings.auto_read is False
 
 
 def test_every_bad_variable_is_named_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -124,6 +126,7 @@ def test_every_bad_variable_is_named_at_once(monkeypatch: pytest.MonkeyPatch) ->
         "SIMULATOR_QR_SECONDS": "60,soon",
         "MESSAGE_RETENTION_DAYS": "0",
         "WEBHOOK_STATUS_POSTS": "maybe",
+        "AUTO_READ": "sometimes",
     }
     for name, value in bad.items():
         monkeypatch.setenv(name, value)
@@ -140,6 +143,18 @@ def test_every_bad_variable_is_named_at_once(monkeypatch: pytest.MonkeyPatch) ->
 def test_webhook_status_posts(monkeypatch: pytest.MonkeyPatch, raw: str, enabled: bool) -> None:
     monkeypatch.setenv("WEBHOOK_STATUS_POSTS", raw)
     assert load_settings().webhook_status_posts is enabled
+
+
+def test_auto_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTO_READ", "true")
+    with pytest.raises(SettingsError) as caught:  # nothing would ever be marked read without a webhook to take it
+        load_settings()
+    assert set(caught.value.problems) == {"AUTO_READ"} and "WEBHOOK_URL" in caught.value.problems["AUTO_READ"]
+    monkeypatch.setenv("WEBHOOK_URL", "https://example.com/hook")
+    monkeypatch.setenv("WEBHOOK_SECRET", "s" * 32)
+    assert load_settings().auto_read is True
+    monkeypatch.setenv("AUTO_READ", "off")
+    assert load_settings().auto_read is False
 
 
 def test_message_retention_days(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -658,6 +658,22 @@ class Supervisor:
         args = {"to": to, "text": text}
         return await self.worker.request(protocol.SEND_TEXT, args, timeout=self.send_timeout, late=late)
 
+    async def command(self, name: str, args: dict[str, Any], timeout: float = COMMAND_TIMEOUT) -> dict[str, Any]:
+        """One action at WhatsApp that needs no queue (a read receipt, a presence, a look-up), answered now. Every
+        failure is a SessionError with a 4xx: 409 while the session cannot act or WhatsApp did not answer (try
+        again), 422 when WhatsApp refused the action for good (the reason is WhatsApp's)."""
+        worker = self.worker
+        if self.state is not State.CONNECTED or worker is None:
+            raise SessionError(f"WhatsApp is not connected (the session is {self.state.value}); try again later")
+        try:
+            return await worker.request(name, args, timeout=timeout)
+        except NoReply as error:
+            raise SessionError(f"WhatsApp did not answer: {error}") from error
+        except WhatsAppError as error:
+            if error.permanent:
+                raise SessionError(f"WhatsApp refused it: {error}", 422) from error
+            raise SessionError(f"WhatsApp could not do it now: {error}") from error
+
     async def simulate(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
         if self.backend != "simulator":
             raise SessionError("the simulator is not in use", 404)

@@ -183,6 +183,33 @@ class MessagePage(Answer):
     next_before: OptionalTimestamp = Field(description="pass as `before` for the next page; null on the last one")
 
 
+# ---- actions on chats -------------------------------------------------------------------------------------------
+
+MAX_READ_IDS = 100
+WHATSAPP_ID = "a WhatsApp message id as a webhook event names it (message_id), 1 to 128 characters"
+WhatsAppId = Annotated[
+    str, Field(min_length=1, max_length=128, description=WHATSAPP_ID, examples=["3EB0C431D5F1A2B3C4D5"]), NoNul
+]
+
+
+class MarkRead(Body):
+    message_ids: Annotated[
+        list[WhatsAppId],
+        Field(
+            min_length=1,
+            max_length=MAX_READ_IDS,
+            description=f"a list of 1 to {MAX_READ_IDS} ids of messages received in this chat (message_id)",
+            examples=[["3EB0C431D5F1A2B3C4D5", "3EB0C431D5F1A2B3C4D6"]],
+        ),
+    ]
+
+
+class MarkedRead(Answer):
+    chat: str = Field(description="the chat's JID")
+    message_ids: list[str] = Field(description="the messages WhatsApp was told are read")
+    receipts: int = Field(description="read receipts sent: one per sender (a group's members each get theirs)")
+
+
 # ---- webhooks ---------------------------------------------------------------------------------------------------
 
 DELIVERY_STATUSES = operator.STATUSES

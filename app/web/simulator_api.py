@@ -17,11 +17,14 @@ from app.web.endpoint import Handler, Operation, Reply, api, reply
 from app.web.models import Answer
 from app.web.simulator_models import (
     Disconnected,
+    FailingActions,
     FailingSends,
     Grown,
     Incoming,
     Paired,
     Receipt,
+    ServerActions,
+    SimulatorActionFailures,
     SimulatorDisconnect,
     SimulatorGrow,
     SimulatorIncoming,
@@ -86,6 +89,8 @@ ROUTES = [
     route("receipt", "Receipts for messages the account sent", Receipt, SimulatorReceipt),
     route("disconnect", "The connection ends for a reason", Disconnected, SimulatorDisconnect),
     route("send_failures", "The next sends fail (or answer late)", FailingSends, SimulatorSendFailures),
+    route("action_failures", "The next calls of one action fail", FailingActions, SimulatorActionFailures),
+    route("actions", "What the simulated server was asked to do (read receipts, ...)", ServerActions),
     route("grow", "The worker holds more memory, as a leaking library would", Grown, SimulatorGrow),
     route("crash", "The worker dies as a Go panic kills it", WorkerAction),
     route("hang", "The worker stops answering", WorkerAction),

@@ -129,6 +129,19 @@ class SimulatorSendFailures(Body):
     delay: Annotated[float, Field(ge=0, le=120, allow_inf_nan=False, description="seconds from 0 to 120")] = 0
 
 
+SIMULATED_ACTIONS = ("mark_read",)  # what the simulated server can be made to refuse (action_failures)
+
+
+class SimulatorActionFailures(Body):
+    name: Annotated[
+        Literal[SIMULATED_ACTIONS],  # type: ignore[valid-type]
+        Field(description=f"the action that fails: {', '.join(SIMULATED_ACTIONS)}"),
+    ]
+    count: Annotated[int, Field(ge=1, le=100, description="a whole number from 1 to 100")] = 1
+    permanent: Annotated[bool, Field(description="true or false")] = False
+    error: Annotated[str | None, chars(1, 200), NoNul] = None
+
+
 class SimulatorGrow(Body):
     mb: Annotated[int, Field(ge=1, le=2048, description="a whole number of megabytes from 1 to 2048")]
 
@@ -157,6 +170,21 @@ class Disconnected(Answer):
 
 class FailingSends(Answer):
     failing_sends: int
+
+
+class FailingActions(Answer):
+    name: str
+    failing: int
+
+
+class ServerAction(Answer):
+    model_config = ConfigDict(extra="allow")  # each action carries its own arguments (chat, message_ids, ...)
+    action: str
+    at: Timestamp
+
+
+class ServerActions(Answer):
+    actions: list[ServerAction] = Field(description="what the simulated server was asked to do, oldest first")
 
 
 class Grown(Answer):

@@ -91,6 +91,11 @@ class Backend(abc.ABC):
         whatsmeow waits up to 75 s for the server's answer (SEND_TIMEOUT covers it)."""
 
     @abc.abstractmethod
+    async def mark_read(self, chat: str, sender: str, message_ids: list[str]) -> dict[str, Any]:
+        """Send read receipts for messages of one sender in one chat (in a 1:1 chat the sender is the chat):
+        {"chat", "message_ids"}. The sender's blue ticks turn on; WhatsApp answers nothing more."""
+
+    @abc.abstractmethod
     async def logout(self) -> None:
         """Unlink the device from the account and delete it from the store."""
 

@@ -108,7 +108,7 @@ def load_neonize() -> SimpleNamespace:
             from neonize.proto import Neonize_pb2
             from neonize.proto.waCompanionReg.WAWebProtobufsCompanionReg_pb2 import DeviceProps
             from neonize.proto.waE2E import WAWebProtobufsE2E_pb2
-            from neonize.utils.enum import ClientName, ClientType
+            from neonize.utils.enum import ClientName, ClientType, ReceiptType
 
             _reap_uname()
         for handler in list(root.handlers):
@@ -121,6 +121,7 @@ def load_neonize() -> SimpleNamespace:
             DeviceProps=DeviceProps,
             ClientName=ClientName,
             ClientType=ClientType,
+            ReceiptType=ReceiptType,
             proto=Neonize_pb2,
             e2e=WAWebProtobufsE2E_pb2,
             int_to_event=INT_TO_EVENT,
@@ -653,6 +654,21 @@ class NeonizeBackend(Backend):
             raise command_error(error) from error
         sent_at = response.Timestamp if response.Timestamp > 0 else datetime.now(UTC).timestamp()
         return {"message_id": str(response.ID), "timestamp": iso_utc(sent_at)}
+
+    async def mark_read(self, chat: str, sender: str, message_ids: list[str]) -> dict[str, Any]:
+        if not message_ids:
+            raise BackendError("no message ids to mark read", permanent=True)
+        chat_jid = build_jid(self._nz.proto, *recipient(chat))
+        sender_jid = build_jid(self._nz.proto, *recipient(sender))
+        self._require_client()
+        try:
+            # whatsmeow's MarkRead: one receipt for several ids, all from one sender (a group member, or the chat).
+            await self._client.mark_read(
+                *message_ids, chat=chat_jid, sender=sender_jid, receipt=self._nz.ReceiptType.READ
+            )
+        except self._nz.NeonizeError as error:
+            raise command_error(error) from error
+        return {"chat": chat, "message_ids": message_ids}
 
     async def logout(self) -> None:
         self._require_client()

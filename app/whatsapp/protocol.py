@@ -36,6 +36,7 @@ STORED = "stored"  # the parent committed every incoming frame up to `seq`
 PING = "ping"
 PAIR_CODE = "pair_code"
 SEND_TEXT = "send_text"
+MARK_READ = "mark_read"  # {"chat", "sender", "message_ids"}
 LOGOUT = "logout"
 STOP = "stop"
 SIMULATE = "simulate"  # simulator backend only: drive the fake WhatsApp (pair, incoming, disconnect, crash, hang)

@@ -12,7 +12,8 @@ protobuf events instead of the Go library, at the exact point where Go hands an 
 
 The first line may also carry what the stand-in answers for the Go client's own look-ups: `"lid_map": {"<lid>@lid":
 "<phone>@s.whatsapp.net"}`, `"poll_votes": {"<vote message id>": ["option", ...]}` (whatsmeow decrypts votes with
-keys only a real device has) and `"send_errors": ["text", ...]` (the next sends fail with these whatsmeow errors).
+keys only a real device has), `"send_errors": ["text", ...]` (the next sends fail with these whatsmeow errors) and
+`"call_errors": {"mark_read": ["text", ...], ...}` (the next calls of that name fail with these).
 
 Every event goes through the same checks Go's side makes: an event Go could not marshal (a required field unset, as
 neonize leaves `Receipt.Type` for receipts it cannot map) ends the event pump with Go's error text, and the events
@@ -88,6 +89,9 @@ class ReplayClient:
         self.header, self._lines = read_replay_file(path)
         self._calls_path = calls_path
         self._send_errors: list[str] = list(self.header.get("send_errors") or [])
+        self._call_errors: dict[str, list[str]] = {
+            str(name): list(errors) for name, errors in (self.header.get("call_errors") or {}).items()
+        }
         self.uuid = REPLAY_UUID
         self.me: Any = None
         self.connected = False
@@ -174,6 +178,15 @@ class ReplayClient:
 
     # -- what the Go client would answer -------------------------------------------------------------------------
 
+    def _fail_if_told(self, call: str) -> None:
+        errors = self._call_errors.get(call)
+        if errors:
+            raise self._nz.NeonizeError(errors.pop(0))
+
+    @staticmethod
+    def _text(jid: Any) -> str:
+        return f"{jid.User}@{jid.Server}"
+
     def _jid(self, text: str) -> Any:
         user, _, server = text.partition("@")
         user, _, device = user.partition(":")
@@ -192,6 +205,19 @@ class ReplayClient:
         if self._send_errors:
             raise self._nz.NeonizeError(self._send_errors.pop(0))
         return self._nz.proto.SendResponse(ID="3EB0" + secrets.token_hex(8).upper(), Timestamp=int(time.time()))
+
+    async def mark_read(
+        self, *message_ids: str, chat: Any, sender: Any, receipt: Any, timestamp: int | None = None
+    ) -> None:
+        # neonize's own signature (neonize.aioze.client.NewAClient.mark_read); the JIDs are Neonize_pb2.JID.
+        self._record(
+            "mark_read",
+            message_ids=list(message_ids),
+            chat=self._text(chat),
+            sender=self._text(sender),
+            receipt=receipt.name,
+        )
+        self._fail_if_told("mark_read")
 
     async def get_pn_from_lid(self, jid: Any) -> Any:
         lid = f"{jid.User}@{jid.Server}"

@@ -9,7 +9,9 @@ It behaves like whatsmeow wherever it models the same thing:
 - what it takes goes through the worker's intake, so it waits, like whatsmeow, while too much is unstored.
 
 It is driven through the `simulate` command (the API's /api/simulator/* routes): pair, incoming (every kind of event
-the product delivers), receipt, disconnect, send_failures, crash (dies like a Go panic) and hang.
+the product delivers), receipt, disconnect, send_failures, action_failures (the next calls of one action fail),
+actions (what the simulated server was asked to do besides sending: read receipts, ...), crash (dies like a Go
+panic) and hang.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ INBOX_BATCH = 100  # server rows taken per round trip
 DEFAULT_PHONE = "+15550001111"
 DEFAULT_PUSH_NAME = "Simulated Phone"
 BACKLOG_SENDER = "+15550009999"
+ACTIONS_KEPT = 1000  # the simulated server's record of actions (`actions`), newest kept
 
 # `type` of a simulated incoming item -> the backend event it becomes (the rest are message types).
 EVENT_TYPES = {
@@ -126,6 +129,8 @@ class SimulatorBackend(Backend):
         self.connected = False
         self.pairing = False
         self.failures: list[dict[str, Any]] = []  # injected failures for the next sends (see simulate)
+        self.action_failures: dict[str, list[dict[str, Any]]] = {}  # the same for other actions, by action name
+        self.actions: list[dict[str, Any]] = []  # what the simulated server was asked to do, oldest first
         self._tasks: set[asyncio.Task[None]] = set()
         self._inbox_waiting = asyncio.Event()  # the server has something for the device
         self._inbox: asyncpg.Connection | None = None  # the simulated server's queue, one connection
@@ -231,6 +236,23 @@ class SimulatorBackend(Backend):
         log.info("simulated send to %s (%d characters)", to, len(text))
         return {"message_id": message_id(), "timestamp": now_iso()}
 
+    def _act(self, action: str, **details: Any) -> None:
+        """An action the simulated server takes: refused while not connected, or as injected; else recorded."""
+        if not self.connected:
+            raise BackendError("websocket not connected")
+        failures = self.action_failures.get(action)
+        if failures:
+            failure = failures.pop(0)
+            raise BackendError(str(failure["error"]), permanent=bool(failure["permanent"]))
+        self.actions.append({"action": action, **details, "at": now_iso()})
+        del self.actions[:-ACTIONS_KEPT]
+
+    async def mark_read(self, chat: str, sender: str, message_ids: list[str]) -> dict[str, Any]:
+        if not message_ids:
+            raise BackendError("no message ids to mark read", permanent=True)
+        self._act("mark_read", chat=chat, sender=sender, message_ids=list(message_ids))
+        return {"chat": chat, "message_ids": list(message_ids)}
+
     async def logout(self) -> None:
         if self.account is None:
             raise BackendError("not logged in")
@@ -280,6 +302,13 @@ class SimulatorBackend(Backend):
             }
             self.failures = [dict(failure) for _ in range(int(args.get("count", 1)))]
             return {"failing_sends": len(self.failures)}
+        if action == "action_failures":
+            failure = {"error": args.get("error") or "simulated failure", "permanent": bool(args.get("permanent"))}
+            name = str(args["name"])
+            self.action_failures[name] = [dict(failure) for _ in range(int(args.get("count", 1)))]
+            return {"name": name, "failing": len(self.action_failures[name])}
+        if action == "actions":
+            return {"actions": list(self.actions)}
         if action == "grow":
             # Memory that is really resident (written, not just reserved), as a leaking library would hold.
             self._ballast.append(b"\x01" * (int(args["mb"]) * 2**20))

@@ -104,6 +104,9 @@ class Worker:
             return {"code": await backend.pair_phone(str(args["phone"]))}
         if name == protocol.SEND_TEXT:
             return await backend.send_text(str(args["to"]), str(args["text"]))
+        if name == protocol.MARK_READ:
+            ids = [str(item) for item in args["message_ids"]]
+            return await backend.mark_read(str(args["chat"]), str(args["sender"]), ids)
         if name == protocol.LOGOUT:
             await backend.logout()
             return {}

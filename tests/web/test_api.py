@@ -27,6 +27,9 @@ ROUTES = [
     ("POST", "/api/simulator/disconnect"),
     ("POST", "/api/simulator/crash"),
     ("POST", "/api/simulator/hang"),
+    ("POST", "/api/simulator/actions"),
+    ("POST", "/api/simulator/action_failures"),
+    ("POST", "/api/chats/+6281234567890/read"),
 ]
 
 

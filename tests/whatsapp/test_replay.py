@@ -20,8 +20,9 @@ from app.incoming.store import IncomingOptions, MessageStore
 from app.sending import queue
 from app.session.policy import Policy
 from app.session.states import State
-from app.session.supervisor import Supervisor
+from app.session.supervisor import SessionError, Supervisor
 from app.webhooks.dispatcher import Dispatcher
+from app.whatsapp import protocol
 from app.whatsapp.protocol import WorkerSettings
 from tests.session.conftest import wait_state, wait_trail
 from tests.webhooks.conftest import FAST as DELIVERY
@@ -254,3 +255,21 @@ async def test_sends_to_groups_and_lids_and_a_permanent_group_error(gateway: Gat
     assert sent["message_id"].startswith("3EB0")
     sends = [call for call in gateway.calls() if call["call"] == "send_message"]
     assert [call["to"] for call in sends] == [group, f"{corpus.LID.User}@lid"]
+
+
+async def test_read_receipts_go_to_neonizes_mark_read_with_its_own_types(gateway: Gateway) -> None:
+    header = {**ME, "call_errors": {"mark_read": ["info query returned status 403: forbidden"]}}
+    supervisor = gateway.start([replay_line(corpus.connected())], header)
+    await wait_state(supervisor, State.CONNECTED)
+    group = f"{corpus.GROUP.User}@g.us"
+    member = "6281234567890@s.whatsapp.net"
+    with pytest.raises(SessionError) as refused:  # the first call fails as the header says, for good
+        await supervisor.command(protocol.MARK_READ, {"chat": group, "sender": member, "message_ids": ["A1"]})
+    assert refused.value.status == 422 and "403" in str(refused.value)
+    answer = await supervisor.command(
+        protocol.MARK_READ, {"chat": group, "sender": member, "message_ids": ["A1", "A2"]}
+    )
+    assert answer == {"chat": group, "message_ids": ["A1", "A2"]}
+    marks = [call for call in gateway.calls() if call["call"] == "mark_read"]
+    expected = {"call": "mark_read", "message_ids": ["A1", "A2"], "chat": group, "sender": member, "receipt": "READ"}
+    assert marks[-1] == expected and len(marks) == 2
