@@ -166,6 +166,7 @@ class Services:
             self.supervisor,
             per_minute=settings.send_rate_per_minute,
             min_interval=settings.send_min_interval,
+            typing_cap=settings.send_typing_seconds,
         )
         self.supervisor.start()  # in the background: HTTP answers (state "starting"/"standby") meanwhile
         self.alerts = Alerts.for_session(self.database, settings, self.supervisor)

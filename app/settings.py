@@ -68,6 +68,7 @@ class Settings:
     alert_webhook_url: str | None = None  # where alerts go (a Slack/Discord/Mattermost incoming webhook)
     alert_after_seconds: int = 300  # reconnecting longer than this is alerted
     auto_read: bool = False  # AUTO_READ: incoming messages are marked read once a webhook endpoint took them
+    send_typing_seconds: float = 0.0  # the most "typing..." before a message; 0: only for messages that ask
 
     def secrets(self) -> list[str]:
         """Values that must never appear in logs, pages or webhook bodies."""
@@ -229,6 +230,7 @@ def load_settings() -> Settings:
     heartbeat_interval = env.float("HEARTBEAT_INTERVAL", 30.0, validate=_between(1, 3600))
     send_rate_per_minute = env.int("SEND_RATE_PER_MINUTE", 20, validate=_between(1, 600))
     send_min_interval = env.float("SEND_MIN_INTERVAL", 2.0, validate=_between(0, 3600))
+    send_typing_seconds = env.float("SEND_TYPING_SECONDS", 0.0, validate=_between(0, 20))
     database_pool_max = env.int("DATABASE_POOL_MAX", 5, validate=_between(2, 100))
     # A neonize worker holds ~60-70 MB (docs/BENCHMARKS.md); past 300 MB it is leaking, and a Basic dyno's 512 MB
     # must hold the web process too.
@@ -300,6 +302,7 @@ def load_settings() -> Settings:
         message_retention_days=message_retention_days,
         webhook_status_posts=webhook_status_posts,
         auto_read=auto_read,
+        send_typing_seconds=send_typing_seconds,
         metrics_token=metrics_token.strip() if metrics_token else None,
         dyno=dyno,
         replay_calls=replay_calls,

@@ -48,6 +48,7 @@ VARIABLES = [
     "DATA_DIR",
     "XDG_RUNTIME_DIR",
     "AUTO_READ",
+    "SEND_TYPING_SECONDS",
 ]
 
 
@@ -109,7 +110,7 @@ def test_defaults_for_a_local_run() -> None:
     assert (settings.send_rate_per_minute, settings.send_min_interval, settings.database_pool_max) == (20, 2.0, 5)
     assert settings.webhook_urls == () and settings.log_level == "INFO"
     assert settings.message_retention_days == 30 and settings.webhook_status_posts is False
-    assert settings.auto_read is False
+    assert settings.auto_read is False and settings.send_typing_seconds == 0.0
 
 
 def test_every_bad_variable_is_named_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -127,6 +128,7 @@ def test_every_bad_variable_is_named_at_once(monkeypatch: pytest.MonkeyPatch) ->
         "MESSAGE_RETENTION_DAYS": "0",
         "WEBHOOK_STATUS_POSTS": "maybe",
         "AUTO_READ": "sometimes",
+        "SEND_TYPING_SECONDS": "21",
     }
     for name, value in bad.items():
         monkeypatch.setenv(name, value)
@@ -155,6 +157,16 @@ def test_auto_read(monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_settings().auto_read is True
     monkeypatch.setenv("AUTO_READ", "off")
     assert load_settings().auto_read is False
+
+
+def test_send_typing_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEND_TYPING_SECONDS", "2.5")
+    assert load_settings().send_typing_seconds == 2.5
+    for bad in ("-1", "a while", "nan"):
+        monkeypatch.setenv("SEND_TYPING_SECONDS", bad)
+        with pytest.raises(SettingsError) as caught:
+            load_settings()
+        assert set(caught.value.problems) == {"SEND_TYPING_SECONDS"}
 
 
 def test_message_retention_days(monkeypatch: pytest.MonkeyPatch) -> None:

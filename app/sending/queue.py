@@ -27,8 +27,8 @@ RECEIPT_TRANSITIONS = {
 
 # One statement on the API's hot path (one round trip, atomic on its own).
 INSERT = """
-INSERT INTO outgoing_messages (recipient, jid, text, idempotency_key, request_hash)
-VALUES ($1, $2, $3, $4, $5)
+INSERT INTO outgoing_messages (recipient, jid, text, idempotency_key, request_hash, typing)
+VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING *"""
 SELECT_BY_KEY = "SELECT * FROM outgoing_messages WHERE idempotency_key = $1"
@@ -106,8 +106,11 @@ class Enqueued:
     created: bool  # False: the same Idempotency-Key and body came before; this is that message
 
 
-def request_hash(recipient: Recipient, text: str) -> str:
-    return hashlib.sha256(json.dumps([recipient.jid, text], ensure_ascii=False).encode()).hexdigest()
+def request_hash(recipient: Recipient, text: str, typing: bool | None = None) -> str:
+    """What makes two requests the same message. `typing` counts only when given, so the keys of messages queued
+    before it existed still match a retry of the same request."""
+    request: list[Any] = [recipient.jid, text] if typing is None else [recipient.jid, text, typing]
+    return hashlib.sha256(json.dumps(request, ensure_ascii=False).encode()).hexdigest()
 
 
 def public(row: asyncpg.Record) -> dict[str, Any]:
@@ -124,6 +127,7 @@ def public(row: asyncpg.Record) -> dict[str, Any]:
         "error": row["error"],
         "message_id": row["whatsapp_id"],
         "attempts": row["attempts"],
+        "typing": row["typing"],
         "created_at": iso(row["created_at"]),
         "sent_at": iso(row["sent_at"]),
         "delivered_at": iso(row["delivered_at"]),
@@ -145,10 +149,15 @@ async def emit_status(connection: asyncpg.Connection, row: asyncpg.Record) -> No
 
 
 async def enqueue(
-    connection: asyncpg.Connection, recipient: Recipient, text: str, idempotency_key: str | None
+    connection: asyncpg.Connection,
+    recipient: Recipient,
+    text: str,
+    idempotency_key: str | None,
+    *,
+    typing: bool | None = None,
 ) -> Enqueued:
-    digest = request_hash(recipient, text)
-    row = await connection.fetchrow(INSERT, recipient.address, recipient.jid, text, idempotency_key, digest)
+    digest = request_hash(recipient, text, typing)
+    row = await connection.fetchrow(INSERT, recipient.address, recipient.jid, text, idempotency_key, digest, typing)
     if row is None:  # the key exists: same request -> same message, different request -> conflict
         existing = await connection.fetchrow(SELECT_BY_KEY, idempotency_key)
         if existing["request_hash"] != digest:
@@ -207,7 +216,7 @@ async def mark_sent_late(
 
 
 async def requeue(
-    connection: asyncpg.Connection, message_id: uuid.UUID, delay: float, error: str, *, counts: bool
+    connection: asyncpg.Connection, message_id: uuid.UUID, delay: float, error: str | None, *, counts: bool
 ) -> None:
     """Back to the queue after `delay` seconds; `counts=False` gives the attempt back (the session was down)."""
     await _move(connection, REQUEUE, message_id, delay, error, 0 if counts else 1)

@@ -674,6 +674,10 @@ class Supervisor:
                 raise SessionError(f"WhatsApp refused it: {error}", 422) from error
             raise SessionError(f"WhatsApp could not do it now: {error}") from error
 
+    async def send_presence(self, chat: str, state: str) -> None:
+        """Show "typing", "recording" or "paused" in a chat (the sender's typing before a message); SessionError."""
+        await self.command(protocol.SEND_PRESENCE, {"chat": chat, "state": state})
+
     async def simulate(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
         if self.backend != "simulator":
             raise SessionError("the simulator is not in use", 404)

@@ -1,5 +1,6 @@
 """Actions on a chat that WhatsApp carries out at once, without the send queue: POST /api/chats/{chat}/read sends
-read receipts (blue ticks) for messages received in it."""
+read receipts (blue ticks) for messages received in it; POST /api/chats/{chat}/presence shows "typing...",
+"recording audio..." or neither there."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from starlette.responses import Response
 from app.incoming import lookup
 from app.phone import InvalidPhone, Recipient, parse_recipient
 from app.web.endpoint import Operation, Reply, api, reply
-from app.web.models import RECIPIENT_EXAMPLES, RECIPIENT_FORMS, MarkedRead, MarkRead
+from app.web.models import RECIPIENT_EXAMPLES, RECIPIENT_FORMS, MarkedRead, MarkRead, Presence, SetPresence
 from app.web.state import state
 from app.whatsapp import protocol
 
@@ -43,6 +44,12 @@ async def mark_read(request: Request, body: MarkRead) -> Response:
     return reply(MarkedRead(chat=chat.jid, message_ids=marked, receipts=len(found.by_sender)))
 
 
+async def presence(request: Request, body: SetPresence) -> Response:
+    chat = chat_of(request)
+    await state(request)["supervisor"].send_presence(chat.jid, body.state)
+    return reply(Presence(chat=chat.jid, state=body.state))
+
+
 ROUTES = [
     api(
         "/api/chats/{chat}/read",
@@ -59,5 +66,16 @@ ROUTES = [
             path=CHAT,
         ),
         mark_read,
+    ),
+    api(
+        "/api/chats/{chat}/presence",
+        "POST",
+        Operation(
+            'Show "typing..." (or "recording audio...", or neither) in a chat',
+            {200: Reply("WhatsApp shows it", Presence), 409: Reply(NOT_NOW), 422: Reply(REFUSED)},
+            body=SetPresence,
+            path=CHAT,
+        ),
+        presence,
     ),
 ]

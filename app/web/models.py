@@ -144,9 +144,16 @@ class StatusAnswer(RootModel[StatusReport]):
 # ---- sending ----------------------------------------------------------------------------------------------------
 
 
+TYPING = (
+    'true or false: whether WhatsApp shows "typing..." in the chat before the message is sent (for a time that '
+    "grows with the text, within SEND_TYPING_SECONDS or 3 s when that is 0); left out: as SEND_TYPING_SECONDS says"
+)
+
+
 class SendMessage(Body):
     to: RecipientField
     text: Annotated[str, chars(1, MAX_TEXT), NoNul]
+    typing: Annotated[bool | None, Field(description=TYPING, examples=[True])] = None
 
 
 class Message(Answer):
@@ -157,6 +164,7 @@ class Message(Answer):
     error: str | None
     message_id: str | None = Field(description="WhatsApp's id, once sent")
     attempts: int
+    typing: bool | None = Field(description="as asked: true, false, or null (as SEND_TYPING_SECONDS says)")
     created_at: Timestamp
     sent_at: OptionalTimestamp
     delivered_at: OptionalTimestamp
@@ -208,6 +216,21 @@ class MarkedRead(Answer):
     chat: str = Field(description="the chat's JID")
     message_ids: list[str] = Field(description="the messages WhatsApp was told are read")
     receipts: int = Field(description="read receipts sent: one per sender (a group's members each get theirs)")
+
+
+PRESENCE_STATES = ("typing", "recording", "paused")
+
+
+class SetPresence(Body):
+    state: Annotated[
+        Literal[PRESENCE_STATES],  # type: ignore[valid-type]
+        Field(description=f"{one_of(PRESENCE_STATES)} (recording: a voice note; paused: neither)", examples=["typing"]),
+    ]
+
+
+class Presence(Answer):
+    chat: str = Field(description="the chat's JID")
+    state: str = Field(description="what WhatsApp now shows there (it clears it after about 25 s by itself)")
 
 
 # ---- webhooks ---------------------------------------------------------------------------------------------------

@@ -129,7 +129,7 @@ class SimulatorSendFailures(Body):
     delay: Annotated[float, Field(ge=0, le=120, allow_inf_nan=False, description="seconds from 0 to 120")] = 0
 
 
-SIMULATED_ACTIONS = ("mark_read",)  # what the simulated server can be made to refuse (action_failures)
+SIMULATED_ACTIONS = ("mark_read", "presence")  # what the simulated server can be made to refuse (action_failures)
 
 
 class SimulatorActionFailures(Body):

@@ -23,6 +23,7 @@ LOGGED_OUT = "logged_out"  # {"reason": str}: the device was unlinked; the store
 REPLACED = "replaced"  # {}: another client took the stream
 BANNED = "banned"  # {"until": ISO-8601 str | None, "code": int | None}
 OUTDATED = "outdated"  # {"detail": str | None}: WhatsApp refuses this client version
+PRESENCE_STATES = ("typing", "recording", "paused")  # what send_presence shows in a chat
 STOPPED = "stopped"  # {"reason": str, "detail": str}: WhatsApp refuses this client for good (409 bad user agent)
 PUMP_ENDED = "pump_ended"  # {"detail": str}: the library stopped handing events over; the worker must go at once
 
@@ -94,6 +95,11 @@ class Backend(abc.ABC):
     async def mark_read(self, chat: str, sender: str, message_ids: list[str]) -> dict[str, Any]:
         """Send read receipts for messages of one sender in one chat (in a 1:1 chat the sender is the chat):
         {"chat", "message_ids"}. The sender's blue ticks turn on; WhatsApp answers nothing more."""
+
+    @abc.abstractmethod
+    async def send_presence(self, chat: str, state: str) -> dict[str, Any]:
+        """Show `state` in a chat: "typing", "recording" (a voice note) or "paused" (neither): {"chat", "state"}.
+        WhatsApp clears it by itself after about 25 s, or when our next message arrives."""
 
     @abc.abstractmethod
     async def logout(self) -> None:

@@ -28,6 +28,7 @@ from app.whatsapp.backend import (
     LOGGED_OUT,
     OUTDATED,
     PAIRING_EXPIRED,
+    PRESENCE_STATES,
     PUMP_ENDED,
     QR,
     RECEIPT,
@@ -108,7 +109,7 @@ def load_neonize() -> SimpleNamespace:
             from neonize.proto import Neonize_pb2
             from neonize.proto.waCompanionReg.WAWebProtobufsCompanionReg_pb2 import DeviceProps
             from neonize.proto.waE2E import WAWebProtobufsE2E_pb2
-            from neonize.utils.enum import ClientName, ClientType, ReceiptType
+            from neonize.utils.enum import ChatPresence, ChatPresenceMedia, ClientName, ClientType, ReceiptType
 
             _reap_uname()
         for handler in list(root.handlers):
@@ -122,6 +123,8 @@ def load_neonize() -> SimpleNamespace:
             ClientName=ClientName,
             ClientType=ClientType,
             ReceiptType=ReceiptType,
+            ChatPresence=ChatPresence,
+            ChatPresenceMedia=ChatPresenceMedia,
             proto=Neonize_pb2,
             e2e=WAWebProtobufsE2E_pb2,
             int_to_event=INT_TO_EVENT,
@@ -669,6 +672,21 @@ class NeonizeBackend(Backend):
         except self._nz.NeonizeError as error:
             raise command_error(error) from error
         return {"chat": chat, "message_ids": message_ids}
+
+    async def send_presence(self, chat: str, state: str) -> dict[str, Any]:
+        if state not in PRESENCE_STATES:
+            raise BackendError(f"unknown presence {state!r}: one of {', '.join(PRESENCE_STATES)}", permanent=True)
+        jid = build_jid(self._nz.proto, *recipient(chat))
+        self._require_client()
+        # whatsmeow has two states (composing, paused) and a media flag: "recording" is composing audio.
+        presence, media = self._nz.ChatPresence, self._nz.ChatPresenceMedia
+        composing = presence.CHAT_PRESENCE_PAUSED if state == "paused" else presence.CHAT_PRESENCE_COMPOSING
+        kind = media.CHAT_PRESENCE_MEDIA_AUDIO if state == "recording" else media.CHAT_PRESENCE_MEDIA_TEXT
+        try:
+            await self._client.send_chat_presence(jid, composing, kind)
+        except self._nz.NeonizeError as error:
+            raise command_error(error) from error
+        return {"chat": chat, "state": state}
 
     async def logout(self) -> None:
         self._require_client()

@@ -219,6 +219,11 @@ class ReplayClient:
         )
         self._fail_if_told("mark_read")
 
+    async def send_chat_presence(self, jid: Any, state: Any, media: Any) -> None:
+        # neonize's own signature; state and media are its ChatPresence and ChatPresenceMedia enums.
+        self._record("send_chat_presence", jid=self._text(jid), state=state.name, media=media.name)
+        self._fail_if_told("send_chat_presence")
+
     async def get_pn_from_lid(self, jid: Any) -> Any:
         lid = f"{jid.User}@{jid.Server}"
         self._record("get_pn_from_lid", lid=lid)

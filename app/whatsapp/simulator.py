@@ -253,6 +253,12 @@ class SimulatorBackend(Backend):
         self._act("mark_read", chat=chat, sender=sender, message_ids=list(message_ids))
         return {"chat": chat, "message_ids": list(message_ids)}
 
+    async def send_presence(self, chat: str, state: str) -> dict[str, Any]:
+        if state not in events.PRESENCE_STATES:
+            raise BackendError(f"unknown presence {state!r}", permanent=True)
+        self._act("presence", chat=chat, state=state)
+        return {"chat": chat, "state": state}
+
     async def logout(self) -> None:
         if self.account is None:
             raise BackendError("not logged in")

@@ -107,6 +107,8 @@ class Worker:
         if name == protocol.MARK_READ:
             ids = [str(item) for item in args["message_ids"]]
             return await backend.mark_read(str(args["chat"]), str(args["sender"]), ids)
+        if name == protocol.SEND_PRESENCE:
+            return await backend.send_presence(str(args["chat"]), str(args["state"]))
         if name == protocol.LOGOUT:
             await backend.logout()
             return {}

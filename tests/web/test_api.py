@@ -30,6 +30,7 @@ ROUTES = [
     ("POST", "/api/simulator/actions"),
     ("POST", "/api/simulator/action_failures"),
     ("POST", "/api/chats/+6281234567890/read"),
+    ("POST", "/api/chats/+6281234567890/presence"),
 ]
 
 

@@ -110,3 +110,17 @@ async def test_not_connected_is_a_409(app_client: ClientFactory) -> None:
         await wait_state(state_of(client)["supervisor"], State.PAIRING)
         answer = await client.post(f"/api/chats/{CONTACT}/read", headers=AUTH, json={"message_ids": ["3EB0A"]})
         assert answer.status_code == 409 and "pairing" in answer.json()["detail"]
+
+
+async def test_presence_in_a_chat(linked: httpx.AsyncClient) -> None:
+    for state in ("typing", "recording", "paused"):
+        answer = await linked.post(f"/api/chats/{GROUP}/presence", headers=AUTH, json={"state": state})
+        assert answer.status_code == 200 and answer.json() == {"chat": GROUP, "state": state}
+    shown = [(a["chat"], a["state"]) for a in await server_actions(linked) if a["action"] == "presence"]
+    assert shown == [(GROUP, "typing"), (GROUP, "recording"), (GROUP, "paused")]
+    wrong = await linked.post(f"/api/chats/{CONTACT}/presence", headers=AUTH, json={"state": "online"})
+    assert wrong.status_code == 422 and "one of typing, recording, paused" in wrong.json()["detail"]
+    failing = {"name": "presence", "error": "rate-overlimit"}
+    assert (await linked.post("/api/simulator/action_failures", headers=AUTH, json=failing)).status_code == 202
+    refused = await linked.post(f"/api/chats/{CONTACT}/presence", headers=AUTH, json={"state": "typing"})
+    assert refused.status_code == 409 and "rate-overlimit" in refused.json()["detail"]

@@ -273,3 +273,17 @@ async def test_read_receipts_go_to_neonizes_mark_read_with_its_own_types(gateway
     marks = [call for call in gateway.calls() if call["call"] == "mark_read"]
     expected = {"call": "mark_read", "message_ids": ["A1", "A2"], "chat": group, "sender": member, "receipt": "READ"}
     assert marks[-1] == expected and len(marks) == 2
+
+
+async def test_presence_goes_to_neonizes_send_chat_presence_with_its_enums(gateway: Gateway) -> None:
+    supervisor = gateway.start([replay_line(corpus.connected())])
+    await wait_state(supervisor, State.CONNECTED)
+    contact = "6281234567890@s.whatsapp.net"
+    for state in ("typing", "recording", "paused"):
+        await supervisor.send_presence(contact, state)
+    calls = [call for call in gateway.calls() if call["call"] == "send_chat_presence"]
+    assert [(call["jid"], call["state"], call["media"]) for call in calls] == [
+        (contact, "CHAT_PRESENCE_COMPOSING", "CHAT_PRESENCE_MEDIA_TEXT"),
+        (contact, "CHAT_PRESENCE_COMPOSING", "CHAT_PRESENCE_MEDIA_AUDIO"),
+        (contact, "CHAT_PRESENCE_PAUSED", "CHAT_PRESENCE_MEDIA_TEXT"),
+    ]
