@@ -18,6 +18,7 @@ from starlette.staticfiles import StaticFiles
 
 from app.alerts.watch import Alerts
 from app.authimport.startup import import_at_start
+from app.contacts.checks import NumberChecker
 from app.db.database import Database, start_failure
 from app.db.migrations import migrate
 from app.errors import DatabaseUnavailable
@@ -31,7 +32,7 @@ from app.session.states import State
 from app.session.supervisor import Supervisor
 from app.settings import Settings, child_environment
 from app.status import WEBHOOKS_OFF, Status, session_status, status_without_database
-from app.web import api, chats_api, login, messages_api, page, simulator_api, webhooks_api
+from app.web import api, chats_api, contacts_api, login, messages_api, page, simulator_api, webhooks_api
 from app.web.body import RequestBodyMiddleware
 from app.web.cookie import CookieSessions
 from app.web.errors import EXCEPTION_HANDLERS, InternalErrorMiddleware
@@ -90,10 +91,15 @@ class Services:
         self.retention: Retention | None = None
         self.alerts: Alerts | None = None
         self.auto_reader: AutoReader | None = None
+        self.number_checker: NumberChecker | None = None
 
     async def _mark_read(self, chat: str, sender: str, message_ids: list[str]) -> None:
         assert self.supervisor is not None
         await self.supervisor.command(protocol.MARK_READ, {"chat": chat, "sender": sender, "message_ids": message_ids})
+
+    async def _check_numbers(self, phones: list[str]) -> dict[str, Any]:
+        assert self.supervisor is not None
+        return await self.supervisor.command(protocol.CHECK_NUMBERS, {"phones": phones})
 
     def session_state(self) -> str:
         return self.supervisor.state.value if self.supervisor else State.STARTING.value
@@ -168,6 +174,7 @@ class Services:
             min_interval=settings.send_min_interval,
             typing_cap=settings.send_typing_seconds,
         )
+        self.number_checker = NumberChecker(self.database, self._check_numbers, settings.check_cache_days)
         self.supervisor.start()  # in the background: HTTP answers (state "starting"/"standby") meanwhile
         self.alerts = Alerts.for_session(self.database, settings, self.supervisor)
         self.alerts.start()  # only the lease holder's alerts look and send
@@ -240,6 +247,7 @@ def create_app(settings: Settings, *, banner: str | None = None) -> Starlette:
             print(banner, file=sys.stderr, flush=True)
         try:
             assert services.database and services.supervisor and services.sender, "started above"
+            assert services.number_checker, "started above"
             # Every request gets this as request.state (app/web/state.py), and only once everything here has started.
             yield AppState(
                 settings=settings,
@@ -247,6 +255,7 @@ def create_app(settings: Settings, *, banner: str | None = None) -> Starlette:
                 database=services.database,
                 supervisor=services.supervisor,
                 sender=services.sender,
+                number_checker=services.number_checker,
                 dispatcher=services.dispatcher,
                 cookie_sessions=cookie_sessions,
                 login_throttle=login_throttle,
@@ -270,6 +279,7 @@ def create_app(settings: Settings, *, banner: str | None = None) -> Starlette:
             *simulator_api.routes(settings.whatsapp_backend),
             *messages_api.ROUTES,
             *chats_api.ROUTES,
+            *contacts_api.ROUTES,
             *webhooks_api.ROUTES,
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],

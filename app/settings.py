@@ -69,6 +69,7 @@ class Settings:
     alert_after_seconds: int = 300  # reconnecting longer than this is alerted
     auto_read: bool = False  # AUTO_READ: incoming messages are marked read once a webhook endpoint took them
     send_typing_seconds: float = 0.0  # the most "typing..." before a message; 0: only for messages that ask
+    check_cache_days: int = 7  # CHECK_CACHE_DAYS: how long an answer of POST /api/contacts/check is reused
 
     def secrets(self) -> list[str]:
         """Values that must never appear in logs, pages or webhook bodies."""
@@ -236,6 +237,7 @@ def load_settings() -> Settings:
     # must hold the web process too.
     worker_max_rss_mb = env.int("WORKER_MAX_RSS_MB", 300, validate=_between(100, 65536))
     message_retention_days = env.int("MESSAGE_RETENTION_DAYS", 30, validate=_between(1, 3650))
+    check_cache_days = env.int("CHECK_CACHE_DAYS", 7, validate=_between(1, 365))
     metrics_token = env.str("METRICS_TOKEN", None, validate=Length(min=16, error="must be at least 16 characters"))
     database_url = env.database_url("DATABASE_URL", None)
     backend = env.choice("WHATSAPP_BACKEND", None, fallback="neonize", choices=BACKENDS)
@@ -303,6 +305,7 @@ def load_settings() -> Settings:
         webhook_status_posts=webhook_status_posts,
         auto_read=auto_read,
         send_typing_seconds=send_typing_seconds,
+        check_cache_days=check_cache_days,
         metrics_token=metrics_token.strip() if metrics_token else None,
         dyno=dyno,
         replay_calls=replay_calls,

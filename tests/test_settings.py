@@ -49,6 +49,7 @@ VARIABLES = [
     "XDG_RUNTIME_DIR",
     "AUTO_READ",
     "SEND_TYPING_SECONDS",
+    "CHECK_CACHE_DAYS",
 ]
 
 
@@ -110,7 +111,7 @@ def test_defaults_for_a_local_run() -> None:
     assert (settings.send_rate_per_minute, settings.send_min_interval, settings.database_pool_max) == (20, 2.0, 5)
     assert settings.webhook_urls == () and settings.log_level == "INFO"
     assert settings.message_retention_days == 30 and settings.webhook_status_posts is False
-    assert settings.auto_read is False and settings.send_typing_seconds == 0.0
+    assert settings.auto_read is False and settings.send_typing_seconds == 0.0 and settings.check_cache_days == 7
 
 
 def test_every_bad_variable_is_named_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -129,6 +130,7 @@ def test_every_bad_variable_is_named_at_once(monkeypatch: pytest.MonkeyPatch) ->
         "WEBHOOK_STATUS_POSTS": "maybe",
         "AUTO_READ": "sometimes",
         "SEND_TYPING_SECONDS": "21",
+        "CHECK_CACHE_DAYS": "0",
     }
     for name, value in bad.items():
         monkeypatch.setenv(name, value)
@@ -167,6 +169,15 @@ def test_send_typing_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
         with pytest.raises(SettingsError) as caught:
             load_settings()
         assert set(caught.value.problems) == {"SEND_TYPING_SECONDS"}
+
+
+def test_check_cache_days(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHECK_CACHE_DAYS", "30")
+    assert load_settings().check_cache_days == 30
+    monkeypatch.setenv("CHECK_CACHE_DAYS", "a week")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert set(caught.value.problems) == {"CHECK_CACHE_DAYS"}
 
 
 def test_message_retention_days(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -26,6 +26,7 @@ import datetime as dt
 import functools
 import logging
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -50,6 +51,7 @@ PING_TIMEOUT = 10.0  # a worker that does not answer a ping within this (or two 
 PAIRING_ROUNDS = 3  # at most this many QR rounds ...
 PAIRING_ROUNDS_WINDOW = 120.0  # ... per this many seconds
 COMMAND_TIMEOUT = 30.0
+RATE_LIMITED = re.compile(r"\b429\b|rate-overlimit")  # whatsmeow's IQ error for too many queries
 UNRECORDED_MAX = 100  # session state changes kept in memory while Postgres cannot take them
 LEASE_LOST_GRACE = 1.0  # a worker whose lease is gone gets this long to hand over what it holds, then SIGKILL
 
@@ -672,6 +674,8 @@ class Supervisor:
         except WhatsAppError as error:
             if error.permanent:
                 raise SessionError(f"WhatsApp refused it: {error}", 422) from error
+            if RATE_LIMITED.search(str(error)):
+                raise SessionError(f"WhatsApp limits how often this is done; try again later: {error}", 429) from error
             raise SessionError(f"WhatsApp could not do it now: {error}") from error
 
     async def send_presence(self, chat: str, state: str) -> None:

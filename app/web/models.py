@@ -233,6 +233,35 @@ class Presence(Answer):
     state: str = Field(description="what WhatsApp now shows there (it clears it after about 25 s by itself)")
 
 
+# ---- contacts --------------------------------------------------------------------------------------------------
+
+MAX_CHECK = 50
+
+
+class CheckContacts(Body):
+    phones: Annotated[
+        list[Phone],
+        Field(
+            min_length=1,
+            max_length=MAX_CHECK,
+            description=f"a list of 1 to {MAX_CHECK} international phone numbers: {EXPECTED_FORM}",
+            examples=[["+6281234567890", "+6289876543210"]],
+        ),
+    ]
+
+
+class ContactCheck(Answer):
+    phone: str = Field(description="the number as asked, normalised (E.164)")
+    on_whatsapp: bool = Field(description="whether the number has a WhatsApp account")
+    jid: str | None = Field(description="where WhatsApp delivers to it; null when it is not on WhatsApp")
+    checked_at: Timestamp = Field(description="when WhatsApp was asked")
+    cached: bool = Field(description="true: an answer kept from an earlier check (CHECK_CACHE_DAYS)")
+
+
+class ContactChecks(Answer):
+    results: list[ContactCheck] = Field(description="one per distinct number, in the order asked")
+
+
 # ---- webhooks ---------------------------------------------------------------------------------------------------
 
 DELIVERY_STATUSES = operator.STATUSES

@@ -129,7 +129,11 @@ class SimulatorSendFailures(Body):
     delay: Annotated[float, Field(ge=0, le=120, allow_inf_nan=False, description="seconds from 0 to 120")] = 0
 
 
-SIMULATED_ACTIONS = ("mark_read", "presence")  # what the simulated server can be made to refuse (action_failures)
+SIMULATED_ACTIONS = (
+    "mark_read",
+    "presence",
+    "check_numbers",
+)  # what the simulated server can be made to refuse (action_failures)
 
 
 class SimulatorActionFailures(Body):
@@ -140,6 +144,13 @@ class SimulatorActionFailures(Body):
     count: Annotated[int, Field(ge=1, le=100, description="a whole number from 1 to 100")] = 1
     permanent: Annotated[bool, Field(description="true or false")] = False
     error: Annotated[str | None, chars(1, 200), NoNul] = None
+
+
+class SimulatorNumbers(Body):
+    absent: Annotated[
+        list[Phone],
+        Field(max_length=1000, description="a list of up to 1000 international phone numbers with no WhatsApp account"),
+    ] = []
 
 
 class SimulatorGrow(Body):
@@ -185,6 +196,10 @@ class ServerAction(Answer):
 
 class ServerActions(Answer):
     actions: list[ServerAction] = Field(description="what the simulated server was asked to do, oldest first")
+
+
+class Numbers(Answer):
+    absent: list[str] = Field(description="the numbers the simulated WhatsApp has no account for")
 
 
 class Grown(Answer):

@@ -102,6 +102,11 @@ class Backend(abc.ABC):
         WhatsApp clears it by itself after about 25 s, or when our next message arrives."""
 
     @abc.abstractmethod
+    async def check_numbers(self, phones: list[str]) -> dict[str, Any]:
+        """Whether each phone ('+<digits>') has a WhatsApp account: {"results": [{"phone", "on_whatsapp", "jid"}]},
+        in the order asked; "jid" is None for a number not on WhatsApp."""
+
+    @abc.abstractmethod
     async def logout(self) -> None:
         """Unlink the device from the account and delete it from the store."""
 

@@ -688,6 +688,25 @@ class NeonizeBackend(Backend):
             raise command_error(error) from error
         return {"chat": chat, "state": state}
 
+    async def check_numbers(self, phones: list[str]) -> dict[str, Any]:
+        digits = [phone.strip().removeprefix("+") for phone in phones]
+        if not digits or not all(d.isascii() and d.isdigit() for d in digits):
+            raise BackendError("phone numbers are '+' and digits with the country code", permanent=True)
+        self._require_client()
+        try:
+            # whatsmeow's IsOnWhatsApp: one usync query for all of them; each answer names its query ("+<digits>").
+            answers = await self._client.is_on_whatsapp(*("+" + d for d in digits))
+        except self._nz.NeonizeError as error:
+            raise command_error(error) from error
+        by_query = {answer.Query.removeprefix("+"): answer for answer in answers}
+        results = []
+        for number in digits:
+            answer = by_query.get(number)
+            on = bool(answer is not None and answer.IsIn)
+            jid = f"{answer.JID.User}@{answer.JID.Server}" if on and answer is not None and answer.JID.User else None
+            results.append({"phone": "+" + number, "on_whatsapp": on, "jid": jid})
+        return {"results": results}
+
     async def logout(self) -> None:
         self._require_client()
         try:

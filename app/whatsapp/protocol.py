@@ -38,6 +38,7 @@ PAIR_CODE = "pair_code"
 SEND_TEXT = "send_text"
 MARK_READ = "mark_read"  # {"chat", "sender", "message_ids"}
 SEND_PRESENCE = "send_presence"  # {"chat", "state": "typing" | "recording" | "paused"}
+CHECK_NUMBERS = "check_numbers"  # {"phones": ["+<digits>", ...]}
 LOGOUT = "logout"
 STOP = "stop"
 SIMULATE = "simulate"  # simulator backend only: drive the fake WhatsApp (pair, incoming, disconnect, crash, hang)

@@ -13,7 +13,8 @@ protobuf events instead of the Go library, at the exact point where Go hands an 
 The first line may also carry what the stand-in answers for the Go client's own look-ups: `"lid_map": {"<lid>@lid":
 "<phone>@s.whatsapp.net"}`, `"poll_votes": {"<vote message id>": ["option", ...]}` (whatsmeow decrypts votes with
 keys only a real device has), `"send_errors": ["text", ...]` (the next sends fail with these whatsmeow errors) and
-`"call_errors": {"mark_read": ["text", ...], ...}` (the next calls of that name fail with these).
+`"call_errors": {"mark_read": ["text", ...], ...}` (the next calls of that name fail with these) and
+`"on_whatsapp": {"+<digits>": "<jid>", ...}` (the numbers is_on_whatsapp finds; any other is not on WhatsApp).
 
 Every event goes through the same checks Go's side makes: an event Go could not marshal (a required field unset, as
 neonize leaves `Receipt.Type` for receipts it cannot map) ends the event pump with Go's error text, and the events
@@ -223,6 +224,19 @@ class ReplayClient:
         # neonize's own signature; state and media are its ChatPresence and ChatPresenceMedia enums.
         self._record("send_chat_presence", jid=self._text(jid), state=state.name, media=media.name)
         self._fail_if_told("send_chat_presence")
+
+    async def is_on_whatsapp(self, *numbers: str) -> Any:
+        # neonize's own signature and answer: a sequence of Neonize_pb2.IsOnWhatsAppResponse.
+        self._record("is_on_whatsapp", numbers=list(numbers))
+        self._fail_if_told("is_on_whatsapp")
+        known = self.header.get("on_whatsapp") or {}
+        answers = []
+        for number in numbers:
+            jid = known.get("+" + number.removeprefix("+"))
+            answer = self._nz.proto.IsOnWhatsAppResponse(Query=number, IsIn=jid is not None)
+            answer.JID.CopyFrom(self._jid(jid or number.removeprefix("+") + "@s.whatsapp.net"))
+            answers.append(answer)
+        return answers
 
     async def get_pn_from_lid(self, jid: Any) -> Any:
         lid = f"{jid.User}@{jid.Server}"

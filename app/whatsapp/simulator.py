@@ -46,6 +46,10 @@ DEFAULT_PHONE = "+15550001111"
 DEFAULT_PUSH_NAME = "Simulated Phone"
 BACKLOG_SENDER = "+15550009999"
 ACTIONS_KEPT = 1000  # the simulated server's record of actions (`actions`), newest kept
+# WhatsApp answers too many number look-ups with a rate limit (whatsmeow: "info query returned status 429:
+# rate-overlimit"); the simulated server allows this many numbers a minute.
+CHECKS_PER_MINUTE = 60
+RATE_LIMITED = "info query returned status 429: rate-overlimit"
 
 # `type` of a simulated incoming item -> the backend event it becomes (the rest are message types).
 EVENT_TYPES = {
@@ -131,6 +135,8 @@ class SimulatorBackend(Backend):
         self.failures: list[dict[str, Any]] = []  # injected failures for the next sends (see simulate)
         self.action_failures: dict[str, list[dict[str, Any]]] = {}  # the same for other actions, by action name
         self.actions: list[dict[str, Any]] = []  # what the simulated server was asked to do, oldest first
+        self.absent: set[str] = set()  # phone numbers with no WhatsApp account (`numbers`); every other has one
+        self._checked: list[float] = []  # when each number was looked up, for the rate limit
         self._tasks: set[asyncio.Task[None]] = set()
         self._inbox_waiting = asyncio.Event()  # the server has something for the device
         self._inbox: asyncpg.Connection | None = None  # the simulated server's queue, one connection
@@ -259,6 +265,19 @@ class SimulatorBackend(Backend):
         self._act("presence", chat=chat, state=state)
         return {"chat": chat, "state": state}
 
+    async def check_numbers(self, phones: list[str]) -> dict[str, Any]:
+        now = time.monotonic()
+        self._checked = [at for at in self._checked if at > now - 60]
+        if len(self._checked) + len(phones) > CHECKS_PER_MINUTE:
+            raise BackendError(RATE_LIMITED)
+        self._act("check_numbers", phones=list(phones))
+        self._checked += [now] * len(phones)
+        results = []
+        for phone in phones:
+            on = phone not in self.absent
+            results.append({"phone": phone, "on_whatsapp": on, "jid": phone_to_jid(phone) if on else None})
+        return {"results": results}
+
     async def logout(self) -> None:
         if self.account is None:
             raise BackendError("not logged in")
@@ -313,6 +332,9 @@ class SimulatorBackend(Backend):
             name = str(args["name"])
             self.action_failures[name] = [dict(failure) for _ in range(int(args.get("count", 1)))]
             return {"name": name, "failing": len(self.action_failures[name])}
+        if action == "numbers":
+            self.absent = {str(phone) for phone in args.get("absent") or []}
+            return {"absent": sorted(self.absent)}
         if action == "actions":
             return {"actions": list(self.actions)}
         if action == "grow":

@@ -109,6 +109,8 @@ class Worker:
             return await backend.mark_read(str(args["chat"]), str(args["sender"]), ids)
         if name == protocol.SEND_PRESENCE:
             return await backend.send_presence(str(args["chat"]), str(args["state"]))
+        if name == protocol.CHECK_NUMBERS:
+            return await backend.check_numbers([str(phone) for phone in args["phones"]])
         if name == protocol.LOGOUT:
             await backend.logout()
             return {}

@@ -31,6 +31,8 @@ ROUTES = [
     ("POST", "/api/simulator/action_failures"),
     ("POST", "/api/chats/+6281234567890/read"),
     ("POST", "/api/chats/+6281234567890/presence"),
+    ("POST", "/api/contacts/check"),
+    ("POST", "/api/simulator/numbers"),
 ]
 
 

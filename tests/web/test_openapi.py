@@ -10,12 +10,19 @@ import httpx
 from starlette.routing import Route
 
 from app.phone import normalise_phone, parse_recipient
-from app.web import api, chats_api, messages_api, simulator_api, webhooks_api
+from app.web import api, chats_api, contacts_api, messages_api, simulator_api, webhooks_api
 from app.web.endpoint import Operation
 from app.web.openapi import openapi_document
 from tests.processes import BASE_ENV
 
-ROUTES = [*api.ROUTES, *simulator_api.ROUTES, *messages_api.ROUTES, *chats_api.ROUTES, *webhooks_api.ROUTES]
+ROUTES = [
+    *api.ROUTES,
+    *simulator_api.ROUTES,
+    *messages_api.ROUTES,
+    *chats_api.ROUTES,
+    *contacts_api.ROUTES,
+    *webhooks_api.ROUTES,
+]
 
 
 async def test_every_api_route_is_described_from_its_operation(client: httpx.AsyncClient) -> None:

@@ -287,3 +287,24 @@ async def test_presence_goes_to_neonizes_send_chat_presence_with_its_enums(gatew
         (contact, "CHAT_PRESENCE_COMPOSING", "CHAT_PRESENCE_MEDIA_AUDIO"),
         (contact, "CHAT_PRESENCE_PAUSED", "CHAT_PRESENCE_MEDIA_TEXT"),
     ]
+
+
+async def test_number_checks_go_to_neonizes_is_on_whatsapp(gateway: Gateway) -> None:
+    header = {
+        **ME,
+        "on_whatsapp": {"+6281234567890": "6281234567890@s.whatsapp.net"},
+        "call_errors": {"is_on_whatsapp": ["info query returned status 429: rate-overlimit"]},
+    }
+    supervisor = gateway.start([replay_line(corpus.connected())], header)
+    await wait_state(supervisor, State.CONNECTED)
+    phones = ["+6281234567890", "+6289999999999"]
+    with pytest.raises(SessionError) as limited:
+        await supervisor.command(protocol.CHECK_NUMBERS, {"phones": phones})
+    assert limited.value.status == 429
+    answer = await supervisor.command(protocol.CHECK_NUMBERS, {"phones": phones})
+    assert answer["results"] == [
+        {"phone": "+6281234567890", "on_whatsapp": True, "jid": "6281234567890@s.whatsapp.net"},
+        {"phone": "+6289999999999", "on_whatsapp": False, "jid": None},
+    ]
+    calls = [call for call in gateway.calls() if call["call"] == "is_on_whatsapp"]
+    assert calls == [{"call": "is_on_whatsapp", "numbers": phones}] * 2  # whatsmeow's form: '+' and digits
