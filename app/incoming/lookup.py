@@ -38,3 +38,16 @@ async def senders(connection: Any, chat: str, message_ids: list[str], is_group: 
         else:
             by_sender.setdefault(sender, []).append(message_id)
     return Senders(by_sender, unknown, own)
+
+
+MESSAGE = """
+SELECT DISTINCT chat, sender_jid, is_from_me FROM incoming_messages
+WHERE message_id = $1 AND event_type IN ('message.received', 'message.from_me')
+LIMIT 2
+"""
+
+
+async def message(connection: Any, message_id: str) -> list[dict[str, Any]]:
+    """The stored message(s) with WhatsApp id `message_id`: {chat, sender_jid, is_from_me}; two when the id is not
+    unique across chats (WhatsApp ids are unique per sender, not globally)."""
+    return [dict(row) for row in await connection.fetch(MESSAGE, message_id)]

@@ -31,6 +31,10 @@ INSERT INTO outgoing_messages (recipient, jid, text, idempotency_key, request_ha
 VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING *"""
+INSERT_ACTION = """
+INSERT INTO outgoing_messages (recipient, jid, text, request_hash, kind, target_id, target_sender, target)
+VALUES ($1, $1, $2, $3, $4, $5, $6, $7)
+RETURNING *"""
 SELECT_BY_KEY = "SELECT * FROM outgoing_messages WHERE idempotency_key = $1"
 SELECT_ONE = "SELECT * FROM outgoing_messages WHERE id = $1"
 SELECT_PAGE = """
@@ -128,6 +132,8 @@ def public(row: asyncpg.Record) -> dict[str, Any]:
         "message_id": row["whatsapp_id"],
         "attempts": row["attempts"],
         "typing": row["typing"],
+        "kind": row["kind"],
+        "target": row["target"],
         "created_at": iso(row["created_at"]),
         "sent_at": iso(row["sent_at"]),
         "delivered_at": iso(row["delivered_at"]),
@@ -145,6 +151,8 @@ async def emit_status(connection: asyncpg.Connection, row: asyncpg.Record) -> No
         timestamp=row["updated_at"].isoformat(),
         error=row["error"],
     )
+    if row["kind"] != "text":  # an action on a message: which one, and on what
+        data.update(kind=row["kind"], target=row["target"], target_id=row["target_id"])
     await outbox.enqueue_event(connection, outbox.MESSAGE_STATUS, data, chat=row["jid"])
 
 
@@ -166,6 +174,35 @@ async def enqueue(
             )
         return Enqueued(public(existing), created=False)
     return Enqueued(public(row), created=True)
+
+
+ACTIONS = ("reaction", "edit", "delete")
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """The message an action is about: its chat, WhatsApp's id, its sender (None: this account) and the API's name
+    for it (our id, or WhatsApp's)."""
+
+    chat: str
+    whatsapp_id: str
+    sender: str | None
+    named: str
+
+
+async def enqueue_action(connection: asyncpg.Connection, kind: str, target: Target, text: str) -> dict[str, Any]:
+    """Queue a reaction (text: the emoji), an edit (the new text) or a delete for everyone (''); the sender sends it
+    in turn, like a message."""
+    assert kind in ACTIONS
+    digest = hashlib.sha256(json.dumps([kind, target.chat, target.whatsapp_id, text]).encode()).hexdigest()
+    row = await connection.fetchrow(
+        INSERT_ACTION, target.chat, text, digest, kind, target.whatsapp_id, target.sender, target.named
+    )
+    return public(row)
+
+
+async def get_row(connection: asyncpg.Connection, message_id: uuid.UUID) -> asyncpg.Record | None:
+    return await connection.fetchrow(SELECT_ONE, message_id)
 
 
 async def get(connection: asyncpg.Connection, message_id: uuid.UUID) -> dict[str, Any] | None:

@@ -26,6 +26,7 @@ from app.observability import report
 from app.sending import queue
 from app.tasks import LongTask
 from app.times import parse_time, utcnow
+from app.whatsapp import protocol
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,19 @@ def typing_seconds(text: str, asked: bool | None, cap: float, rng: random.Random
     return min(limit, max(TYPING_MIN, by_length))
 
 
+def action_command(row: Any) -> tuple[str, dict[str, Any]]:
+    """The worker command that carries out a queued action on a message."""
+    chat, target = row["jid"], row["target_id"]
+    if row["kind"] == "reaction":
+        return protocol.SEND_REACTION, {"chat": chat, "target_id": target, "sender": row["target_sender"],
+                                        "emoji": row["text"]}  # fmt: skip
+    if row["kind"] == "edit":
+        return protocol.EDIT_MESSAGE, {"chat": chat, "target_id": target, "text": row["text"]}
+    if row["kind"] == "delete":
+        return protocol.REVOKE_MESSAGE, {"chat": chat, "target_id": target, "sender": row["target_sender"]}
+    raise ValueError(f"unknown kind {row['kind']!r}")
+
+
 def retry_delay(attempt: int, rng: random.Random, base: float = RETRY_BASE) -> float:
     """Seconds to wait after the `attempt`-th failed attempt: equal jitter, never much sooner than the schedule."""
     return backoff(attempt - 1, base=base, cap=RETRY_CAP, jitter=Jitter.EQUAL, rng=rng)
@@ -114,6 +128,11 @@ class Session(Protocol):
 
     async def send_presence(self, chat: str, state: str) -> None:
         """Show "typing" (or "paused") in a chat; AppError if WhatsApp did not take it."""
+
+    async def send_action(
+        self, name: str, args: dict[str, Any], late: Callable[[dict[str, Any]], None] | None = None
+    ) -> dict[str, Any]:
+        """A reaction, edit or delete (a worker command, app/whatsapp/protocol.py), answered as send_text is."""
 
 
 class Sender:
@@ -217,6 +236,8 @@ class Sender:
     async def _show_typing(self, row: Any) -> bool | None:
         """Show "typing..." in the message's chat for its time: whether it was shown, or None if the sender is
         stopping meanwhile (then nothing is sent). A presence WhatsApp does not take holds no message back."""
+        if row["kind"] != "text":
+            return False  # nobody types a reaction, an edit or a delete
         seconds = typing_seconds(row["text"], row["typing"], self.typing_cap, self.rng)
         if seconds <= 0:
             return False
@@ -237,7 +258,11 @@ class Sender:
             await self._settle(queue.requeue, message_id, 0.0, None, counts=False)
             return
         try:
-            result = await self.session.send_text(row["jid"], row["text"], late=self._late_answer(message_id))
+            late = self._late_answer(message_id)
+            if row["kind"] == "text":
+                result = await self.session.send_text(row["jid"], row["text"], late=late)
+            else:
+                result = await self.session.send_action(*action_command(row), late=late)
         except NoReply as error:
             # No reply: the worker died or hung with the message in its hands. It may have gone out.
             self.limiter.record(time.time())

@@ -678,6 +678,14 @@ class Supervisor:
                 raise SessionError(f"WhatsApp limits how often this is done; try again later: {error}", 429) from error
             raise SessionError(f"WhatsApp could not do it now: {error}") from error
 
+    async def send_action(
+        self, name: str, args: dict[str, Any], late: Callable[[dict[str, Any]], None] | None = None
+    ) -> dict[str, Any]:
+        """A queued reaction, edit or delete through the worker, answered (and timed) as send_text is."""
+        if self.state is not State.CONNECTED or self.worker is None:
+            raise WhatsAppError(f"not connected (the session is {self.state.value})")
+        return await self.worker.request(name, args, timeout=self.send_timeout, late=late)
+
     async def send_presence(self, chat: str, state: str) -> None:
         """Show "typing", "recording" or "paused" in a chat (the sender's typing before a message); SessionError."""
         await self.command(protocol.SEND_PRESENCE, {"chat": chat, "state": state})

@@ -165,10 +165,33 @@ class Message(Answer):
     message_id: str | None = Field(description="WhatsApp's id, once sent")
     attempts: int
     typing: bool | None = Field(description="as asked: true, false, or null (as SEND_TYPING_SECONDS says)")
+    kind: Literal["text", "reaction", "edit", "delete"] = Field(
+        description="text: a message; reaction, edit, delete: an action on the message `target` names"
+    )
+    target: str | None = Field(
+        description="for an action: the message acted on, by our id or (an incoming one) WhatsApp's; else null"
+    )
     created_at: Timestamp
     sent_at: OptionalTimestamp
     delivered_at: OptionalTimestamp
     read_at: OptionalTimestamp
+
+
+class React(Body):
+    emoji: Annotated[
+        str,
+        Field(
+            min_length=0,
+            max_length=32,
+            description='a string of 0 to 32 characters: the emoji ("" removes the reaction)',
+            examples=["👍"],
+        ),
+        NoNul,
+    ]
+
+
+class EditText(Body):
+    text: Annotated[str, chars(1, MAX_TEXT), NoNul, Field(examples=["Your order #1234 has shipped (tracking: 5567)."])]
 
 
 class MessagesQuery(Body):

@@ -133,6 +133,9 @@ SIMULATED_ACTIONS = (
     "mark_read",
     "presence",
     "check_numbers",
+    "reaction",
+    "edit",
+    "revoke",
 )  # what the simulated server can be made to refuse (action_failures)
 
 

@@ -107,6 +107,20 @@ class Backend(abc.ABC):
         in the order asked; "jid" is None for a number not on WhatsApp."""
 
     @abc.abstractmethod
+    async def send_reaction(self, chat: str, target_id: str, sender: str | None, emoji: str) -> dict[str, Any]:
+        """React with `emoji` ("" removes the reaction) to message `target_id` in `chat`, sent by `sender` (None:
+        this account): {"message_id", "timestamp"} of the reaction message."""
+
+    @abc.abstractmethod
+    async def edit_message(self, chat: str, target_id: str, text: str) -> dict[str, Any]:
+        """Replace the text of message `target_id` this account sent in `chat`: {"message_id", "timestamp"}."""
+
+    @abc.abstractmethod
+    async def revoke_message(self, chat: str, target_id: str, sender: str | None) -> dict[str, Any]:
+        """Delete message `target_id` in `chat` for everyone (sent by `sender`, None: this account; another sender's
+        only as a group admin): {"message_id", "timestamp"}."""
+
+    @abc.abstractmethod
     async def logout(self) -> None:
         """Unlink the device from the account and delete it from the store."""
 

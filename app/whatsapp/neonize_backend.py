@@ -107,6 +107,7 @@ def load_neonize() -> SimpleNamespace:
             from neonize.events import INT_TO_EVENT
             from neonize.exc import NeonizeError
             from neonize.proto import Neonize_pb2
+            from neonize.proto.waCommon.WACommon_pb2 import MessageKey
             from neonize.proto.waCompanionReg.WAWebProtobufsCompanionReg_pb2 import DeviceProps
             from neonize.proto.waE2E import WAWebProtobufsE2E_pb2
             from neonize.utils.enum import ChatPresence, ChatPresenceMedia, ClientName, ClientType, ReceiptType
@@ -127,6 +128,7 @@ def load_neonize() -> SimpleNamespace:
             ChatPresenceMedia=ChatPresenceMedia,
             proto=Neonize_pb2,
             e2e=WAWebProtobufsE2E_pb2,
+            MessageKey=MessageKey,
             int_to_event=INT_TO_EVENT,
             events=SimpleNamespace(
                 Connected=ConnectedEv,
@@ -706,6 +708,53 @@ class NeonizeBackend(Backend):
             jid = f"{answer.JID.User}@{answer.JID.Server}" if on and answer is not None and answer.JID.User else None
             results.append({"phone": "+" + number, "on_whatsapp": on, "jid": jid})
         return {"results": results}
+
+    async def _sender_jid(self, sender: str | None) -> Any:
+        """The JID of a message's sender; None is this account (whatsmeow then marks the key as ours, fromMe)."""
+        if sender is not None:
+            return build_jid(self._nz.proto, *recipient(sender))
+        own, _ = await self._read_me()
+        if own is None:
+            raise BackendError("not logged in yet", permanent=False)
+        user, _, server = own.partition("@")
+        return build_jid(self._nz.proto, user.partition(":")[0], server)
+
+    def _sent(self, response: Any) -> dict[str, Any]:
+        sent_at = response.Timestamp if response.Timestamp > 0 else datetime.now(UTC).timestamp()
+        return {"message_id": str(response.ID), "timestamp": iso_utc(sent_at)}
+
+    async def send_reaction(self, chat: str, target_id: str, sender: str | None, emoji: str) -> dict[str, Any]:
+        chat_jid = build_jid(self._nz.proto, *recipient(chat))
+        self._require_client()
+        sender_jid = await self._sender_jid(sender)
+        try:
+            # whatsmeow's BuildReaction makes the key (fromMe, participant in groups); the reaction is a message.
+            message = await self._client.build_reaction(chat_jid, sender_jid, target_id, emoji)
+            response = await self._client.send_message(chat_jid, message)
+        except self._nz.NeonizeError as error:
+            raise command_error(error) from error
+        return self._sent(response)
+
+    async def edit_message(self, chat: str, target_id: str, text: str) -> dict[str, Any]:
+        if not text:
+            raise BackendError("empty text", permanent=True)
+        chat_jid = build_jid(self._nz.proto, *recipient(chat))
+        self._require_client()
+        try:
+            response = await self._client.edit_message(chat_jid, target_id, text_message(self._nz.e2e, text))
+        except self._nz.NeonizeError as error:
+            raise command_error(error) from error
+        return self._sent(response)
+
+    async def revoke_message(self, chat: str, target_id: str, sender: str | None) -> dict[str, Any]:
+        chat_jid = build_jid(self._nz.proto, *recipient(chat))
+        self._require_client()
+        sender_jid = await self._sender_jid(sender)
+        try:
+            response = await self._client.revoke_message(chat_jid, sender_jid, target_id)
+        except self._nz.NeonizeError as error:
+            raise command_error(error) from error
+        return self._sent(response)
 
     async def logout(self) -> None:
         self._require_client()

@@ -80,6 +80,24 @@ def read_replay_file(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return header, lines
 
 
+def message_summary(message: Any) -> dict[str, Any]:
+    """What a recorded send carried besides plain text: a reaction, or a protocol message (edit, revoke), its key."""
+
+    def key_of(key: Any) -> dict[str, Any]:
+        return {"id": key.ID, "chat": key.remoteJID, "from_me": key.fromMe, "participant": key.participant or None}
+
+    if message.HasField("reactionMessage"):
+        return {"reaction": {"text": message.reactionMessage.text, **key_of(message.reactionMessage.key)}}
+    protocol = message.protocolMessage
+    if message.HasField("editedMessage"):
+        protocol = message.editedMessage.message.protocolMessage
+    if protocol.ByteSize():
+        edited = protocol.editedMessage.conversation or None
+        kind = protocol.Type.Name(protocol.type)
+        return {"protocol": {"type": kind, "text": edited, **key_of(protocol.key)}}
+    return {}
+
+
 class ReplayClient:
     """Stands in for neonize's NewAClient: connect() feeds the file from a thread of its own, as Go does."""
 
@@ -202,7 +220,7 @@ class ReplayClient:
 
     async def send_message(self, to: Any, message: Any) -> Any:
         target = f"{to.User}@{to.Server}"
-        self._record("send_message", to=target, text=message.conversation or None)
+        self._record("send_message", to=target, text=message.conversation or None, **message_summary(message))
         if self._send_errors:
             raise self._nz.NeonizeError(self._send_errors.pop(0))
         return self._nz.proto.SendResponse(ID="3EB0" + secrets.token_hex(8).upper(), Timestamp=int(time.time()))
@@ -237,6 +255,30 @@ class ReplayClient:
             answer.JID.CopyFrom(self._jid(jid or number.removeprefix("+") + "@s.whatsapp.net"))
             answers.append(answer)
         return answers
+
+    async def build_reaction(self, chat: Any, sender: Any, message_id: str, reaction: str) -> Any:
+        """As whatsmeow's BuildReaction and BuildMessageKey do it (Go, so not run here): the key is ours (fromMe)
+        unless the sender is someone else, who is then named as the participant outside 1:1 chats."""
+        self._record("build_reaction", chat=self._text(chat), sender=self._text(sender), id=message_id)
+        own = self.header.get("me") or ""
+        key = self._nz.MessageKey(fromMe=True, ID=message_id, remoteJID=self._text(chat))
+        if sender.User and sender.User != own.partition("@")[0].partition(":")[0]:
+            key.fromMe = False
+            if chat.Server not in ("s.whatsapp.net", "lid"):
+                key.participant = self._text(sender)
+        reacted = self._nz.e2e.ReactionMessage(key=key, text=reaction, senderTimestampMS=int(time.time() * 1000))
+        return self._nz.e2e.Message(reactionMessage=reacted)
+
+    async def edit_message(self, chat: Any, message_id: str, new_message: Any) -> Any:
+        # neonize's own code path: its builder, then send_message.
+        from neonize.builder import build_edit
+
+        return await self.send_message(chat, build_edit(chat, message_id, new_message))
+
+    async def revoke_message(self, chat: Any, sender: Any, message_id: str) -> Any:
+        from neonize.builder import build_revoke
+
+        return await self.send_message(chat, build_revoke(chat, sender, message_id, (await self.get_me()).JID))
 
     async def get_pn_from_lid(self, jid: Any) -> Any:
         lid = f"{jid.User}@{jid.Server}"

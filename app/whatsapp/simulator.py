@@ -278,6 +278,18 @@ class SimulatorBackend(Backend):
             results.append({"phone": phone, "on_whatsapp": on, "jid": phone_to_jid(phone) if on else None})
         return {"results": results}
 
+    async def send_reaction(self, chat: str, target_id: str, sender: str | None, emoji: str) -> dict[str, Any]:
+        self._act("reaction", chat=chat, target_id=target_id, sender=sender, emoji=emoji)
+        return {"message_id": message_id(), "timestamp": now_iso()}
+
+    async def edit_message(self, chat: str, target_id: str, text: str) -> dict[str, Any]:
+        self._act("edit", chat=chat, target_id=target_id, text=text)
+        return {"message_id": message_id(), "timestamp": now_iso()}
+
+    async def revoke_message(self, chat: str, target_id: str, sender: str | None) -> dict[str, Any]:
+        self._act("revoke", chat=chat, target_id=target_id, sender=sender)
+        return {"message_id": message_id(), "timestamp": now_iso()}
+
     async def logout(self) -> None:
         if self.account is None:
             raise BackendError("not logged in")

@@ -111,6 +111,14 @@ class Worker:
             return await backend.send_presence(str(args["chat"]), str(args["state"]))
         if name == protocol.CHECK_NUMBERS:
             return await backend.check_numbers([str(phone) for phone in args["phones"]])
+        if name == protocol.SEND_REACTION:
+            sender = str(args["sender"]) if args.get("sender") else None
+            return await backend.send_reaction(str(args["chat"]), str(args["target_id"]), sender, str(args["emoji"]))
+        if name == protocol.EDIT_MESSAGE:
+            return await backend.edit_message(str(args["chat"]), str(args["target_id"]), str(args["text"]))
+        if name == protocol.REVOKE_MESSAGE:
+            sender = str(args["sender"]) if args.get("sender") else None
+            return await backend.revoke_message(str(args["chat"]), str(args["target_id"]), sender)
         if name == protocol.LOGOUT:
             await backend.logout()
             return {}

@@ -110,7 +110,7 @@ async def test_cancel_and_list_by_status_with_paging(client: httpx.AsyncClient) 
     cancelled = await client.delete(f"/api/messages/{ids[0]}", headers=AUTH)
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     twice = await client.delete(f"/api/messages/{ids[0]}", headers=AUTH)
-    assert twice.status_code == 409 and "only a queued message" in twice.json()["detail"]
+    assert twice.status_code == 409 and "this one is cancelled" in twice.json()["detail"]
     assert (await client.delete(f"/api/messages/{uuid.uuid4()}", headers=AUTH)).status_code == 404
     assert (await client.get("/api/messages/not-a-uuid", headers=AUTH)).status_code == 404
 

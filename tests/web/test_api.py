@@ -32,6 +32,9 @@ ROUTES = [
     ("POST", "/api/chats/+6281234567890/read"),
     ("POST", "/api/chats/+6281234567890/presence"),
     ("POST", "/api/contacts/check"),
+    ("POST", "/api/messages/3EB0A/reaction"),
+    ("PATCH", "/api/messages/9b1c2d3e-4f50-4a6b-8c7d-0e1f2a3b4c5d"),
+    ("DELETE", "/api/messages/9b1c2d3e-4f50-4a6b-8c7d-0e1f2a3b4c5d"),
     ("POST", "/api/simulator/numbers"),
 ]
 

@@ -308,3 +308,29 @@ async def test_number_checks_go_to_neonizes_is_on_whatsapp(gateway: Gateway) -> 
     ]
     calls = [call for call in gateway.calls() if call["call"] == "is_on_whatsapp"]
     assert calls == [{"call": "is_on_whatsapp", "numbers": phones}] * 2  # whatsmeow's form: '+' and digits
+
+
+async def test_reactions_edits_and_revokes_are_neonizes_own_messages(gateway: Gateway) -> None:
+    supervisor = gateway.start([replay_line(corpus.connected())])
+    await wait_state(supervisor, State.CONNECTED)
+    contact = "6281234567890@s.whatsapp.net"
+    group = f"{corpus.GROUP.User}@g.us"
+    member = "6289876543210@s.whatsapp.net"
+    actions: list[tuple[str, dict[str, Any]]] = [
+        (protocol.SEND_REACTION, {"chat": contact, "target_id": "OURS1", "sender": None, "emoji": "👍"}),
+        (protocol.SEND_REACTION, {"chat": group, "target_id": "THEIRS1", "sender": member, "emoji": ""}),
+        (protocol.EDIT_MESSAGE, {"chat": contact, "target_id": "OURS1", "text": "fixed"}),
+        (protocol.REVOKE_MESSAGE, {"chat": contact, "target_id": "OURS1", "sender": None}),
+    ]
+    for name, args in actions:
+        assert (await supervisor.send_action(name, args))["message_id"].startswith("3EB0")
+    sends = [call for call in gateway.calls() if call["call"] == "send_message"]
+    assert [call.get("reaction") or call.get("protocol") for call in sends] == [
+        {"text": "👍", "id": "OURS1", "chat": contact, "from_me": True, "participant": None},
+        {"text": "", "id": "THEIRS1", "chat": group, "from_me": False, "participant": member},
+        {"type": "MESSAGE_EDIT", "text": "fixed", "id": "OURS1", "chat": contact, "from_me": True, "participant": None},
+        {"type": "REVOKE", "text": None, "id": "OURS1", "chat": contact, "from_me": True, "participant": None},
+    ]
+    assert [call["to"] for call in sends] == [contact, group, contact, contact]
+    reactions = [call for call in gateway.calls() if call["call"] == "build_reaction"]
+    assert reactions[0]["sender"] == "15550001111@s.whatsapp.net"  # our own JID, without the device
