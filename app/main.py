@@ -32,7 +32,7 @@ from app.session.states import State
 from app.session.supervisor import Supervisor
 from app.settings import Settings, child_environment
 from app.status import WEBHOOKS_OFF, Status, session_status, status_without_database
-from app.web import api, chats_api, contacts_api, login, messages_api, page, simulator_api, webhooks_api
+from app.web import api, chats_api, contacts_api, groups_api, login, messages_api, page, simulator_api, webhooks_api
 from app.web.body import RequestBodyMiddleware
 from app.web.cookie import CookieSessions
 from app.web.errors import EXCEPTION_HANDLERS, InternalErrorMiddleware
@@ -280,6 +280,7 @@ def create_app(settings: Settings, *, banner: str | None = None) -> Starlette:
             *messages_api.ROUTES,
             *chats_api.ROUTES,
             *contacts_api.ROUTES,
+            *groups_api.ROUTES,
             *webhooks_api.ROUTES,
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],

@@ -256,6 +256,35 @@ class Presence(Answer):
     state: str = Field(description="what WhatsApp now shows there (it clears it after about 25 s by itself)")
 
 
+# ---- groups ----------------------------------------------------------------------------------------------------
+
+
+class Group(Answer):
+    jid: str = Field(description="the group's JID, <digits>@g.us (a chat to send to)")
+    name: str | None = Field(description="its subject")
+    topic: str | None = Field(description="its description")
+    owner: str | None = Field(description="the JID of whoever created it")
+    created_at: OptionalTimestamp = Field(description="when it was created")
+    announce: bool = Field(description="true: only admins may send messages")
+    participant_count: int
+
+
+class Participant(Answer):
+    jid: str = Field(description="the member's JID (a LID in groups WhatsApp keeps by LID)")
+    phone: str | None = Field(description="the member's phone number, when WhatsApp gives it")
+    lid: str | None
+    is_admin: bool
+    is_super_admin: bool = Field(description="the group's creator")
+
+
+class GroupDetail(Group):
+    participants: list[Participant]
+
+
+class Groups(Answer):
+    groups: list[Group] = Field(description="the groups this account is a member of")
+
+
 # ---- contacts --------------------------------------------------------------------------------------------------
 
 MAX_CHECK = 50

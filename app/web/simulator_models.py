@@ -136,6 +136,8 @@ SIMULATED_ACTIONS = (
     "reaction",
     "edit",
     "revoke",
+    "joined_groups",
+    "group_info",
 )  # what the simulated server can be made to refuse (action_failures)
 
 
@@ -147,6 +149,23 @@ class SimulatorActionFailures(Body):
     count: Annotated[int, Field(ge=1, le=100, description="a whole number from 1 to 100")] = 1
     permanent: Annotated[bool, Field(description="true or false")] = False
     error: Annotated[str | None, chars(1, 200), NoNul] = None
+
+
+class SimulatedGroup(Body):
+    jid: GroupField
+    name: Annotated[str | None, chars(1, 100), NoNul] = None
+    topic: Annotated[str | None, chars(1, 500), NoNul] = None
+    participants: Annotated[
+        list[Phone], Field(max_length=1024, description="a list of up to 1024 international phone numbers")
+    ] = []
+    admins: Annotated[list[Phone], Field(max_length=1024, description="a list of the participants who are admins")] = []
+    announce: Annotated[bool, Field(description="true or false")] = False
+
+
+class SimulatorGroups(Body):
+    groups: Annotated[
+        list[SimulatedGroup], Field(max_length=100, description="a list of up to 100 groups (jid, name, participants)")
+    ]
 
 
 class SimulatorNumbers(Body):
@@ -199,6 +218,10 @@ class ServerAction(Answer):
 
 class ServerActions(Answer):
     actions: list[ServerAction] = Field(description="what the simulated server was asked to do, oldest first")
+
+
+class GroupList(Answer):
+    groups: list[str] = Field(description="the JIDs of the account's simulated groups")
 
 
 class Numbers(Answer):

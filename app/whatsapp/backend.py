@@ -121,6 +121,15 @@ class Backend(abc.ABC):
         only as a group admin): {"message_id", "timestamp"}."""
 
     @abc.abstractmethod
+    async def joined_groups(self) -> dict[str, Any]:
+        """{"groups": [{jid, name, topic, owner, created_at, announce, participant_count}]}: the account's groups."""
+
+    @abc.abstractmethod
+    async def group_info(self, jid: str) -> dict[str, Any]:
+        """One group as joined_groups lists it, with "participants" [{jid, phone, lid, is_admin, is_super_admin}];
+        BackendError (permanent) when the account is not a member or the group does not exist."""
+
+    @abc.abstractmethod
     async def logout(self) -> None:
         """Unlink the device from the account and delete it from the store."""
 

@@ -43,6 +43,7 @@ from app.whatsapp.neonize_mapping import (
     call_offer_to_dict,
     command_error,
     connect_failure_to_event,
+    group_to_dict,
     incoming_message,
     iso_utc,
     jid_to_str,
@@ -755,6 +756,25 @@ class NeonizeBackend(Backend):
         except self._nz.NeonizeError as error:
             raise command_error(error) from error
         return self._sent(response)
+
+    async def joined_groups(self) -> dict[str, Any]:
+        self._require_client()
+        try:
+            groups = await self._client.get_joined_groups()
+        except self._nz.NeonizeError as error:
+            raise command_error(error) from error
+        return {"groups": [group_to_dict(info, with_participants=False) for info in groups]}
+
+    async def group_info(self, jid: str) -> dict[str, Any]:
+        user, server = recipient(jid)
+        if server != "g.us":
+            raise BackendError(f"{jid!r} is not a group JID", permanent=True)
+        self._require_client()
+        try:
+            info = await self._client.get_group_info(build_jid(self._nz.proto, user, server))
+        except self._nz.NeonizeError as error:
+            raise command_error(error) from error
+        return group_to_dict(info, with_participants=True)
 
     async def logout(self) -> None:
         self._require_client()

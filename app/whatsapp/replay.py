@@ -14,7 +14,9 @@ The first line may also carry what the stand-in answers for the Go client's own 
 "<phone>@s.whatsapp.net"}`, `"poll_votes": {"<vote message id>": ["option", ...]}` (whatsmeow decrypts votes with
 keys only a real device has), `"send_errors": ["text", ...]` (the next sends fail with these whatsmeow errors) and
 `"call_errors": {"mark_read": ["text", ...], ...}` (the next calls of that name fail with these) and
-`"on_whatsapp": {"+<digits>": "<jid>", ...}` (the numbers is_on_whatsapp finds; any other is not on WhatsApp).
+`"on_whatsapp": {"+<digits>": "<jid>", ...}` (the numbers is_on_whatsapp finds; any other is not on WhatsApp) and
+`"groups": [{"jid", "name", "topic"?, "participants": [{"jid", "phone"?, "admin"?}]}]` (the account's groups; any
+other group is one it does not take part in).
 
 Every event goes through the same checks Go's side makes: an event Go could not marshal (a required field unset, as
 neonize leaves `Receipt.Type` for receipts it cannot map) ends the event pump with Go's error text, and the events
@@ -279,6 +281,33 @@ class ReplayClient:
         from neonize.builder import build_revoke
 
         return await self.send_message(chat, build_revoke(chat, sender, message_id, (await self.get_me()).JID))
+
+    def _group(self, group: dict[str, Any]) -> Any:
+        info = self._nz.proto.GroupInfo(GroupCreated=float(group.get("created", 0)))
+        info.JID.CopyFrom(self._jid(str(group["jid"])))
+        info.GroupName.Name = str(group.get("name") or "")
+        info.GroupTopic.Topic = str(group.get("topic") or "")
+        for member in group.get("participants") or []:
+            participant = info.Participants.add(IsAdmin=bool(member.get("admin")))
+            participant.JID.CopyFrom(self._jid(str(member["jid"])))
+            if member.get("phone"):
+                participant.PhoneNumber.CopyFrom(self._jid(str(member["phone"]).removeprefix("+") + "@s.whatsapp.net"))
+        return info
+
+    async def get_joined_groups(self) -> Any:
+        self._record("get_joined_groups")
+        self._fail_if_told("get_joined_groups")
+        return [self._group(group) for group in self.header.get("groups") or []]
+
+    async def get_group_info(self, jid: Any) -> Any:
+        wanted = self._text(jid)
+        self._record("get_group_info", jid=wanted)
+        self._fail_if_told("get_group_info")
+        for group in self.header.get("groups") or []:
+            if group["jid"] == wanted:
+                return self._group(group)
+        # whatsmeow's getGroupInfo turns the server's 403 into ErrNotInGroup.
+        raise self._nz.NeonizeError("failed to get group info: you're not participating in that group")
 
     async def get_pn_from_lid(self, jid: Any) -> Any:
         lid = f"{jid.User}@{jid.Server}"

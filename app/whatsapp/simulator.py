@@ -50,6 +50,7 @@ ACTIONS_KEPT = 1000  # the simulated server's record of actions (`actions`), new
 # rate-overlimit"); the simulated server allows this many numbers a minute.
 CHECKS_PER_MINUTE = 60
 RATE_LIMITED = "info query returned status 429: rate-overlimit"
+NOT_IN_GROUP = "you're not participating in that group"  # whatsmeow's ErrNotInGroup
 
 # `type` of a simulated incoming item -> the backend event it becomes (the rest are message types).
 EVENT_TYPES = {
@@ -135,6 +136,7 @@ class SimulatorBackend(Backend):
         self.failures: list[dict[str, Any]] = []  # injected failures for the next sends (see simulate)
         self.action_failures: dict[str, list[dict[str, Any]]] = {}  # the same for other actions, by action name
         self.actions: list[dict[str, Any]] = []  # what the simulated server was asked to do, oldest first
+        self.groups: dict[str, dict[str, Any]] | None = None  # `groups`: the account's groups (None: not modelled)
         self.absent: set[str] = set()  # phone numbers with no WhatsApp account (`numbers`); every other has one
         self._checked: list[float] = []  # when each number was looked up, for the rate limit
         self._tasks: set[asyncio.Task[None]] = set()
@@ -233,6 +235,8 @@ class SimulatorBackend(Backend):
     async def send_text(self, to: str, text: str) -> dict[str, Any]:
         if not self.connected:
             raise BackendError("websocket not connected")
+        if to.endswith("@g.us") and self.groups is not None and to not in self.groups:
+            raise BackendError(NOT_IN_GROUP, permanent=True)
         if self.failures:
             failure = self.failures.pop(0)
             if failure.get("delay"):
@@ -290,6 +294,43 @@ class SimulatorBackend(Backend):
         self._act("revoke", chat=chat, target_id=target_id, sender=sender)
         return {"message_id": message_id(), "timestamp": now_iso()}
 
+    def _group(self, group: dict[str, Any], *, with_participants: bool) -> dict[str, Any]:
+        members = list(group.get("participants") or [])
+        admins = set(group.get("admins") or [])
+        answer = {
+            "jid": group["jid"],
+            "name": group.get("name"),
+            "topic": group.get("topic"),
+            "owner": phone_to_jid(sorted(admins)[0]) if admins else None,
+            "created_at": None,
+            "announce": bool(group.get("announce")),
+            "participant_count": len(members),
+        }
+        if with_participants:
+            answer["participants"] = [
+                {
+                    "jid": phone_to_jid(phone),
+                    "phone": phone,
+                    "lid": None,
+                    "is_admin": phone in admins,
+                    "is_super_admin": False,
+                }
+                for phone in members
+            ]
+        return answer
+
+    async def joined_groups(self) -> dict[str, Any]:
+        self._act("joined_groups")
+        groups = (self.groups or {}).values()
+        return {"groups": [self._group(group, with_participants=False) for group in groups]}
+
+    async def group_info(self, jid: str) -> dict[str, Any]:
+        self._act("group_info", jid=jid)
+        group = (self.groups or {}).get(jid)
+        if group is None:
+            raise BackendError(NOT_IN_GROUP, permanent=True)  # whatsmeow: the server's 403 becomes ErrNotInGroup
+        return self._group(group, with_participants=True)
+
     async def logout(self) -> None:
         if self.account is None:
             raise BackendError("not logged in")
@@ -344,6 +385,9 @@ class SimulatorBackend(Backend):
             name = str(args["name"])
             self.action_failures[name] = [dict(failure) for _ in range(int(args.get("count", 1)))]
             return {"name": name, "failing": len(self.action_failures[name])}
+        if action == "groups":
+            self.groups = {group_jid(str(g["jid"])): {**g, "jid": group_jid(str(g["jid"]))} for g in args["groups"]}
+            return {"groups": sorted(self.groups)}
         if action == "numbers":
             self.absent = {str(phone) for phone in args.get("absent") or []}
             return {"absent": sorted(self.absent)}

@@ -119,6 +119,10 @@ class Worker:
         if name == protocol.REVOKE_MESSAGE:
             sender = str(args["sender"]) if args.get("sender") else None
             return await backend.revoke_message(str(args["chat"]), str(args["target_id"]), sender)
+        if name == protocol.JOINED_GROUPS:
+            return await backend.joined_groups()
+        if name == protocol.GROUP_INFO:
+            return await backend.group_info(str(args["jid"]))
         if name == protocol.LOGOUT:
             await backend.logout()
             return {}

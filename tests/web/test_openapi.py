@@ -10,7 +10,7 @@ import httpx
 from starlette.routing import Route
 
 from app.phone import normalise_phone, parse_recipient
-from app.web import api, chats_api, contacts_api, messages_api, simulator_api, webhooks_api
+from app.web import api, chats_api, contacts_api, groups_api, messages_api, simulator_api, webhooks_api
 from app.web.endpoint import Operation
 from app.web.openapi import openapi_document
 from tests.processes import BASE_ENV
@@ -21,6 +21,7 @@ ROUTES = [
     *messages_api.ROUTES,
     *chats_api.ROUTES,
     *contacts_api.ROUTES,
+    *groups_api.ROUTES,
     *webhooks_api.ROUTES,
 ]
 

@@ -334,3 +334,36 @@ async def test_reactions_edits_and_revokes_are_neonizes_own_messages(gateway: Ga
     assert [call["to"] for call in sends] == [contact, group, contact, contact]
     reactions = [call for call in gateway.calls() if call["call"] == "build_reaction"]
     assert reactions[0]["sender"] == "15550001111@s.whatsapp.net"  # our own JID, without the device
+
+
+async def test_groups_come_from_neonizes_group_info(gateway: Gateway) -> None:
+    group = f"{corpus.GROUP.User}@g.us"
+    header = {
+        **ME,
+        "groups": [
+            {
+                "jid": group,
+                "name": "Toko Maju staff",
+                "created": 1700000000,
+                "participants": [
+                    {"jid": "15550001111@s.whatsapp.net", "admin": True},
+                    {"jid": "123456789012345@lid", "phone": "+6281234567890"},
+                ],
+            }
+        ],
+    }
+    supervisor = gateway.start([replay_line(corpus.connected())], header)
+    await wait_state(supervisor, State.CONNECTED)
+    [listed] = (await supervisor.command(protocol.JOINED_GROUPS, {}))["groups"]
+    assert (listed["jid"], listed["name"], listed["participant_count"]) == (group, "Toko Maju staff", 2)
+    assert listed["created_at"].startswith("2023-11-14T22:13:20")
+    one = await supervisor.command(protocol.GROUP_INFO, {"jid": group})
+    assert [(m["jid"], m["phone"], m["is_admin"]) for m in one["participants"]] == [
+        ("15550001111@s.whatsapp.net", "+15550001111", True),
+        ("123456789012345@lid", "+6281234567890", False),  # a LID member: the phone from whatsmeow's PhoneNumber
+    ]
+    with pytest.raises(SessionError) as refused:
+        await supervisor.command(protocol.GROUP_INFO, {"jid": "120363029999999999@g.us"})
+    assert refused.value.status == 422 and "not participating" in str(refused.value)
+    calls = [call for call in gateway.calls() if call["call"].startswith("get_")]
+    assert calls[-1] == {"call": "get_group_info", "jid": "120363029999999999@g.us"}
