@@ -27,8 +27,8 @@ RECEIPT_TRANSITIONS = {
 
 # One statement on the API's hot path (one round trip, atomic on its own).
 INSERT = """
-INSERT INTO outgoing_messages (recipient, jid, text, idempotency_key, request_hash, typing)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO outgoing_messages (recipient, jid, text, idempotency_key, request_hash, typing, mentions)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING *"""
 INSERT_ACTION = """
@@ -110,10 +110,12 @@ class Enqueued:
     created: bool  # False: the same Idempotency-Key and body came before; this is that message
 
 
-def request_hash(recipient: Recipient, text: str, typing: bool | None = None) -> str:
-    """What makes two requests the same message. `typing` counts only when given, so the keys of messages queued
-    before it existed still match a retry of the same request."""
+def request_hash(recipient: Recipient, text: str, typing: bool | None = None, mentions: list[str] | None = None) -> str:
+    """What makes two requests the same message. `typing` and `mentions` count only when given, so the keys of
+    messages queued before they existed still match a retry of the same request."""
     request: list[Any] = [recipient.jid, text] if typing is None else [recipient.jid, text, typing]
+    if mentions:
+        request.append(mentions)
     return hashlib.sha256(json.dumps(request, ensure_ascii=False).encode()).hexdigest()
 
 
@@ -132,6 +134,7 @@ def public(row: asyncpg.Record) -> dict[str, Any]:
         "message_id": row["whatsapp_id"],
         "attempts": row["attempts"],
         "typing": row["typing"],
+        "mentions": list(row["mentions"]) if row["mentions"] else None,
         "kind": row["kind"],
         "target": row["target"],
         "created_at": iso(row["created_at"]),
@@ -163,9 +166,12 @@ async def enqueue(
     idempotency_key: str | None,
     *,
     typing: bool | None = None,
+    mentions: list[str] | None = None,
 ) -> Enqueued:
-    digest = request_hash(recipient, text, typing)
-    row = await connection.fetchrow(INSERT, recipient.address, recipient.jid, text, idempotency_key, digest, typing)
+    digest = request_hash(recipient, text, typing, mentions)
+    row = await connection.fetchrow(
+        INSERT, recipient.address, recipient.jid, text, idempotency_key, digest, typing, mentions or None
+    )
     if row is None:  # the key exists: same request -> same message, different request -> conflict
         existing = await connection.fetchrow(SELECT_BY_KEY, idempotency_key)
         if existing["request_hash"] != digest:

@@ -122,7 +122,11 @@ class Session(Protocol):
         """Return once the session is connected (at once if it is)."""
 
     async def send_text(
-        self, to: str, text: str, late: Callable[[dict[str, Any]], None] | None = None
+        self,
+        to: str,
+        text: str,
+        late: Callable[[dict[str, Any]], None] | None = None,
+        mentions: list[str] | None = None,
     ) -> dict[str, Any]:
         """WhatsApp's answer ({"message_id", "timestamp"}); WhatsAppError if it was not sent, NoReply if unknown."""
 
@@ -260,7 +264,7 @@ class Sender:
         try:
             late = self._late_answer(message_id)
             if row["kind"] == "text":
-                result = await self.session.send_text(row["jid"], row["text"], late=late)
+                result = await self.session.send_text(row["jid"], row["text"], late=late, mentions=row["mentions"])
             else:
                 result = await self.session.send_action(*action_command(row), late=late)
         except NoReply as error:

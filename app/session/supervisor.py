@@ -651,13 +651,19 @@ class Supervisor:
             await self.state_changed.wait_for(lambda: self.state is State.CONNECTED)
 
     async def send_text(
-        self, to: str, text: str, late: Callable[[dict[str, Any]], None] | None = None
+        self,
+        to: str,
+        text: str,
+        late: Callable[[dict[str, Any]], None] | None = None,
+        mentions: list[str] | None = None,
     ) -> dict[str, Any]:
         """Send through the worker; whatsmeow may take 75 s to answer. `late` gets an answer that comes after the
         timeout anyway (WhatsApp's id of a message the caller already counted as interrupted)."""
         if self.state is not State.CONNECTED or self.worker is None:
             raise WhatsAppError(f"not connected (the session is {self.state.value})")
-        args = {"to": to, "text": text}
+        args: dict[str, Any] = {"to": to, "text": text}
+        if mentions:
+            args["mentions"] = mentions
         return await self.worker.request(protocol.SEND_TEXT, args, timeout=self.send_timeout, late=late)
 
     async def command(self, name: str, args: dict[str, Any], timeout: float = COMMAND_TIMEOUT) -> dict[str, Any]:

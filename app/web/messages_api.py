@@ -67,7 +67,9 @@ async def create(request: Request, body: SendMessage) -> Response:
     services = state(request)
     async with services["database"].connection() as connection:  # one statement: no explicit transaction needed
         try:
-            result = await queue.enqueue(connection, body.to, body.text, key, typing=body.typing)
+            result = await queue.enqueue(
+                connection, body.to, body.text, key, typing=body.typing, mentions=body.mentions
+            )
         except queue.IdempotencyConflict as error:
             raise HTTPException(409, str(error)) from None
     if result.created:

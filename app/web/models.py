@@ -23,6 +23,7 @@ from pydantic import (
     PlainValidator,
     RootModel,
     WithJsonSchema,
+    model_validator,
 )
 
 from app.phone import EXPECTED_FORM, Recipient, normalise_phone, parse_recipient
@@ -150,10 +151,53 @@ TYPING = (
 )
 
 
+MAX_MENTIONS = 50
+MENTION_FORMS = "a phone number (+<country code><number>) or a person's JID (<digits>@s.whatsapp.net or <digits>@lid)"
+
+
+def to_mention(value: Any) -> str:
+    """A mentioned member as the JID WhatsApp names them by."""
+    recipient = to_recipient(value)
+    if recipient.is_group:
+        raise ValueError(f"must be {MENTION_FORMS}, not a group")
+    return recipient.jid
+
+
+Mention = Annotated[
+    str,
+    PlainValidator(to_mention),
+    WithJsonSchema({"type": "string", "description": MENTION_FORMS, "examples": ["+6281234567890"]}),
+]
+
+
 class SendMessage(Body):
     to: RecipientField
     text: Annotated[str, chars(1, MAX_TEXT), NoNul]
     typing: Annotated[bool | None, Field(description=TYPING, examples=[True])] = None
+    mentions: Annotated[
+        list[Mention] | None,
+        Field(
+            min_length=1,
+            max_length=MAX_MENTIONS,
+            description=f"a list of 1 to {MAX_MENTIONS} group members to mention ({MENTION_FORMS}); the text "
+            "must name each as @<digits> (its number without +, or its LID's digits), where WhatsApp shows the "
+            "mention; only in a message to a group",
+            examples=[["+6281234567890"]],
+        ),
+    ] = None
+
+    @model_validator(mode="after")
+    def mentions_fit(self) -> SendMessage:
+        if self.mentions is None:
+            return self
+        if not self.to.is_group:
+            raise ValueError("'mentions' are only for a message to a group (`to` a group JID)")
+        missing = [jid for jid in self.mentions if "@" + jid.partition("@")[0] not in self.text]
+        if missing:
+            names = ", ".join("@" + jid.partition("@")[0] for jid in missing)
+            raise ValueError(f"'text' must name each mention where WhatsApp shows it; it lacks {names}")
+        self.__dict__["mentions"] = list(dict.fromkeys(self.mentions))  # frozen: each member once
+        return self
 
 
 class Message(Answer):
@@ -165,6 +209,7 @@ class Message(Answer):
     message_id: str | None = Field(description="WhatsApp's id, once sent")
     attempts: int
     typing: bool | None = Field(description="as asked: true, false, or null (as SEND_TYPING_SECONDS says)")
+    mentions: list[str] | None = Field(description="the JIDs of the members it mentions; null: nobody")
     kind: Literal["text", "reaction", "edit", "delete"] = Field(
         description="text: a message; reaction, edit, delete: an action on the message `target` names"
     )

@@ -87,8 +87,9 @@ class Backend(abc.ABC):
         """Return the 8-character code that links this client from the phone (digits with country code)."""
 
     @abc.abstractmethod
-    async def send_text(self, to: str, text: str) -> dict[str, Any]:
-        """Send plain text (no automatic mentions) to a phone number or JID: {"message_id", "timestamp"}.
+    async def send_text(self, to: str, text: str, mentions: list[str] | None = None) -> dict[str, Any]:
+        """Send text to a phone number or JID: {"message_id", "timestamp"}. Nobody is mentioned but the JIDs in
+        `mentions` (WhatsApp renders "@<user>" in the text as a mention of those alone).
         whatsmeow waits up to 75 s for the server's answer (SEND_TIMEOUT covers it)."""
 
     @abc.abstractmethod

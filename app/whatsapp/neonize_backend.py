@@ -647,13 +647,15 @@ class NeonizeBackend(Backend):
         self._arm_pairing_expiry()  # the user is now typing the code on the phone
         return str(code)
 
-    async def send_text(self, to: str, text: str) -> dict[str, Any]:
+    async def send_text(self, to: str, text: str, mentions: list[str] | None = None) -> dict[str, Any]:
         if not text:
             raise BackendError("empty text", permanent=True)
         user, server = recipient(to)
+        for mention in mentions or []:
+            recipient(mention)  # a malformed JID is refused for good, before anything is sent
         self._require_client()
         jid = build_jid(self._nz.proto, user, server)
-        message = text_message(self._nz.e2e, text)
+        message = text_message(self._nz.e2e, text, mentions)
         try:
             response = await self._client.send_message(jid, message)
         except self._nz.NeonizeError as error:

@@ -587,9 +587,13 @@ def short(error: BaseException | None, limit: int = 300) -> str | None:
     return short_text(str(error) or type(error).__name__, limit)
 
 
-def text_message(e2e: Any, text: str) -> Any:
-    """A plain-text waE2E Message. neonize turns a plain str into an extendedTextMessage that mentions every
-    "@<digits>" in it; a `conversation` message carries the text as it is, mentioning nobody."""
+def text_message(e2e: Any, text: str, mentions: list[str] | None = None) -> Any:
+    """A text waE2E Message. neonize turns a plain str into an extendedTextMessage that mentions every "@<digits>"
+    in it; a `conversation` message carries the text as it is, mentioning nobody. With `mentions`, an
+    extendedTextMessage that mentions exactly those JIDs (contextInfo.mentionedJID, as WhatsApp's apps send it)."""
+    if mentions:
+        context = e2e.ContextInfo(mentionedJID=mentions)
+        return e2e.Message(extendedTextMessage=e2e.ExtendedTextMessage(text=text, contextInfo=context))
     return e2e.Message(conversation=text)
 
 

@@ -222,7 +222,9 @@ class ReplayClient:
 
     async def send_message(self, to: Any, message: Any) -> Any:
         target = f"{to.User}@{to.Server}"
-        self._record("send_message", to=target, text=message.conversation or None, **message_summary(message))
+        text = message.conversation or message.extendedTextMessage.text or None
+        mentions = list(message.extendedTextMessage.contextInfo.mentionedJID) or None
+        self._record("send_message", to=target, text=text, mentions=mentions, **message_summary(message))
         if self._send_errors:
             raise self._nz.NeonizeError(self._send_errors.pop(0))
         return self._nz.proto.SendResponse(ID="3EB0" + secrets.token_hex(8).upper(), Timestamp=int(time.time()))

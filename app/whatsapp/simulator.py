@@ -232,7 +232,7 @@ class SimulatorBackend(Backend):
         alphabet = "ABCDEFGHJKLMNPQRSTVWXYZ23456789"
         return "".join(secrets.choice(alphabet) for _ in range(8))
 
-    async def send_text(self, to: str, text: str) -> dict[str, Any]:
+    async def send_text(self, to: str, text: str, mentions: list[str] | None = None) -> dict[str, Any]:
         if not self.connected:
             raise BackendError("websocket not connected")
         if to.endswith("@g.us") and self.groups is not None and to not in self.groups:
@@ -244,7 +244,12 @@ class SimulatorBackend(Backend):
             else:
                 raise BackendError(str(failure["error"]), permanent=bool(failure["permanent"]))
         log.info("simulated send to %s (%d characters)", to, len(text))
-        return {"message_id": message_id(), "timestamp": now_iso()}
+        sent = {"message_id": message_id(), "timestamp": now_iso()}
+        if mentions:  # kept among the server's actions, so that what a mention named can be seen
+            self.actions.append(
+                {"action": "send", "to": to, "text": text, "mentions": mentions, "at": sent["timestamp"]}
+            )
+        return sent
 
     def _act(self, action: str, **details: Any) -> None:
         """An action the simulated server takes: refused while not connected, or as injected; else recorded."""

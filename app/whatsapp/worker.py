@@ -103,7 +103,8 @@ class Worker:
         if name == protocol.PAIR_CODE:
             return {"code": await backend.pair_phone(str(args["phone"]))}
         if name == protocol.SEND_TEXT:
-            return await backend.send_text(str(args["to"]), str(args["text"]))
+            mentions = [str(jid) for jid in args["mentions"]] if args.get("mentions") else None
+            return await backend.send_text(str(args["to"]), str(args["text"]), mentions)
         if name == protocol.MARK_READ:
             ids = [str(item) for item in args["message_ids"]]
             return await backend.mark_read(str(args["chat"]), str(args["sender"]), ids)

@@ -87,3 +87,35 @@ async def test_whatsapps_rate_limit_on_group_queries_is_a_429(linked: httpx.Asyn
     limited = await linked.get("/api/groups", headers=AUTH)
     assert limited.status_code == 429 and "rate-overlimit" in limited.json()["detail"]
     assert (await linked.get("/api/groups", headers=AUTH)).status_code == 200
+
+
+async def test_a_message_to_a_group_mentions_members(linked: httpx.AsyncClient) -> None:
+    mentions = ["+6281111111111", "6282222222222@s.whatsapp.net", "+62 811-1111-1111"]  # any form; each once
+    body = {"to": GROUP, "text": "@6281111111111 @6282222222222 rapat jam 3", "mentions": mentions}
+    queued = await linked.post("/api/messages", headers=AUTH, json=body)
+    assert queued.status_code == 202
+    assert queued.json()["mentions"] == ["6281111111111@s.whatsapp.net", "6282222222222@s.whatsapp.net"]
+    deadline = time.monotonic() + 15
+    while (await linked.get(f"/api/messages/{queued.json()['id']}", headers=AUTH)).json()["status"] != "sent":
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
+    actions = (await linked.post("/api/simulator/actions", headers=AUTH)).json()["actions"]
+    [sent] = [action for action in actions if action["action"] == "send"]
+    assert (sent["to"], sent["mentions"]) == (GROUP, queued.json()["mentions"])
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"to": "+6281111111111", "text": "@6282222222222", "mentions": ["+6282222222222"]}, "only for a message to"),
+        ({"to": GROUP, "text": "hello all", "mentions": ["+6282222222222"]}, "it lacks @6282222222222"),
+        ({"to": GROUP, "text": f"@{GROUP}", "mentions": [GROUP]}, "not a group"),
+        ({"to": GROUP, "text": "x", "mentions": []}, "'mentions' must be a list of 1 to 50"),
+        ({"to": GROUP, "text": "@0812", "mentions": ["0812"]}, "international form"),
+    ],
+)
+async def test_mentions_that_cannot_work_are_refused(
+    linked: httpx.AsyncClient, body: dict[str, object], words: str
+) -> None:
+    answer = await linked.post("/api/messages", headers=AUTH, json=body)
+    assert answer.status_code == 422 and words in answer.json()["detail"], answer.text

@@ -367,3 +367,17 @@ async def test_groups_come_from_neonizes_group_info(gateway: Gateway) -> None:
     assert refused.value.status == 422 and "not participating" in str(refused.value)
     calls = [call for call in gateway.calls() if call["call"].startswith("get_")]
     assert calls[-1] == {"call": "get_group_info", "jid": "120363029999999999@g.us"}
+
+
+async def test_mentions_go_as_whatsapps_mentioned_jids(gateway: Gateway) -> None:
+    supervisor = gateway.start([replay_line(corpus.connected())])
+    await wait_state(supervisor, State.CONNECTED)
+    group = f"{corpus.GROUP.User}@g.us"
+    member = "6289876543210@s.whatsapp.net"
+    await supervisor.send_text(group, "@6289876543210 halo", mentions=[member])
+    await supervisor.send_text(group, "@6289876543210 no mention")
+    sends = [call for call in gateway.calls() if call["call"] == "send_message"]
+    assert [(call["text"], call["mentions"]) for call in sends] == [
+        ("@6289876543210 halo", [member]),  # an extendedTextMessage with contextInfo.mentionedJID
+        ("@6289876543210 no mention", None),  # a plain conversation: nobody mentioned
+    ]
