@@ -17,6 +17,7 @@ from app.whatsapp import protocol
 
 CHAT = {"chat": {"type": "string", "description": RECIPIENT_FORMS, "examples": RECIPIENT_EXAMPLES}}
 NOT_NOW = "WhatsApp is not connected, or did not answer; the detail says which (try again)"
+LIMITED = "WhatsApp answered with its rate limit; try again later"
 REFUSED = "the body, the chat or the messages are invalid, or WhatsApp refused the action; the detail says why"
 
 
@@ -61,6 +62,7 @@ ROUTES = [
                 404: Reply("a group message that was never received here (its sender is unknown)"),
                 409: Reply(NOT_NOW),
                 422: Reply(REFUSED),
+                429: Reply(LIMITED),
             },
             body=MarkRead,
             path=CHAT,
@@ -72,7 +74,12 @@ ROUTES = [
         "POST",
         Operation(
             'Show "typing..." (or "recording audio...", or neither) in a chat',
-            {200: Reply("WhatsApp shows it", Presence), 409: Reply(NOT_NOW), 422: Reply(REFUSED)},
+            {
+                200: Reply("WhatsApp shows it", Presence),
+                409: Reply(NOT_NOW),
+                422: Reply(REFUSED),
+                429: Reply(LIMITED),
+            },
             body=SetPresence,
             path=CHAT,
         ),
