@@ -74,6 +74,7 @@ def worker_settings(settings: Settings) -> WorkerSettings:
         simulator_qr_seconds=settings.simulator_qr_seconds,
         replay_file=str(settings.replay_file.resolve()) if settings.replay_file else None,
         replay_calls=str(settings.replay_calls.resolve()) if settings.replay_calls else None,
+        reject_calls=settings.reject_calls,
     )
 
 
@@ -141,7 +142,8 @@ class Services:
         async with self.database.transaction() as connection:
             await sync_endpoints(connection, settings.webhook_urls)
         options = IncomingOptions(status_posts=settings.webhook_status_posts)
-        self.store = MessageStore(self.database, receipt_hook=queue.receipt_hook, options=options)
+        reply = queue.declined_call_reply(settings.reject_calls_message) if settings.reject_calls_message else None
+        self.store = MessageStore(self.database, receipt_hook=queue.receipt_hook, options=options, call_hook=reply)
         self.store.start()
         self.retention = Retention(self.database, settings.message_retention_days)
         self.retention.start()

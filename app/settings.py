@@ -70,6 +70,8 @@ class Settings:
     auto_read: bool = False  # AUTO_READ: incoming messages are marked read once a webhook endpoint took them
     send_typing_seconds: float = 0.0  # the most "typing..." before a message; 0: only for messages that ask
     check_cache_days: int = 7  # CHECK_CACHE_DAYS: how long an answer of POST /api/contacts/check is reused
+    reject_calls: bool = False  # REJECT_CALLS: decline incoming calls
+    reject_calls_message: str | None = None  # REJECT_CALLS_MESSAGE: then queue this text to the caller
 
     def secrets(self) -> list[str]:
         """Values that must never appear in logs, pages or webhook bodies."""
@@ -249,6 +251,11 @@ def load_settings() -> Settings:
     replay_calls = env.calls_file("WHATSAPP_REPLAY_CALLS", None)
     webhook_status_posts = env.flag("WEBHOOK_STATUS_POSTS", None)
     auto_read = env.flag("AUTO_READ", None)
+    reject_calls = env.flag("REJECT_CALLS", None)
+    reject_calls_message = env.str(
+        "REJECT_CALLS_MESSAGE", None, validate=Length(max=4096, error="must be at most 4096 characters")
+    )
+    reject_calls_message = (reject_calls_message or "").strip() or None
     secrets = {name: env.text(name, None) for name in ("ADMIN_PASSWORD", "API_TOKEN", "SECRET_KEY")}
     sentry_dsn = env.text("SENTRY_DSN", None)
     auth_migrate_from = env.optional_path("AUTH_MIGRATE_FROM", None)
@@ -268,6 +275,8 @@ def load_settings() -> Settings:
         problems["WEBHOOK_SECRET"] = "is required when WEBHOOK_URL is set (it signs every delivery)"
     if auto_read and not webhook_urls and "WEBHOOK_URL" not in problems:
         problems["AUTO_READ"] = "needs WEBHOOK_URL: a message is marked read once a webhook endpoint took it"
+    if reject_calls_message and not reject_calls and "REJECT_CALLS" not in problems:
+        problems["REJECT_CALLS_MESSAGE"] = "is sent only with REJECT_CALLS=true (to the caller of a declined call)"
     if deployed:
         required = {"DATABASE_URL": database_url, **secrets}
         for name in REQUIRED_WHEN_DEPLOYED:
@@ -306,6 +315,8 @@ def load_settings() -> Settings:
         auto_read=auto_read,
         send_typing_seconds=send_typing_seconds,
         check_cache_days=check_cache_days,
+        reject_calls=reject_calls,
+        reject_calls_message=reject_calls_message,
         metrics_token=metrics_token.strip() if metrics_token else None,
         dyno=dyno,
         replay_calls=replay_calls,

@@ -50,6 +50,8 @@ VARIABLES = [
     "AUTO_READ",
     "SEND_TYPING_SECONDS",
     "CHECK_CACHE_DAYS",
+    "REJECT_CALLS",
+    "REJECT_CALLS_MESSAGE",
 ]
 
 
@@ -112,6 +114,7 @@ def test_defaults_for_a_local_run() -> None:
     assert settings.webhook_urls == () and settings.log_level == "INFO"
     assert settings.message_retention_days == 30 and settings.webhook_status_posts is False
     assert settings.auto_read is False and settings.send_typing_seconds == 0.0 and settings.check_cache_days == 7
+    assert settings.reject_calls is False and settings.reject_calls_message is None
 
 
 def test_every_bad_variable_is_named_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -131,6 +134,7 @@ def test_every_bad_variable_is_named_at_once(monkeypatch: pytest.MonkeyPatch) ->
         "AUTO_READ": "sometimes",
         "SEND_TYPING_SECONDS": "21",
         "CHECK_CACHE_DAYS": "0",
+        "REJECT_CALLS": "always",
     }
     for name, value in bad.items():
         monkeypatch.setenv(name, value)
@@ -178,6 +182,20 @@ def test_check_cache_days(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(SettingsError) as caught:
         load_settings()
     assert set(caught.value.problems) == {"CHECK_CACHE_DAYS"}
+
+
+def test_reject_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REJECT_CALLS_MESSAGE", "Sorry, no calls here")
+    with pytest.raises(SettingsError) as caught:  # a message for calls that are never declined
+        load_settings()
+    assert set(caught.value.problems) == {"REJECT_CALLS_MESSAGE"} and "REJECT_CALLS" in str(caught.value)
+    monkeypatch.setenv("REJECT_CALLS", "true")
+    settings = load_settings()
+    assert settings.reject_calls is True and settings.reject_calls_message == "Sorry, no calls here"
+    monkeypatch.setenv("REJECT_CALLS_MESSAGE", "x" * 4097)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert set(caught.value.problems) == {"REJECT_CALLS_MESSAGE"} and "4096" in str(caught.value)
 
 
 def test_message_retention_days(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,13 +11,17 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
 
-from app.phone import Recipient
+from app.phone import InvalidPhone, Recipient, parse_recipient
 from app.webhooks import outbox
+
+log = logging.getLogger(__name__)
 
 # Statuses a receipt may move a message to, and from which statuses (never backwards: read stays read).
 RECEIPT_TRANSITIONS = {
@@ -267,6 +271,23 @@ async def requeue(
 
 async def mark_failed(connection: asyncpg.Connection, message_id: uuid.UUID, error: str) -> None:
     await _move(connection, MARK_FAILED, message_id, error)
+
+
+def declined_call_reply(text: str) -> Callable[[asyncpg.Connection, list[dict[str, Any]]], Awaitable[None]]:
+    """The store's hook for declined calls (REJECT_CALLS_MESSAGE): `text` is queued to each caller in the transaction
+    that stores the call, once per call (its id is the message's idempotency key, so a redelivered offer adds none)."""
+
+    async def reply(connection: asyncpg.Connection, calls: list[dict[str, Any]]) -> None:
+        for call in calls:
+            address = call.get("from") or call.get("sender_jid")
+            try:
+                caller = parse_recipient(str(address or ""))
+            except InvalidPhone:
+                log.warning("declined call %s: no address to answer (%r)", call.get("call_id"), address)
+                continue
+            await enqueue(connection, caller, text, f"call-declined:{call['call_id']}")
+
+    return reply
 
 
 async def receipt_hook(connection: asyncpg.Connection, receipt: dict[str, Any]) -> str | None:

@@ -138,6 +138,7 @@ SIMULATED_ACTIONS = (
     "revoke",
     "joined_groups",
     "group_info",
+    "reject_call",
 )  # what the simulated server can be made to refuse (action_failures)
 
 

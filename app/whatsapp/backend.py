@@ -39,7 +39,7 @@ DELETED = "deleted"  # + target_id: the sender deleted message target_id for eve
 REACTION = "reaction"  # + target_id, emoji ("" when the reaction was removed)
 POLL_VOTE = "poll_vote"  # + target_id (the poll), selected_hashes [hex SHA-256 of option names], selected [str] | None
 UNDECRYPTABLE = "undecryptable"  # a message WhatsApp delivered that could not be decrypted (no raw)
-CALL = "call"  # {call_id, chat, from, sender_jid, timestamp, video}: an incoming call offer
+CALL = "call"  # {call_id, chat, from, sender_jid, timestamp, video, rejected}: an incoming call offer
 RECEIPT = "receipt"  # {"chat": str, "message_ids": [str], "status": "delivered|read|played", "timestamp": ISO}
 
 INCOMING = frozenset({MESSAGE, STATUS_POST, EDITED, DELETED, REACTION, POLL_VOTE, UNDECRYPTABLE, CALL, RECEIPT})
@@ -69,6 +69,8 @@ class BackendError(Exception):
 class Backend(abc.ABC):
     """One WhatsApp client inside the worker process. Session events go out through `emit`, which never blocks;
     what WhatsApp gave us goes through `intake`, which holds the library back while too much is unstored."""
+
+    reject_calls = False  # REJECT_CALLS: decline every incoming call as it arrives (set by the worker)
 
     def __init__(self, database_url: str, emit: Emit, intake: Intake) -> None:
         self.database_url = database_url

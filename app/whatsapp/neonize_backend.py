@@ -239,6 +239,7 @@ class NeonizeBackend(Backend):
         self._library_events: asyncio.Queue[tuple[int, Any, bool] | None] = asyncio.Queue()
         self._event_task: asyncio.Task[None] | None = None
         self._ban_hint: dict[str, Any] | None = None  # what whatsmeow logged about a ban it could not hand over
+        self._rejected: list[str] = []  # call ids declined (REJECT_CALLS), the last 100
         self._background_tasks: set[asyncio.Future[Any]] = set()
         self._task: asyncio.Task[Any] | None = None
         self._stop_task: asyncio.Future[None] | None = None
@@ -484,7 +485,26 @@ class NeonizeBackend(Backend):
         return UNDECRYPTABLE, undecryptable_to_dict(ev)
 
     async def _on_call_offer(self, ev: Any) -> tuple[str, dict[str, Any]] | None:
-        return CALL, call_offer_to_dict(ev)
+        data = call_offer_to_dict(ev)
+        data["rejected"] = await self._reject(ev, data) if self.reject_calls else False
+        return CALL, data
+
+    async def _reject(self, ev: Any, data: dict[str, Any]) -> bool:
+        """Decline a call (REJECT_CALLS), once per call id (an offer may come as CallOffer and CallOfferNotice)."""
+        call_id = str(data["call_id"])
+        if call_id in self._rejected:
+            return True
+        meta = ev.basicCallMeta
+        # neonize: the caller's JID exactly as the offer delivered it (the creator, a phone or a hosted LID JID).
+        caller = meta.callCreator if meta.callCreator.Server else getattr(meta, "from")
+        try:
+            await self._client.reject_call(caller, call_id)
+        except self._nz.NeonizeError as error:
+            log.warning("could not reject call %s: %s", call_id, error)
+            return False
+        self._rejected.append(call_id)
+        del self._rejected[:-100]
+        return True
 
     def _on_login_status(self, _uuid: int | None, status: int | None) -> None:
         # Called from a Go thread through ctypes: hand over to the event loop, never raise.

@@ -65,6 +65,7 @@ class WorkerSettings:
     simulator_qr_seconds: tuple[float, ...] = WHATSAPP_QR_SECONDS
     replay_file: str | None = None  # WHATSAPP_BACKEND=replay: the neonize events to feed
     replay_calls: str | None = None  # replay: where the client records the calls it was given (tests read them)
+    reject_calls: bool = False  # REJECT_CALLS: decline incoming calls as they arrive
 
     def frame(self) -> dict[str, Any]:
         return {"type": SETTINGS, "settings": dataclasses.asdict(self)}

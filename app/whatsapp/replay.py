@@ -311,6 +311,11 @@ class ReplayClient:
         # whatsmeow's getGroupInfo turns the server's 403 into ErrNotInGroup.
         raise self._nz.NeonizeError("failed to get group info: you're not participating in that group")
 
+    async def reject_call(self, call_from: Any, call_id: str) -> None:
+        # neonize's own signature: the caller's JID as the offer delivered it, and the call's id.
+        self._record("reject_call", call_from=self._text(call_from), call_id=call_id)
+        self._fail_if_told("reject_call")
+
     async def get_pn_from_lid(self, jid: Any) -> Any:
         lid = f"{jid.User}@{jid.Server}"
         self._record("get_pn_from_lid", lid=lid)

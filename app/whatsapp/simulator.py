@@ -203,7 +203,10 @@ class SimulatorBackend(Backend):
                 for row in rows:
                     if not self.connected:
                         break
-                    await self.intake.deliver(str(row["name"]), json.loads(row["data"]))
+                    data = json.loads(row["data"])
+                    if row["name"] == events.CALL:  # declined as the offer arrives, as the neonize backend does
+                        data["rejected"] = self._reject(data) if self.reject_calls else False
+                    await self.intake.deliver(str(row["name"]), data)
                     taken.append(row["id"])
                 await self._server(DELETE_TAKEN, taken)
         except CONNECTION_ERRORS as error:
@@ -261,6 +264,14 @@ class SimulatorBackend(Backend):
             raise BackendError(str(failure["error"]), permanent=bool(failure["permanent"]))
         self.actions.append({"action": action, **details, "at": now_iso()})
         del self.actions[:-ACTIONS_KEPT]
+
+    def _reject(self, call: dict[str, Any]) -> bool:
+        try:
+            self._act("reject_call", call_id=call["call_id"], caller=call["sender_jid"])
+        except BackendError as error:
+            log.warning("could not reject call %s: %s", call["call_id"], error)
+            return False
+        return True
 
     async def mark_read(self, chat: str, sender: str, message_ids: list[str]) -> dict[str, Any]:
         if not message_ids:

@@ -187,7 +187,9 @@ async def serve(fd: int) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         # The platform signals every process of the dyno; the parent decides when we stop, within its own budget.
         loop.add_signal_handler(signum, lambda: None)
-    await worker.run(make_backend(settings, worker.emit, worker.intake))
+    backend = make_backend(settings, worker.emit, worker.intake)
+    backend.reject_calls = settings.reject_calls
+    await worker.run(backend)
     writer.close()
 
 

@@ -60,7 +60,9 @@ class Gateway:
     def calls_file(self) -> Path:
         return self.directory / "calls.jsonl"
 
-    def start(self, lines: list[dict[str, Any]], header: dict[str, Any] | None = None) -> Supervisor:
+    def start(
+        self, lines: list[dict[str, Any]], header: dict[str, Any] | None = None, reject_calls: bool = False
+    ) -> Supervisor:
         path = self.directory / f"replay-{len(self.supervisors)}.jsonl"
         with path.open("w") as file:
             for item in [header if header is not None else ME, *lines]:
@@ -68,7 +70,11 @@ class Gateway:
         supervisor = Supervisor(
             database=self.database,
             worker=WorkerSettings(
-                "replay", self.database_url, replay_file=str(path), replay_calls=str(self.calls_file)
+                "replay",
+                self.database_url,
+                replay_file=str(path),
+                replay_calls=str(self.calls_file),
+                reject_calls=reject_calls,
             ),
             heartbeat_interval=30.0,
             incoming=self.store.take,
@@ -380,4 +386,22 @@ async def test_mentions_go_as_whatsapps_mentioned_jids(gateway: Gateway) -> None
     assert [(call["text"], call["mentions"]) for call in sends] == [
         ("@6289876543210 halo", [member]),  # an extendedTextMessage with contextInfo.mentionedJID
         ("@6289876543210 no mention", None),  # a plain conversation: nobody mentioned
+    ]
+
+
+async def test_reject_calls_declines_through_neonizes_reject_call(gateway: Gateway) -> None:
+    voice = corpus.call_offer_voice()
+    voice.basicCallMeta.callID = "CALLVOICE"
+    header = {**ME, "call_errors": {"reject_call": ["rejecting call: server returned error 500"]}}
+    lines = [replay_line(corpus.connected()), replay_line(voice), replay_line(corpus.call_offer_video())]
+    supervisor = gateway.start(lines, header, reject_calls=True)
+    await wait_state(supervisor, State.CONNECTED)
+    got = await gateway.until(lambda got: len([item for item in got if item.type == "call.received"]) == 2)
+    calls = {item.data["call_id"]: item.data for item in got if item.type == "call.received"}
+    assert calls["CALLVOICE"]["rejected"] is False  # neonize raised: the call rings on, and the event says so
+    assert calls["CALL0123456789ABCDEF"]["rejected"] is True
+    declined = [call for call in gateway.calls() if call["call"] == "reject_call"]
+    assert declined == [
+        {"call": "reject_call", "call_from": f"{corpus.LID.User}@lid", "call_id": "CALLVOICE"},  # the creator as sent
+        {"call": "reject_call", "call_from": "6281234567890@s.whatsapp.net", "call_id": "CALL0123456789ABCDEF"},
     ]
