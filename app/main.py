@@ -16,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 from app.db.database import start_failure
 from app.services import Services
 from app.settings import Settings
-from app.web import api, login, messages_api, page, simulator_api, webhooks_api
+from app.web import api, chats_api, contacts_api, groups_api, login, messages_api, page, simulator_api, webhooks_api
 from app.web.body import RequestBodyMiddleware
 from app.web.cookie import CookieSessions
 from app.web.errors import EXCEPTION_HANDLERS, InternalErrorMiddleware
@@ -66,6 +66,7 @@ def create_app(settings: Settings, *, banner: str | None = None) -> Starlette:
             print(banner, file=sys.stderr, flush=True)
         try:
             assert services.database and services.supervisor and services.sender, "started above"
+            assert services.number_checker, "started above"
             # Every request gets this as request.state (app/web/state.py), and only once everything here has started.
             yield AppState(
                 settings=settings,
@@ -77,6 +78,7 @@ def create_app(settings: Settings, *, banner: str | None = None) -> Starlette:
                 cookie_sessions=cookie_sessions,
                 login_throttle=login_throttle,
                 metrics=metrics,
+                number_checker=services.number_checker,
             )
         finally:
             await services.stop()
@@ -96,6 +98,9 @@ def create_app(settings: Settings, *, banner: str | None = None) -> Starlette:
             *api.ROUTES,
             *simulator_api.routes(settings.whatsapp_backend),
             *webhooks_api.ROUTES,
+            *chats_api.ROUTES,
+            *contacts_api.ROUTES,
+            *groups_api.ROUTES,
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         middleware=[

@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from app.alerts.watch import Alerts
 from app.authimport.startup import import_at_start
+from app.contacts.checks import NumberChecker
 from app.db.database import Database
 from app.db.migrations import migrate
 from app.errors import DatabaseUnavailable
+from app.incoming.autoread import AutoReader
 from app.incoming.retention import Retention
 from app.incoming.store import IncomingOptions, MessageStore
 from app.observability import flush_sentry, name_process
@@ -24,6 +26,7 @@ from app.session.supervisor import Supervisor
 from app.settings import Settings, child_environment
 from app.status import WEBHOOKS_OFF, Status, session_status, status_without_database
 from app.webhooks.outbox import sync_endpoints
+from app.whatsapp import protocol
 from app.whatsapp.protocol import WorkerSettings
 
 if TYPE_CHECKING:
@@ -52,6 +55,7 @@ def worker_settings(settings: Settings) -> WorkerSettings:
         simulator_qr_seconds=settings.simulator_qr_seconds,
         replay_file=str(settings.replay_file.resolve()) if settings.replay_file else None,
         replay_calls=str(settings.replay_calls.resolve()) if settings.replay_calls else None,
+        reject_calls=settings.reject_calls,
     )
 
 
@@ -68,6 +72,16 @@ class Services:
         self.dispatcher: Dispatcher | None = None
         self.retention: Retention | None = None
         self.alerts: Alerts | None = None
+        self.auto_reader: AutoReader | None = None
+        self.number_checker: NumberChecker | None = None
+
+    async def _mark_read(self, chat: str, sender: str, message_ids: list[str]) -> None:
+        assert self.supervisor is not None
+        await self.supervisor.command(protocol.MARK_READ, {"chat": chat, "sender": sender, "message_ids": message_ids})
+
+    async def _check_numbers(self, phones: list[str]) -> dict[str, Any]:
+        assert self.supervisor is not None
+        return await self.supervisor.command(protocol.CHECK_NUMBERS, {"phones": phones})
 
     def session_state(self) -> str:
         return self.supervisor.state.value if self.supervisor else State.STARTING.value
@@ -109,7 +123,8 @@ class Services:
         async with self.database.transaction() as connection:
             await sync_endpoints(connection, settings.webhook_urls)
         options = IncomingOptions(status_posts=settings.webhook_status_posts)
-        self.store = MessageStore(self.database, receipt_hook=queue.receipt_hook, options=options)
+        reply = queue.declined_call_reply(settings.reject_calls_message) if settings.reject_calls_message else None
+        self.store = MessageStore(self.database, receipt_hook=queue.receipt_hook, options=options, call_hook=reply)
         self.store.start()
         self.retention = Retention(self.database, settings.message_retention_days)
         self.retention.start()
@@ -117,7 +132,15 @@ class Services:
             assert settings.webhook_secret, "settings require WEBHOOK_SECRET with WEBHOOK_URL"
             from app.webhooks.dispatcher import Dispatcher  # aiohttp is imported only when there is a URL to POST to
 
-            self.dispatcher = Dispatcher(self.database, settings.database_url, settings.webhook_secret)
+            if settings.auto_read:
+                self.auto_reader = AutoReader(self._mark_read)
+                self.auto_reader.start()
+            self.dispatcher = Dispatcher(
+                self.database,
+                settings.database_url,
+                settings.webhook_secret,
+                on_delivered=self.auto_reader.delivered if self.auto_reader else None,
+            )
             self.dispatcher.start()
         self.supervisor = Supervisor(
             database=self.database,
@@ -132,7 +155,9 @@ class Services:
             self.supervisor,
             per_minute=settings.send_rate_per_minute,
             min_interval=settings.send_min_interval,
+            typing_cap=settings.send_typing_seconds,
         )
+        self.number_checker = NumberChecker(self.database, self._check_numbers, settings.check_cache_days)
         self.supervisor.start()  # in the background: HTTP answers (state "starting"/"standby") meanwhile
         self.alerts = Alerts.for_session(self.database, settings, self.supervisor)
         self.alerts.start()  # only the lease holder's alerts look and send
@@ -152,6 +177,8 @@ class Services:
     async def _stop_dispatcher(self) -> None:
         if self.dispatcher is not None:
             await self.dispatcher.stop(DISPATCHER_BUDGET)
+        if self.auto_reader is not None:
+            await self.auto_reader.stop()
 
     async def stop(self) -> None:
         log.info("shutting down")

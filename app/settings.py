@@ -67,6 +67,11 @@ class Settings:
     xdg_runtime_dir: Path | None = None  # the embedded Postgres keeps its lock there (a private one if unset)
     alert_webhook_url: str | None = None  # where alerts go (a Slack/Discord/Mattermost incoming webhook)
     alert_after_seconds: int = 300  # reconnecting longer than this is alerted
+    auto_read: bool = False  # AUTO_READ: incoming messages are marked read once a webhook endpoint took them
+    send_typing_seconds: float = 0.0  # the most "typing..." before a message; 0: only for messages that ask
+    check_cache_days: int = 7  # CHECK_CACHE_DAYS: how long an answer of POST /api/contacts/check is reused
+    reject_calls: bool = False  # REJECT_CALLS: decline incoming calls
+    reject_calls_message: str | None = None  # REJECT_CALLS_MESSAGE: then queue this text to the caller
 
     def secrets(self) -> list[str]:
         """Values that must never appear in logs, pages or webhook bodies."""
@@ -228,11 +233,13 @@ def load_settings() -> Settings:
     heartbeat_interval = env.float("HEARTBEAT_INTERVAL", 30.0, validate=_between(1, 3600))
     send_rate_per_minute = env.int("SEND_RATE_PER_MINUTE", 20, validate=_between(1, 600))
     send_min_interval = env.float("SEND_MIN_INTERVAL", 2.0, validate=_between(0, 3600))
+    send_typing_seconds = env.float("SEND_TYPING_SECONDS", 0.0, validate=_between(0, 20))
     database_pool_max = env.int("DATABASE_POOL_MAX", 5, validate=_between(2, 100))
     # A neonize worker holds ~60-70 MB (docs/BENCHMARKS.md); past 300 MB it is leaking, and a Basic dyno's 512 MB
     # must hold the web process too.
     worker_max_rss_mb = env.int("WORKER_MAX_RSS_MB", 300, validate=_between(100, 65536))
     message_retention_days = env.int("MESSAGE_RETENTION_DAYS", 30, validate=_between(1, 3650))
+    check_cache_days = env.int("CHECK_CACHE_DAYS", 7, validate=_between(1, 365))
     metrics_token = env.str("METRICS_TOKEN", None, validate=Length(min=16, error="must be at least 16 characters"))
     database_url = env.database_url("DATABASE_URL", None)
     backend = env.choice("WHATSAPP_BACKEND", None, fallback="neonize", choices=BACKENDS)
@@ -243,6 +250,12 @@ def load_settings() -> Settings:
     replay_file = env.optional_path("WHATSAPP_REPLAY_FILE", None)
     replay_calls = env.calls_file("WHATSAPP_REPLAY_CALLS", None)
     webhook_status_posts = env.flag("WEBHOOK_STATUS_POSTS", None)
+    auto_read = env.flag("AUTO_READ", None)
+    reject_calls = env.flag("REJECT_CALLS", None)
+    reject_calls_message = env.str(
+        "REJECT_CALLS_MESSAGE", None, validate=Length(max=4096, error="must be at most 4096 characters")
+    )
+    reject_calls_message = (reject_calls_message or "").strip() or None
     secrets = {name: env.text(name, None) for name in ("ADMIN_PASSWORD", "API_TOKEN", "SECRET_KEY")}
     sentry_dsn = env.text("SENTRY_DSN", None)
     auth_migrate_from = env.optional_path("AUTH_MIGRATE_FROM", None)
@@ -260,6 +273,10 @@ def load_settings() -> Settings:
     # What depends on more than one variable.
     if (webhook_urls or "WEBHOOK_URL" in problems) and not webhook_secret:
         problems["WEBHOOK_SECRET"] = "is required when WEBHOOK_URL is set (it signs every delivery)"
+    if auto_read and not webhook_urls and "WEBHOOK_URL" not in problems:
+        problems["AUTO_READ"] = "needs WEBHOOK_URL: a message is marked read once a webhook endpoint took it"
+    if reject_calls_message and not reject_calls and "REJECT_CALLS" not in problems:
+        problems["REJECT_CALLS_MESSAGE"] = "is sent only with REJECT_CALLS=true (to the caller of a declined call)"
     if deployed:
         required = {"DATABASE_URL": database_url, **secrets}
         for name in REQUIRED_WHEN_DEPLOYED:
@@ -295,6 +312,11 @@ def load_settings() -> Settings:
         data_dir=data_dir,
         message_retention_days=message_retention_days,
         webhook_status_posts=webhook_status_posts,
+        auto_read=auto_read,
+        send_typing_seconds=send_typing_seconds,
+        check_cache_days=check_cache_days,
+        reject_calls=reject_calls,
+        reject_calls_message=reject_calls_message,
         metrics_token=metrics_token.strip() if metrics_token else None,
         dyno=dyno,
         replay_calls=replay_calls,

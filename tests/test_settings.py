@@ -47,6 +47,11 @@ VARIABLES = [
     "WORKER_MAX_RSS_MB",
     "DATA_DIR",
     "XDG_RUNTIME_DIR",
+    "AUTO_READ",
+    "SEND_TYPING_SECONDS",
+    "CHECK_CACHE_DAYS",
+    "REJECT_CALLS",
+    "REJECT_CALLS_MESSAGE",
 ]
 
 
@@ -108,6 +113,8 @@ def test_defaults_for_a_local_run() -> None:
     assert (settings.send_rate_per_minute, settings.send_min_interval, settings.database_pool_max) == (20, 2.0, 5)
     assert settings.webhook_urls == () and settings.log_level == "INFO"
     assert settings.message_retention_days == 30 and settings.webhook_status_posts is False
+    assert settings.auto_read is False and settings.send_typing_seconds == 0.0 and settings.check_cache_days == 7
+    assert settings.reject_calls is False and settings.reject_calls_message is None
 
 
 def test_every_bad_variable_is_named_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -124,6 +131,10 @@ def test_every_bad_variable_is_named_at_once(monkeypatch: pytest.MonkeyPatch) ->
         "SIMULATOR_QR_SECONDS": "60,soon",
         "MESSAGE_RETENTION_DAYS": "0",
         "WEBHOOK_STATUS_POSTS": "maybe",
+        "AUTO_READ": "sometimes",
+        "SEND_TYPING_SECONDS": "21",
+        "CHECK_CACHE_DAYS": "0",
+        "REJECT_CALLS": "always",
     }
     for name, value in bad.items():
         monkeypatch.setenv(name, value)
@@ -140,6 +151,51 @@ def test_every_bad_variable_is_named_at_once(monkeypatch: pytest.MonkeyPatch) ->
 def test_webhook_status_posts(monkeypatch: pytest.MonkeyPatch, raw: str, enabled: bool) -> None:
     monkeypatch.setenv("WEBHOOK_STATUS_POSTS", raw)
     assert load_settings().webhook_status_posts is enabled
+
+
+def test_auto_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTO_READ", "true")
+    with pytest.raises(SettingsError) as caught:  # nothing would ever be marked read without a webhook to take it
+        load_settings()
+    assert set(caught.value.problems) == {"AUTO_READ"} and "WEBHOOK_URL" in caught.value.problems["AUTO_READ"]
+    monkeypatch.setenv("WEBHOOK_URL", "https://example.com/hook")
+    monkeypatch.setenv("WEBHOOK_SECRET", "s" * 32)
+    assert load_settings().auto_read is True
+    monkeypatch.setenv("AUTO_READ", "off")
+    assert load_settings().auto_read is False
+
+
+def test_send_typing_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEND_TYPING_SECONDS", "2.5")
+    assert load_settings().send_typing_seconds == 2.5
+    for bad in ("-1", "a while", "nan"):
+        monkeypatch.setenv("SEND_TYPING_SECONDS", bad)
+        with pytest.raises(SettingsError) as caught:
+            load_settings()
+        assert set(caught.value.problems) == {"SEND_TYPING_SECONDS"}
+
+
+def test_check_cache_days(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHECK_CACHE_DAYS", "30")
+    assert load_settings().check_cache_days == 30
+    monkeypatch.setenv("CHECK_CACHE_DAYS", "a week")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert set(caught.value.problems) == {"CHECK_CACHE_DAYS"}
+
+
+def test_reject_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REJECT_CALLS_MESSAGE", "Sorry, no calls here")
+    with pytest.raises(SettingsError) as caught:  # a message for calls that are never declined
+        load_settings()
+    assert set(caught.value.problems) == {"REJECT_CALLS_MESSAGE"} and "REJECT_CALLS" in str(caught.value)
+    monkeypatch.setenv("REJECT_CALLS", "true")
+    settings = load_settings()
+    assert settings.reject_calls is True and settings.reject_calls_message == "Sorry, no calls here"
+    monkeypatch.setenv("REJECT_CALLS_MESSAGE", "x" * 4097)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert set(caught.value.problems) == {"REJECT_CALLS_MESSAGE"} and "4096" in str(caught.value)
 
 
 def test_message_retention_days(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -101,6 +101,7 @@ def event_data(name: str, item: dict[str, Any]) -> dict[str, Any]:
             "sender_jid": item.get("sender_jid"),
             "timestamp": item.get("timestamp"),
             "video": bool(item.get("video")),
+            "rejected": bool(item.get("rejected")),  # declined as it arrived (REJECT_CALLS)
         }
     data: dict[str, Any] = {
         "message_id": item["message_id"],

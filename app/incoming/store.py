@@ -49,6 +49,8 @@ MAX_BATCH = 500  # items per transaction
 # A receipt of a message this account sent: the hook of the sending side (issue 7) updates its own records in the
 # same transaction and returns our id of that message, or None if the message was not sent through the API.
 ReceiptHook = Callable[[asyncpg.Connection, dict[str, Any]], Awaitable[str | None]]
+# Called with the batch's declined calls (REJECT_CALLS), in the transaction that stores them.
+CallHook = Callable[[asyncpg.Connection, list[dict[str, Any]]], Awaitable[None]]
 
 # One item the worker gave: (backend event name, its data), e.g. ("reaction", {"message_id": ..., ...}).
 Incoming = tuple[str, dict[str, Any]]
@@ -335,9 +337,11 @@ class MessageStore:
         receipt_hook: ReceiptHook | None = None,
         options: IncomingOptions | None = None,
         max_batch: int = MAX_BATCH,
+        call_hook: CallHook | None = None,
     ) -> None:
         self.database = database
         self.receipt_hook = receipt_hook
+        self.call_hook = call_hook  # REJECT_CALLS_MESSAGE: the answer to a declined call, queued with it
         self.options = options or IncomingOptions()
         self.writer: BatchWriter[Item] = BatchWriter(
             "message-store", self._write, max_batch=max_batch, on_written=self._acknowledge
@@ -383,7 +387,10 @@ class MessageStore:
         await self.writer.close(budget)
 
     async def _write(self, batch: list[Item]) -> None:
-        if all(name != events.RECEIPT for name, _, _ in batch):
+        declined = [data for name, data, _ in batch if name == events.CALL and data.get("rejected")]
+        if self.call_hook is None:
+            declined = []
+        if all(name != events.RECEIPT for name, _, _ in batch) and not declined:
             # The usual case: one statement, atomic on its own, so one round trip instead of three.
             async with self.database.connection() as connection:
                 await store_messages(connection, [(name, data) for name, data, _ in batch], self.options)
@@ -396,6 +403,9 @@ class MessageStore:
                     await store_receipts(connection, [data for _, data in items], self.receipt_hook)
                 else:
                     await store_messages(connection, items, self.options)
+            if declined:
+                assert self.call_hook is not None
+                await self.call_hook(connection, declined)
 
     @staticmethod
     def _acknowledge(batch: list[Item]) -> None:

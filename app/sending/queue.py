@@ -11,13 +11,17 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
 
-from app.phone import Recipient
+from app.phone import InvalidPhone, Recipient, parse_recipient
 from app.webhooks import outbox
+
+log = logging.getLogger(__name__)
 
 # Statuses a receipt may move a message to, and from which statuses (never backwards: read stays read).
 RECEIPT_TRANSITIONS = {
@@ -27,9 +31,13 @@ RECEIPT_TRANSITIONS = {
 
 # One statement on the API's hot path (one round trip, atomic on its own).
 INSERT = """
-INSERT INTO outgoing_messages (recipient, jid, text, idempotency_key, request_hash)
-VALUES ($1, $2, $3, $4, $5)
+INSERT INTO outgoing_messages (recipient, jid, text, idempotency_key, request_hash, typing, mentions)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING *"""
+INSERT_ACTION = """
+INSERT INTO outgoing_messages (recipient, jid, text, request_hash, kind, target_id, target_sender, target)
+VALUES ($1, $1, $2, $3, $4, $5, $6, $7)
 RETURNING *"""
 SELECT_BY_KEY = "SELECT * FROM outgoing_messages WHERE idempotency_key = $1"
 SELECT_ONE = "SELECT * FROM outgoing_messages WHERE id = $1"
@@ -106,8 +114,13 @@ class Enqueued:
     created: bool  # False: the same Idempotency-Key and body came before; this is that message
 
 
-def request_hash(recipient: Recipient, text: str) -> str:
-    return hashlib.sha256(json.dumps([recipient.jid, text], ensure_ascii=False).encode()).hexdigest()
+def request_hash(recipient: Recipient, text: str, typing: bool | None = None, mentions: list[str] | None = None) -> str:
+    """What makes two requests the same message. `typing` and `mentions` count only when given, so the keys of
+    messages queued before they existed still match a retry of the same request."""
+    request: list[Any] = [recipient.jid, text] if typing is None else [recipient.jid, text, typing]
+    if mentions:
+        request.append(mentions)
+    return hashlib.sha256(json.dumps(request, ensure_ascii=False).encode()).hexdigest()
 
 
 def public(row: asyncpg.Record) -> dict[str, Any]:
@@ -124,6 +137,10 @@ def public(row: asyncpg.Record) -> dict[str, Any]:
         "error": row["error"],
         "message_id": row["whatsapp_id"],
         "attempts": row["attempts"],
+        "typing": row["typing"],
+        "mentions": list(row["mentions"]) if row["mentions"] else None,
+        "kind": row["kind"],
+        "target": row["target"],
         "created_at": iso(row["created_at"]),
         "sent_at": iso(row["sent_at"]),
         "delivered_at": iso(row["delivered_at"]),
@@ -141,14 +158,24 @@ async def emit_status(connection: asyncpg.Connection, row: asyncpg.Record) -> No
         timestamp=row["updated_at"].isoformat(),
         error=row["error"],
     )
+    if row["kind"] != "text":  # an action on a message: which one, and on what
+        data.update(kind=row["kind"], target=row["target"], target_id=row["target_id"])
     await outbox.enqueue_event(connection, outbox.MESSAGE_STATUS, data, chat=row["jid"])
 
 
 async def enqueue(
-    connection: asyncpg.Connection, recipient: Recipient, text: str, idempotency_key: str | None
+    connection: asyncpg.Connection,
+    recipient: Recipient,
+    text: str,
+    idempotency_key: str | None,
+    *,
+    typing: bool | None = None,
+    mentions: list[str] | None = None,
 ) -> Enqueued:
-    digest = request_hash(recipient, text)
-    row = await connection.fetchrow(INSERT, recipient.address, recipient.jid, text, idempotency_key, digest)
+    digest = request_hash(recipient, text, typing, mentions)
+    row = await connection.fetchrow(
+        INSERT, recipient.address, recipient.jid, text, idempotency_key, digest, typing, mentions or None
+    )
     if row is None:  # the key exists: same request -> same message, different request -> conflict
         existing = await connection.fetchrow(SELECT_BY_KEY, idempotency_key)
         if existing["request_hash"] != digest:
@@ -157,6 +184,35 @@ async def enqueue(
             )
         return Enqueued(public(existing), created=False)
     return Enqueued(public(row), created=True)
+
+
+ACTIONS = ("reaction", "edit", "delete")
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """The message an action is about: its chat, WhatsApp's id, its sender (None: this account) and the API's name
+    for it (our id, or WhatsApp's)."""
+
+    chat: str
+    whatsapp_id: str
+    sender: str | None
+    named: str
+
+
+async def enqueue_action(connection: asyncpg.Connection, kind: str, target: Target, text: str) -> dict[str, Any]:
+    """Queue a reaction (text: the emoji), an edit (the new text) or a delete for everyone (''); the sender sends it
+    in turn, like a message."""
+    assert kind in ACTIONS
+    digest = hashlib.sha256(json.dumps([kind, target.chat, target.whatsapp_id, text]).encode()).hexdigest()
+    row = await connection.fetchrow(
+        INSERT_ACTION, target.chat, text, digest, kind, target.whatsapp_id, target.sender, target.named
+    )
+    return public(row)
+
+
+async def get_row(connection: asyncpg.Connection, message_id: uuid.UUID) -> asyncpg.Record | None:
+    return await connection.fetchrow(SELECT_ONE, message_id)
 
 
 async def get(connection: asyncpg.Connection, message_id: uuid.UUID) -> dict[str, Any] | None:
@@ -207,7 +263,7 @@ async def mark_sent_late(
 
 
 async def requeue(
-    connection: asyncpg.Connection, message_id: uuid.UUID, delay: float, error: str, *, counts: bool
+    connection: asyncpg.Connection, message_id: uuid.UUID, delay: float, error: str | None, *, counts: bool
 ) -> None:
     """Back to the queue after `delay` seconds; `counts=False` gives the attempt back (the session was down)."""
     await _move(connection, REQUEUE, message_id, delay, error, 0 if counts else 1)
@@ -215,6 +271,23 @@ async def requeue(
 
 async def mark_failed(connection: asyncpg.Connection, message_id: uuid.UUID, error: str) -> None:
     await _move(connection, MARK_FAILED, message_id, error)
+
+
+def declined_call_reply(text: str) -> Callable[[asyncpg.Connection, list[dict[str, Any]]], Awaitable[None]]:
+    """The store's hook for declined calls (REJECT_CALLS_MESSAGE): `text` is queued to each caller in the transaction
+    that stores the call, once per call (its id is the message's idempotency key, so a redelivered offer adds none)."""
+
+    async def reply(connection: asyncpg.Connection, calls: list[dict[str, Any]]) -> None:
+        for call in calls:
+            address = call.get("from") or call.get("sender_jid")
+            try:
+                caller = parse_recipient(str(address or ""))
+            except InvalidPhone:
+                log.warning("declined call %s: no address to answer (%r)", call.get("call_id"), address)
+                continue
+            await enqueue(connection, caller, text, f"call-declined:{call['call_id']}")
+
+    return reply
 
 
 async def receipt_hook(connection: asyncpg.Connection, receipt: dict[str, Any]) -> str | None:

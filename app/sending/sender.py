@@ -2,7 +2,9 @@
 than SEND_RATE_PER_MINUTE and never closer than SEND_MIN_INTERVAL (plus a small random extra) apart.
 
 Sending too fast gets an account banned, so the pace is kept across restarts too: the limiter starts from the send
-times stored in the last minute.
+times stored in the last minute. A message may be preceded by "typing..." in its chat (a message's `typing`, or
+SEND_TYPING_SECONDS), for a time that grows with its text: that time is spent after the message's turn came and
+before it is sent, so it only ever slows the pace down.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from typing import Any, Protocol
 
 from app.backoff import Jitter, backoff
 from app.db.database import Database
-from app.errors import DatabaseUnavailable, NoReply, WhatsAppError
+from app.errors import AppError, DatabaseUnavailable, NoReply, WhatsAppError
 from app.observability import report
 from app.sending import queue
 from app.tasks import LongTask
 from app.times import parse_time, utcnow
+from app.whatsapp import protocol
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,9 @@ RETRY_CAP = 300.0
 POLL_INTERVAL = 1.0  # a safety net: an enqueue in this process wakes the sender at once
 WINDOW = 60.0
 STOP_BUDGET = 3.0  # on shutdown, a send in flight gets this long to finish and be recorded
+TYPING_CHARS_PER_SECOND = 20.0  # a quick typist; long texts meet the cap anyway
+TYPING_MIN = 1.0  # seconds: less than this reads as a flicker, not as someone typing
+TYPING_DEFAULT_CAP = 3.0  # seconds, for a message that asks for typing while SEND_TYPING_SECONDS is 0
 
 
 class RateLimiter:
@@ -78,6 +84,29 @@ def link_down(error: WhatsAppError) -> bool:
     return not error.permanent and LINK_DOWN in str(error).lower()
 
 
+def typing_seconds(text: str, asked: bool | None, cap: float, rng: random.Random) -> float:
+    """How long to show "typing..." before sending `text`: 0 when not asked for (`asked` False, or None with no
+    SEND_TYPING_SECONDS), else by its length (with a little jitter) from TYPING_MIN up to the cap."""
+    if asked is False or (asked is None and cap <= 0):
+        return 0.0
+    limit = cap if cap > 0 else TYPING_DEFAULT_CAP
+    by_length = len(text) / TYPING_CHARS_PER_SECOND * rng.uniform(0.85, 1.15)
+    return min(limit, max(TYPING_MIN, by_length))
+
+
+def action_command(row: Any) -> tuple[str, dict[str, Any]]:
+    """The worker command that carries out a queued action on a message."""
+    chat, target = row["jid"], row["target_id"]
+    if row["kind"] == "reaction":
+        return protocol.SEND_REACTION, {"chat": chat, "target_id": target, "sender": row["target_sender"],
+                                        "emoji": row["text"]}  # fmt: skip
+    if row["kind"] == "edit":
+        return protocol.EDIT_MESSAGE, {"chat": chat, "target_id": target, "text": row["text"]}
+    if row["kind"] == "delete":
+        return protocol.REVOKE_MESSAGE, {"chat": chat, "target_id": target, "sender": row["target_sender"]}
+    raise ValueError(f"unknown kind {row['kind']!r}")
+
+
 def retry_delay(attempt: int, rng: random.Random, base: float = RETRY_BASE) -> float:
     """Seconds to wait after the `attempt`-th failed attempt: equal jitter, never much sooner than the schedule."""
     return backoff(attempt - 1, base=base, cap=RETRY_CAP, jitter=Jitter.EQUAL, rng=rng)
@@ -93,9 +122,21 @@ class Session(Protocol):
         """Return once the session is connected (at once if it is)."""
 
     async def send_text(
-        self, to: str, text: str, late: Callable[[dict[str, Any]], None] | None = None
+        self,
+        to: str,
+        text: str,
+        late: Callable[[dict[str, Any]], None] | None = None,
+        mentions: list[str] | None = None,
     ) -> dict[str, Any]:
         """WhatsApp's answer ({"message_id", "timestamp"}); WhatsAppError if it was not sent, NoReply if unknown."""
+
+    async def send_presence(self, chat: str, state: str) -> None:
+        """Show "typing" (or "paused") in a chat; AppError if WhatsApp did not take it."""
+
+    async def send_action(
+        self, name: str, args: dict[str, Any], late: Callable[[dict[str, Any]], None] | None = None
+    ) -> dict[str, Any]:
+        """A reaction, edit or delete (a worker command, app/whatsapp/protocol.py), answered as send_text is."""
 
 
 class Sender:
@@ -110,8 +151,10 @@ class Sender:
         min_interval: float,
         rng: random.Random | None = None,
         retry_base: float = RETRY_BASE,
+        typing_cap: float = 0.0,
     ) -> None:
         self.database = database
+        self.typing_cap = typing_cap  # SEND_TYPING_SECONDS: 0 = typing only for messages that ask for it
         self.retry_base = retry_base
         self.session = session
         self.rng = rng or random.Random()
@@ -120,6 +163,7 @@ class Sender:
         self._idle = asyncio.Event()  # clear while a message is in WhatsApp's hands
         self._idle.set()
         self._stopping = False
+        self._stopped = asyncio.Event()  # set by stop(): a typing pause ends at once
         self._seeded = False  # the limiter knows the sends of the last minute before this process
         self._task: LongTask | None = None
         self._late_tasks: set[asyncio.Future[None]] = set()
@@ -138,6 +182,7 @@ class Sender:
         """Stop taking messages; let a send in flight finish and be recorded, within `budget` seconds. Past that it
         is abandoned: its row stays `sending` and the next start settles it (see queue.fail_interrupted)."""
         self._stopping = True
+        self._stopped.set()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), budget)
         if self._task is not None:
@@ -192,16 +237,45 @@ class Sender:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL)
 
+    async def _show_typing(self, row: Any) -> bool | None:
+        """Show "typing..." in the message's chat for its time: whether it was shown, or None if the sender is
+        stopping meanwhile (then nothing is sent). A presence WhatsApp does not take holds no message back."""
+        if row["kind"] != "text":
+            return False  # nobody types a reaction, an edit or a delete
+        seconds = typing_seconds(row["text"], row["typing"], self.typing_cap, self.rng)
+        if seconds <= 0:
+            return False
+        try:
+            await self.session.send_presence(row["jid"], "typing")
+        except AppError as error:
+            log.warning("no typing indicator before message %s: %s", row["id"], error)
+            return False
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), seconds)
+        return None if self._stopped.is_set() else True
+
     async def _deliver(self, row: Any) -> None:
         message_id: uuid.UUID = row["id"]
+        typed = await self._show_typing(row)
+        if typed is None:
+            # Stopping while "typing": the message never reached WhatsApp; it waits for the next start, unharmed.
+            await self._settle(queue.requeue, message_id, 0.0, None, counts=False)
+            return
         try:
-            result = await self.session.send_text(row["jid"], row["text"], late=self._late_answer(message_id))
+            late = self._late_answer(message_id)
+            if row["kind"] == "text":
+                result = await self.session.send_text(row["jid"], row["text"], late=late, mentions=row["mentions"])
+            else:
+                result = await self.session.send_action(*action_command(row), late=late)
         except NoReply as error:
             # No reply: the worker died or hung with the message in its hands. It may have gone out.
             self.limiter.record(time.time())
             await self._settle(queue.mark_failed, message_id, f"{queue.INTERRUPTED_ERROR} ({error})")
             return
         except WhatsAppError as error:
+            if typed and self.session.connected:
+                with contextlib.suppress(AppError):  # not sent: stop "typing..." now rather than in 25 s
+                    await self.session.send_presence(row["jid"], "paused")
             if not self.session.connected:
                 # The session dropped between claim and send: nothing went out; wait for the reconnect.
                 await self._settle(queue.requeue, message_id, 0.0, str(error), counts=False)

@@ -25,6 +25,7 @@ import datetime as dt
 import functools
 import logging
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -50,6 +51,7 @@ PING_TIMEOUT = 10.0  # a worker that does not answer a ping within this (or two 
 PAIRING_ROUNDS = 3  # at most this many QR rounds ...
 PAIRING_ROUNDS_WINDOW = 120.0  # ... per this many seconds
 COMMAND_TIMEOUT = 30.0
+RATE_LIMITED = re.compile(r"\b429\b|rate-overlimit")  # whatsmeow's IQ error for too many queries
 UNRECORDED_MAX = 100  # session state changes kept in memory while Postgres cannot take them
 LEASE_LOST_GRACE = 1.0  # a worker whose lease is gone gets this long to hand over what it holds, then SIGKILL
 
@@ -634,14 +636,50 @@ class Supervisor:
             await self.state_changed.wait_for(lambda: self.state is State.CONNECTED)
 
     async def send_text(
-        self, to: str, text: str, late: Callable[[dict[str, Any]], None] | None = None
+        self,
+        to: str,
+        text: str,
+        late: Callable[[dict[str, Any]], None] | None = None,
+        mentions: list[str] | None = None,
     ) -> dict[str, Any]:
         """Send through the worker; whatsmeow may take 75 s to answer. `late` gets an answer that comes after the
         timeout anyway (WhatsApp's id of a message the caller already counted as interrupted)."""
         if self.state is not State.CONNECTED or self.worker is None:
             raise WhatsAppError(f"not connected (the session is {self.state.value})")
-        args = {"to": to, "text": text}
+        args: dict[str, Any] = {"to": to, "text": text}
+        if mentions:
+            args["mentions"] = mentions
         return await self.worker.request(protocol.SEND_TEXT, args, timeout=self.send_timeout, late=late)
+
+    async def command(self, name: str, args: dict[str, Any], timeout: float = COMMAND_TIMEOUT) -> dict[str, Any]:
+        """One action at WhatsApp that needs no queue (a read receipt, a presence, a look-up), answered now. Every
+        failure is a SessionError with a 4xx: 409 while the session cannot act or WhatsApp did not answer (try
+        again), 422 when WhatsApp refused the action for good (the reason is WhatsApp's)."""
+        worker = self.worker
+        if self.state is not State.CONNECTED or worker is None:
+            raise SessionError(f"WhatsApp is not connected (the session is {self.state.value}); try again later")
+        try:
+            return await worker.request(name, args, timeout=timeout)
+        except NoReply as error:
+            raise SessionError(f"WhatsApp did not answer: {error}") from error
+        except WhatsAppError as error:
+            if error.permanent:
+                raise SessionError(f"WhatsApp refused it: {error}", 422) from error
+            if RATE_LIMITED.search(str(error)):
+                raise SessionError(f"WhatsApp limits how often this is done; try again later: {error}", 429) from error
+            raise SessionError(f"WhatsApp could not do it now: {error}") from error
+
+    async def send_action(
+        self, name: str, args: dict[str, Any], late: Callable[[dict[str, Any]], None] | None = None
+    ) -> dict[str, Any]:
+        """A queued reaction, edit or delete through the worker, answered (and timed) as send_text is."""
+        if self.state is not State.CONNECTED or self.worker is None:
+            raise WhatsAppError(f"not connected (the session is {self.state.value})")
+        return await self.worker.request(name, args, timeout=self.send_timeout, late=late)
+
+    async def send_presence(self, chat: str, state: str) -> None:
+        """Show "typing", "recording" or "paused" in a chat (the sender's typing before a message); SessionError."""
+        await self.command(protocol.SEND_PRESENCE, {"chat": chat, "state": state})
 
     async def simulate(self, action: str, args: dict[str, Any]) -> dict[str, Any]:
         if self.backend != "simulator":

@@ -1,17 +1,22 @@
-"""The sending API: POST /api/messages queues a text; GET shows one or a page; DELETE cancels a queued one."""
+"""The sending API: POST /api/messages queues a text; GET shows one or a page. Actions on a message go through the
+same queue, as rows of their own: POST .../reaction reacts (also to an incoming message, by WhatsApp's id), PATCH
+edits our sent text, DELETE cancels a queued message or, once sent, deletes it for everyone."""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.incoming import lookup
 from app.sending import queue
+from app.times import utcnow
 from app.web.endpoint import Operation, Reply, api, reply
-from app.web.models import Message, MessagePage, MessagesQuery, SendMessage
+from app.web.models import EditText, Message, MessagePage, MessagesQuery, React, SendMessage
 from app.web.state import state
 
 MAX_KEY = 255
@@ -22,6 +27,22 @@ FOLLOW = {  # what a client does next with the id it got
     "cancel": {"operationRef": f"{ONE}/delete", "parameters": {"message_id": "$response.body#/id"}},
 }
 MESSAGE_ID = {"message_id": {"type": "string", "format": "uuid", "description": "as returned by POST /api/messages"}}
+ANY_MESSAGE_ID = {
+    "message_id": {
+        "type": "string",
+        "minLength": 1,
+        "description": "our id (as returned by POST /api/messages) or WhatsApp's id of a message received here (the "
+        "message_id of its message.received event)",
+        "examples": ["9b1c2d3e-4f50-4a6b-8c7d-0e1f2a3b4c5d", "3EB0C431D5F1A2B3C4D5"],
+    }
+}
+ACTION_LOCATION = {"Location": "/api/messages/{id}: where to follow the action (a queued row of its own)"}
+ACTION_REPLIES = {
+    202: Reply("the action is queued; follow it by its own id", Message, ACTION_LOCATION),
+    404: Reply("no such message"),
+    409: Reply("the message is not sent (yet), or the WhatsApp id names messages in several chats"),
+    422: Reply("the body is invalid, or the message cannot take this action (an action itself, too old to edit)"),
+}
 IDEMPOTENCY_KEY = {
     "Idempotency-Key": {
         "type": "string",
@@ -46,7 +67,9 @@ async def create(request: Request, body: SendMessage) -> Response:
     services = state(request)
     async with services["database"].connection() as connection:  # one statement: no explicit transaction needed
         try:
-            result = await queue.enqueue(connection, body.to, body.text, key)
+            result = await queue.enqueue(
+                connection, body.to, body.text, key, typing=body.typing, mentions=body.mentions
+            )
         except queue.IdempotencyConflict as error:
             raise HTTPException(409, str(error)) from None
     if result.created:
@@ -63,16 +86,79 @@ async def show(request: Request) -> Response:
     return reply(Message.model_validate(message))
 
 
+SENT = ("sent", "delivered", "read")
+EDIT_WINDOW = dt.timedelta(minutes=15)  # WhatsApp lets a message be edited for 15 minutes after it was sent
+
+
+def sent_message(row: Any, action: str) -> queue.Target:
+    """The target of an action on one of our messages: it must be a message (not an action) that WhatsApp has."""
+    if row["kind"] != "text":
+        raise HTTPException(422, f"this is a {row['kind']}, not a message: only messages can be acted on")
+    if row["status"] not in SENT or row["whatsapp_id"] is None:
+        raise HTTPException(409, f"only a sent message can be {action}; this one is {row['status']}")
+    return queue.Target(row["jid"], row["whatsapp_id"], None, str(row["id"]))
+
+
+async def queue_action(request: Request, kind: str, target: queue.Target, text: str) -> Response:
+    async with state(request)["database"].transaction() as connection:
+        action = await queue.enqueue_action(connection, kind, target, text)
+    state(request)["sender"].wake()
+    return reply(Message.model_validate(action), 202, {"Location": f"/api/messages/{action['id']}"})
+
+
 async def cancel(request: Request) -> Response:
+    """Two meanings, by the message's status: a queued message is cancelled (200, it is never sent); a sent one is
+    deleted for everyone (202, a `delete` action is queued, with its own id and statuses)."""
     message_id = message_id_of(request)
     async with state(request)["database"].transaction() as connection:
         cancelled = await queue.cancel(connection, message_id)
-        current = cancelled or await queue.get(connection, message_id)
+        current = None if cancelled else await queue.get_row(connection, message_id)
+    if cancelled is not None:
+        return reply(Message.model_validate(cancelled))
     if current is None:
         raise HTTPException(404, "no such message")
-    if cancelled is None:
-        raise HTTPException(409, f"only a queued message can be cancelled; this one is {current['status']}")
-    return reply(Message.model_validate(cancelled))
+    if current["status"] not in SENT:
+        raise HTTPException(
+            409, f"a queued message is cancelled and a sent one deleted for everyone; this one is {current['status']}"
+        )
+    return await queue_action(request, "delete", sent_message(current, "deleted"), "")
+
+
+async def edit(request: Request, body: EditText) -> Response:
+    async with state(request)["database"].connection() as connection:
+        row = await queue.get_row(connection, message_id_of(request))
+    if row is None:
+        raise HTTPException(404, "no such message")
+    target = sent_message(row, "edited")
+    if row["sent_at"] is not None and utcnow() - row["sent_at"] > EDIT_WINDOW:
+        raise HTTPException(422, "WhatsApp lets a message be edited only within 15 minutes of sending it")
+    return await queue_action(request, "edit", target, body.text)
+
+
+async def react(request: Request, body: React) -> Response:
+    """On one of our messages (by our id) or on an incoming one (by WhatsApp's id, as its webhook event named it)."""
+    named = str(request.path_params["message_id"])
+    try:
+        ours: uuid.UUID | None = uuid.UUID(named)
+    except ValueError:
+        ours = None
+    async with state(request)["database"].connection() as connection:
+        if ours is not None:
+            row = await queue.get_row(connection, ours)
+            if row is None:
+                raise HTTPException(404, "no such message")
+            target = sent_message(row, "reacted to")
+        else:
+            found = await lookup.message(connection, named)
+            if not found:
+                raise HTTPException(404, "no such message: neither our id (a UUID) nor a message received here")
+            if len(found) > 1:
+                raise HTTPException(409, f"WhatsApp id {named!r} names messages in several chats")
+            message = found[0]
+            # Typed on the account's phone: ours (fromMe). Else its sender; in a 1:1 chat that is the chat.
+            sender = None if message["is_from_me"] else (message["sender_jid"] or message["chat"])
+            target = queue.Target(message["chat"], named, sender, named)
+    return await queue_action(request, "reaction", target, body.emoji)
 
 
 async def listing(request: Request, query: MessagesQuery) -> Response:
@@ -124,10 +210,44 @@ ROUTES = [
         "/api/messages/{message_id}",
         "DELETE",
         Operation(
-            "Cancel a message that is still queued",
-            {200: Reply("cancelled", Message), 409: Reply("the message is no longer queued")},
+            "Cancel a queued message, or delete a sent one for everyone",
+            {
+                200: Reply("it was queued: cancelled, it will not be sent", Message),
+                202: Reply("it was sent: a delete for everyone is queued, with its own id", Message, ACTION_LOCATION),
+                409: Reply("the message is being sent, failed or cancelled: neither applies"),
+                422: Reply("this is an action (a reaction, edit or delete), which cannot be deleted once sent"),
+            },
             path=MESSAGE_ID,
+            description="A queued message is cancelled (200). A sent one (sent, delivered, read) is deleted for "
+            "everyone: a `delete` action goes through the queue like a message (202, its own id, statuses and "
+            "message.status events; WhatsApp allows it for about two days after sending).",
         ),
         cancel,
+    ),
+    api(
+        "/api/messages/{message_id}",
+        "PATCH",
+        Operation(
+            "Edit the text of a message sent in the last 15 minutes",
+            ACTION_REPLIES,
+            body=EditText,
+            path=MESSAGE_ID,
+            description="An `edit` action goes through the queue like a message (its own id, statuses and "
+            "message.status events). The message's own row keeps the text it was sent with.",
+        ),
+        edit,
+    ),
+    api(
+        "/api/messages/{message_id}/reaction",
+        "POST",
+        Operation(
+            'React to a message with an emoji ("" removes the reaction)',
+            ACTION_REPLIES,
+            body=React,
+            path=ANY_MESSAGE_ID,
+            description="On one of our sent messages (by our id) or on a message received here (by WhatsApp's "
+            "id). A `reaction` action goes through the queue like a message (its own id, statuses and events).",
+        ),
+        react,
     ),
 ]

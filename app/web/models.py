@@ -23,6 +23,7 @@ from pydantic import (
     PlainValidator,
     RootModel,
     WithJsonSchema,
+    model_validator,
 )
 
 from app.phone import EXPECTED_FORM, Recipient, normalise_phone, parse_recipient
@@ -144,9 +145,59 @@ class StatusAnswer(RootModel[StatusReport]):
 # ---- sending ----------------------------------------------------------------------------------------------------
 
 
+TYPING = (
+    'true or false: whether WhatsApp shows "typing..." in the chat before the message is sent (for a time that '
+    "grows with the text, within SEND_TYPING_SECONDS or 3 s when that is 0); left out: as SEND_TYPING_SECONDS says"
+)
+
+
+MAX_MENTIONS = 50
+MENTION_FORMS = "a phone number (+<country code><number>) or a person's JID (<digits>@s.whatsapp.net or <digits>@lid)"
+
+
+def to_mention(value: Any) -> str:
+    """A mentioned member as the JID WhatsApp names them by."""
+    recipient = to_recipient(value)
+    if recipient.is_group:
+        raise ValueError(f"must be {MENTION_FORMS}, not a group")
+    return recipient.jid
+
+
+Mention = Annotated[
+    str,
+    PlainValidator(to_mention),
+    WithJsonSchema({"type": "string", "description": MENTION_FORMS, "examples": ["+6281234567890"]}),
+]
+
+
 class SendMessage(Body):
     to: RecipientField
     text: Annotated[str, chars(1, MAX_TEXT), NoNul]
+    typing: Annotated[bool | None, Field(description=TYPING, examples=[True])] = None
+    mentions: Annotated[
+        list[Mention] | None,
+        Field(
+            min_length=1,
+            max_length=MAX_MENTIONS,
+            description=f"a list of 1 to {MAX_MENTIONS} group members to mention ({MENTION_FORMS}); the text "
+            "must name each as @<digits> (its number without +, or its LID's digits), where WhatsApp shows the "
+            "mention; only in a message to a group",
+            examples=[["+6281234567890"]],
+        ),
+    ] = None
+
+    @model_validator(mode="after")
+    def mentions_fit(self) -> SendMessage:
+        if self.mentions is None:
+            return self
+        if not self.to.is_group:
+            raise ValueError("'mentions' are only for a message to a group (`to` a group JID)")
+        missing = [jid for jid in self.mentions if "@" + jid.partition("@")[0] not in self.text]
+        if missing:
+            names = ", ".join("@" + jid.partition("@")[0] for jid in missing)
+            raise ValueError(f"'text' must name each mention where WhatsApp shows it; it lacks {names}")
+        self.__dict__["mentions"] = list(dict.fromkeys(self.mentions))  # frozen: each member once
+        return self
 
 
 class Message(Answer):
@@ -157,10 +208,35 @@ class Message(Answer):
     error: str | None
     message_id: str | None = Field(description="WhatsApp's id, once sent")
     attempts: int
+    typing: bool | None = Field(description="as asked: true, false, or null (as SEND_TYPING_SECONDS says)")
+    mentions: list[str] | None = Field(description="the JIDs of the members it mentions; null: nobody")
+    kind: Literal["text", "reaction", "edit", "delete"] = Field(
+        description="text: a message; reaction, edit, delete: an action on the message `target` names"
+    )
+    target: str | None = Field(
+        description="for an action: the message acted on, by our id or (an incoming one) WhatsApp's; else null"
+    )
     created_at: Timestamp
     sent_at: OptionalTimestamp
     delivered_at: OptionalTimestamp
     read_at: OptionalTimestamp
+
+
+class React(Body):
+    emoji: Annotated[
+        str,
+        Field(
+            min_length=0,
+            max_length=32,
+            description='a string of 0 to 32 characters: the emoji ("" removes the reaction)',
+            examples=["👍"],
+        ),
+        NoNul,
+    ]
+
+
+class EditText(Body):
+    text: Annotated[str, chars(1, MAX_TEXT), NoNul, Field(examples=["Your order #1234 has shipped (tracking: 5567)."])]
 
 
 class MessagesQuery(Body):
@@ -181,6 +257,106 @@ class MessagesQuery(Body):
 class MessagePage(Answer):
     items: list[Message]
     next_before: OptionalTimestamp = Field(description="pass as `before` for the next page; null on the last one")
+
+
+# ---- actions on chats -------------------------------------------------------------------------------------------
+
+MAX_READ_IDS = 100
+WHATSAPP_ID = "a WhatsApp message id as a webhook event names it (message_id), 1 to 128 characters"
+WhatsAppId = Annotated[
+    str, Field(min_length=1, max_length=128, description=WHATSAPP_ID, examples=["3EB0C431D5F1A2B3C4D5"]), NoNul
+]
+
+
+class MarkRead(Body):
+    message_ids: Annotated[
+        list[WhatsAppId],
+        Field(
+            min_length=1,
+            max_length=MAX_READ_IDS,
+            description=f"a list of 1 to {MAX_READ_IDS} ids of messages received in this chat (message_id)",
+            examples=[["3EB0C431D5F1A2B3C4D5", "3EB0C431D5F1A2B3C4D6"]],
+        ),
+    ]
+
+
+class MarkedRead(Answer):
+    chat: str = Field(description="the chat's JID")
+    message_ids: list[str] = Field(description="the messages WhatsApp was told are read")
+    receipts: int = Field(description="read receipts sent: one per sender (a group's members each get theirs)")
+
+
+PRESENCE_STATES = ("typing", "recording", "paused")
+
+
+class SetPresence(Body):
+    state: Annotated[
+        Literal[PRESENCE_STATES],  # type: ignore[valid-type]
+        Field(description=f"{one_of(PRESENCE_STATES)} (recording: a voice note; paused: neither)", examples=["typing"]),
+    ]
+
+
+class Presence(Answer):
+    chat: str = Field(description="the chat's JID")
+    state: str = Field(description="what WhatsApp now shows there (it clears it after about 25 s by itself)")
+
+
+# ---- groups ----------------------------------------------------------------------------------------------------
+
+
+class Group(Answer):
+    jid: str = Field(description="the group's JID, <digits>@g.us (a chat to send to)")
+    name: str | None = Field(description="its subject")
+    topic: str | None = Field(description="its description")
+    owner: str | None = Field(description="the JID of whoever created it")
+    created_at: OptionalTimestamp = Field(description="when it was created")
+    announce: bool = Field(description="true: only admins may send messages")
+    participant_count: int
+
+
+class Participant(Answer):
+    jid: str = Field(description="the member's JID (a LID in groups WhatsApp keeps by LID)")
+    phone: str | None = Field(description="the member's phone number, when WhatsApp gives it")
+    lid: str | None
+    is_admin: bool
+    is_super_admin: bool = Field(description="the group's creator")
+
+
+class GroupDetail(Group):
+    participants: list[Participant]
+
+
+class Groups(Answer):
+    groups: list[Group] = Field(description="the groups this account is a member of")
+
+
+# ---- contacts --------------------------------------------------------------------------------------------------
+
+MAX_CHECK = 50
+
+
+class CheckContacts(Body):
+    phones: Annotated[
+        list[Phone],
+        Field(
+            min_length=1,
+            max_length=MAX_CHECK,
+            description=f"a list of 1 to {MAX_CHECK} international phone numbers: {EXPECTED_FORM}",
+            examples=[["+6281234567890", "+6289876543210"]],
+        ),
+    ]
+
+
+class ContactCheck(Answer):
+    phone: str = Field(description="the number as asked, normalised (E.164)")
+    on_whatsapp: bool = Field(description="whether the number has a WhatsApp account")
+    jid: str | None = Field(description="where WhatsApp delivers to it; null when it is not on WhatsApp")
+    checked_at: Timestamp = Field(description="when WhatsApp was asked")
+    cached: bool = Field(description="true: an answer kept from an earlier check (CHECK_CACHE_DAYS)")
+
+
+class ContactChecks(Answer):
+    results: list[ContactCheck] = Field(description="one per distinct number, in the order asked")
 
 
 # ---- webhooks ---------------------------------------------------------------------------------------------------

@@ -129,6 +129,53 @@ class SimulatorSendFailures(Body):
     delay: Annotated[float, Field(ge=0, le=120, allow_inf_nan=False, description="seconds from 0 to 120")] = 0
 
 
+SIMULATED_ACTIONS = (
+    "mark_read",
+    "presence",
+    "check_numbers",
+    "reaction",
+    "edit",
+    "revoke",
+    "joined_groups",
+    "group_info",
+    "reject_call",
+)  # what the simulated server can be made to refuse (action_failures)
+
+
+class SimulatorActionFailures(Body):
+    name: Annotated[
+        Literal[SIMULATED_ACTIONS],  # type: ignore[valid-type]
+        Field(description=f"the action that fails: {', '.join(SIMULATED_ACTIONS)}"),
+    ]
+    count: Annotated[int, Field(ge=1, le=100, description="a whole number from 1 to 100")] = 1
+    permanent: Annotated[bool, Field(description="true or false")] = False
+    error: Annotated[str | None, chars(1, 200), NoNul] = None
+
+
+class SimulatedGroup(Body):
+    jid: GroupField
+    name: Annotated[str | None, chars(1, 100), NoNul] = None
+    topic: Annotated[str | None, chars(1, 500), NoNul] = None
+    participants: Annotated[
+        list[Phone], Field(max_length=1024, description="a list of up to 1024 international phone numbers")
+    ] = []
+    admins: Annotated[list[Phone], Field(max_length=1024, description="a list of the participants who are admins")] = []
+    announce: Annotated[bool, Field(description="true or false")] = False
+
+
+class SimulatorGroups(Body):
+    groups: Annotated[
+        list[SimulatedGroup], Field(max_length=100, description="a list of up to 100 groups (jid, name, participants)")
+    ]
+
+
+class SimulatorNumbers(Body):
+    absent: Annotated[
+        list[Phone],
+        Field(max_length=1000, description="a list of up to 1000 international phone numbers with no WhatsApp account"),
+    ] = []
+
+
 class SimulatorGrow(Body):
     mb: Annotated[int, Field(ge=1, le=2048, description="a whole number of megabytes from 1 to 2048")]
 
@@ -157,6 +204,29 @@ class Disconnected(Answer):
 
 class FailingSends(Answer):
     failing_sends: int
+
+
+class FailingActions(Answer):
+    name: str
+    failing: int
+
+
+class ServerAction(Answer):
+    model_config = ConfigDict(extra="allow")  # each action carries its own arguments (chat, message_ids, ...)
+    action: str
+    at: Timestamp
+
+
+class ServerActions(Answer):
+    actions: list[ServerAction] = Field(description="what the simulated server was asked to do, oldest first")
+
+
+class GroupList(Answer):
+    groups: list[str] = Field(description="the JIDs of the account's simulated groups")
+
+
+class Numbers(Answer):
+    absent: list[str] = Field(description="the numbers the simulated WhatsApp has no account for")
 
 
 class Grown(Answer):

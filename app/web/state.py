@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, TypedDict, cast
 from starlette.requests import HTTPConnection
 
 if TYPE_CHECKING:
+    from app.contacts.checks import NumberChecker
     from app.db.database import Database
     from app.sending.sender import Sender
     from app.services import Services
@@ -26,6 +27,7 @@ class AppState(TypedDict):
     database: Database
     supervisor: Supervisor
     sender: Sender
+    number_checker: NumberChecker  # POST /api/contacts/check: the cache and the pace of look-ups
     dispatcher: Dispatcher | None
     cookie_sessions: CookieSessions
     login_throttle: LoginThrottle

@@ -16,7 +16,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -64,6 +64,7 @@ class Dispatcher:
         policy: RetryPolicy = DEFAULT,
         max_held: int = MAX_HELD,
         rng: random.Random | None = None,
+        on_delivered: Callable[[str, str], None] | None = None,
     ) -> None:
         self.database = database
         self.database_url = database_url
@@ -74,6 +75,7 @@ class Dispatcher:
         self.policy = policy
         self.max_held = max_held
         self.rng = rng or random.Random()
+        self.on_delivered = on_delivered  # (event type, event data as JSON) of each delivery an endpoint took
         self.state = "starting"  # active | standby | unavailable | stopped
         self.last_error: str | None = None
         self.delivered = 0  # by this process, for the benchmark and the logs
@@ -312,6 +314,8 @@ class Dispatcher:
         if error is None:
             self.delivered += 1
             kind, next_at = "delivered", None
+            if self.on_delivered is not None:
+                self.on_delivered(row.event_type, row.data_json)
         elif code == 410:
             error = "410 Gone: the receiver asked to stop; delivery to this URL is paused until an operator resumes it"
             kind, next_at = "paused", at

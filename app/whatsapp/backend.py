@@ -23,6 +23,7 @@ LOGGED_OUT = "logged_out"  # {"reason": str}: the device was unlinked; the store
 REPLACED = "replaced"  # {}: another client took the stream
 BANNED = "banned"  # {"until": ISO-8601 str | None, "code": int | None}
 OUTDATED = "outdated"  # {"detail": str | None}: WhatsApp refuses this client version
+PRESENCE_STATES = ("typing", "recording", "paused")  # what send_presence shows in a chat
 STOPPED = "stopped"  # {"reason": str, "detail": str}: WhatsApp refuses this client for good (409 bad user agent)
 PUMP_ENDED = "pump_ended"  # {"detail": str}: the library stopped handing events over; the worker must go at once
 
@@ -38,7 +39,7 @@ DELETED = "deleted"  # + target_id: the sender deleted message target_id for eve
 REACTION = "reaction"  # + target_id, emoji ("" when the reaction was removed)
 POLL_VOTE = "poll_vote"  # + target_id (the poll), selected_hashes [hex SHA-256 of option names], selected [str] | None
 UNDECRYPTABLE = "undecryptable"  # a message WhatsApp delivered that could not be decrypted (no raw)
-CALL = "call"  # {call_id, chat, from, sender_jid, timestamp, video}: an incoming call offer
+CALL = "call"  # {call_id, chat, from, sender_jid, timestamp, video, rejected}: an incoming call offer
 RECEIPT = "receipt"  # {"chat": str, "message_ids": [str], "status": "delivered|read|played", "timestamp": ISO}
 
 INCOMING = frozenset({MESSAGE, STATUS_POST, EDITED, DELETED, REACTION, POLL_VOTE, UNDECRYPTABLE, CALL, RECEIPT})
@@ -66,6 +67,8 @@ class Backend(abc.ABC):
     """One WhatsApp client inside the worker process. Session events go out through `emit`, which never blocks;
     what WhatsApp gave us goes through `intake`, which holds the library back while too much is unstored."""
 
+    reject_calls = False  # REJECT_CALLS: decline every incoming call as it arrives (set by the worker)
+
     def __init__(self, database_url: str, emit: Emit, intake: Intake) -> None:
         self.database_url = database_url
         self.emit = emit
@@ -83,9 +86,48 @@ class Backend(abc.ABC):
         """Return the 8-character code that links this client from the phone (digits with country code)."""
 
     @abc.abstractmethod
-    async def send_text(self, to: str, text: str) -> dict[str, Any]:
-        """Send plain text (no automatic mentions) to a phone number or JID: {"message_id", "timestamp"}.
+    async def send_text(self, to: str, text: str, mentions: list[str] | None = None) -> dict[str, Any]:
+        """Send text to a phone number or JID: {"message_id", "timestamp"}. Nobody is mentioned but the JIDs in
+        `mentions` (WhatsApp renders "@<user>" in the text as a mention of those alone).
         whatsmeow waits up to 75 s for the server's answer (SEND_TIMEOUT covers it)."""
+
+    @abc.abstractmethod
+    async def mark_read(self, chat: str, sender: str, message_ids: list[str]) -> dict[str, Any]:
+        """Send read receipts for messages of one sender in one chat (in a 1:1 chat the sender is the chat):
+        {"chat", "message_ids"}. The sender's blue ticks turn on; WhatsApp answers nothing more."""
+
+    @abc.abstractmethod
+    async def send_presence(self, chat: str, state: str) -> dict[str, Any]:
+        """Show `state` in a chat: "typing", "recording" (a voice note) or "paused" (neither): {"chat", "state"}.
+        WhatsApp clears it by itself after about 25 s, or when our next message arrives."""
+
+    @abc.abstractmethod
+    async def check_numbers(self, phones: list[str]) -> dict[str, Any]:
+        """Whether each phone ('+<digits>') has a WhatsApp account: {"results": [{"phone", "on_whatsapp", "jid"}]},
+        in the order asked; "jid" is None for a number not on WhatsApp."""
+
+    @abc.abstractmethod
+    async def send_reaction(self, chat: str, target_id: str, sender: str | None, emoji: str) -> dict[str, Any]:
+        """React with `emoji` ("" removes the reaction) to message `target_id` in `chat`, sent by `sender` (None:
+        this account): {"message_id", "timestamp"} of the reaction message."""
+
+    @abc.abstractmethod
+    async def edit_message(self, chat: str, target_id: str, text: str) -> dict[str, Any]:
+        """Replace the text of message `target_id` this account sent in `chat`: {"message_id", "timestamp"}."""
+
+    @abc.abstractmethod
+    async def revoke_message(self, chat: str, target_id: str, sender: str | None) -> dict[str, Any]:
+        """Delete message `target_id` in `chat` for everyone (sent by `sender`, None: this account; another sender's
+        only as a group admin): {"message_id", "timestamp"}."""
+
+    @abc.abstractmethod
+    async def joined_groups(self) -> dict[str, Any]:
+        """{"groups": [{jid, name, topic, owner, created_at, announce, participant_count}]}: the account's groups."""
+
+    @abc.abstractmethod
+    async def group_info(self, jid: str) -> dict[str, Any]:
+        """One group as joined_groups lists it, with "participants" [{jid, phone, lid, is_admin, is_super_admin}];
+        BackendError (permanent) when the account is not a member or the group does not exist."""
 
     @abc.abstractmethod
     async def logout(self) -> None:

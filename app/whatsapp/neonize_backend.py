@@ -28,6 +28,7 @@ from app.whatsapp.backend import (
     LOGGED_OUT,
     OUTDATED,
     PAIRING_EXPIRED,
+    PRESENCE_STATES,
     PUMP_ENDED,
     QR,
     RECEIPT,
@@ -42,6 +43,7 @@ from app.whatsapp.neonize_mapping import (
     call_offer_to_dict,
     command_error,
     connect_failure_to_event,
+    group_to_dict,
     incoming_message,
     iso_utc,
     jid_to_str,
@@ -106,9 +108,10 @@ def load_neonize() -> SimpleNamespace:
             from neonize.events import INT_TO_EVENT
             from neonize.exc import NeonizeError
             from neonize.proto import Neonize_pb2
+            from neonize.proto.waCommon.WACommon_pb2 import MessageKey
             from neonize.proto.waCompanionReg.WAWebProtobufsCompanionReg_pb2 import DeviceProps
             from neonize.proto.waE2E import WAWebProtobufsE2E_pb2
-            from neonize.utils.enum import ClientName, ClientType
+            from neonize.utils.enum import ChatPresence, ChatPresenceMedia, ClientName, ClientType, ReceiptType
 
             _reap_uname()
         for handler in list(root.handlers):
@@ -121,8 +124,12 @@ def load_neonize() -> SimpleNamespace:
             DeviceProps=DeviceProps,
             ClientName=ClientName,
             ClientType=ClientType,
+            ReceiptType=ReceiptType,
+            ChatPresence=ChatPresence,
+            ChatPresenceMedia=ChatPresenceMedia,
             proto=Neonize_pb2,
             e2e=WAWebProtobufsE2E_pb2,
+            MessageKey=MessageKey,
             int_to_event=INT_TO_EVENT,
             events=SimpleNamespace(
                 Connected=ConnectedEv,
@@ -232,6 +239,7 @@ class NeonizeBackend(Backend):
         self._library_events: asyncio.Queue[tuple[int, Any, bool] | None] = asyncio.Queue()
         self._event_task: asyncio.Task[None] | None = None
         self._ban_hint: dict[str, Any] | None = None  # what whatsmeow logged about a ban it could not hand over
+        self._rejected: list[str] = []  # call ids declined (REJECT_CALLS), the last 100
         self._background_tasks: set[asyncio.Future[Any]] = set()
         self._task: asyncio.Task[Any] | None = None
         self._stop_task: asyncio.Future[None] | None = None
@@ -477,7 +485,26 @@ class NeonizeBackend(Backend):
         return UNDECRYPTABLE, undecryptable_to_dict(ev)
 
     async def _on_call_offer(self, ev: Any) -> tuple[str, dict[str, Any]] | None:
-        return CALL, call_offer_to_dict(ev)
+        data = call_offer_to_dict(ev)
+        data["rejected"] = await self._reject(ev, data) if self.reject_calls else False
+        return CALL, data
+
+    async def _reject(self, ev: Any, data: dict[str, Any]) -> bool:
+        """Decline a call (REJECT_CALLS), once per call id (an offer may come as CallOffer and CallOfferNotice)."""
+        call_id = str(data["call_id"])
+        if call_id in self._rejected:
+            return True
+        meta = ev.basicCallMeta
+        # neonize: the caller's JID exactly as the offer delivered it (the creator, a phone or a hosted LID JID).
+        caller = meta.callCreator if meta.callCreator.Server else getattr(meta, "from")
+        try:
+            await self._client.reject_call(caller, call_id)
+        except self._nz.NeonizeError as error:
+            log.warning("could not reject call %s: %s", call_id, error)
+            return False
+        self._rejected.append(call_id)
+        del self._rejected[:-100]
+        return True
 
     def _on_login_status(self, _uuid: int | None, status: int | None) -> None:
         # Called from a Go thread through ctypes: hand over to the event loop, never raise.
@@ -640,19 +667,136 @@ class NeonizeBackend(Backend):
         self._arm_pairing_expiry()  # the user is now typing the code on the phone
         return str(code)
 
-    async def send_text(self, to: str, text: str) -> dict[str, Any]:
+    async def send_text(self, to: str, text: str, mentions: list[str] | None = None) -> dict[str, Any]:
         if not text:
             raise BackendError("empty text", permanent=True)
         user, server = recipient(to)
+        for mention in mentions or []:
+            recipient(mention)  # a malformed JID is refused for good, before anything is sent
         self._require_client()
         jid = build_jid(self._nz.proto, user, server)
-        message = text_message(self._nz.e2e, text)
+        message = text_message(self._nz.e2e, text, mentions)
         try:
             response = await self._client.send_message(jid, message)
         except self._nz.NeonizeError as error:
             raise command_error(error) from error
         sent_at = response.Timestamp if response.Timestamp > 0 else datetime.now(UTC).timestamp()
         return {"message_id": str(response.ID), "timestamp": iso_utc(sent_at)}
+
+    async def mark_read(self, chat: str, sender: str, message_ids: list[str]) -> dict[str, Any]:
+        if not message_ids:
+            raise BackendError("no message ids to mark read", permanent=True)
+        chat_jid = build_jid(self._nz.proto, *recipient(chat))
+        sender_jid = build_jid(self._nz.proto, *recipient(sender))
+        self._require_client()
+        try:
+            # whatsmeow's MarkRead: one receipt for several ids, all from one sender (a group member, or the chat).
+            await self._client.mark_read(
+                *message_ids, chat=chat_jid, sender=sender_jid, receipt=self._nz.ReceiptType.READ
+            )
+        except self._nz.NeonizeError as error:
+            raise command_error(error) from error
+        return {"chat": chat, "message_ids": message_ids}
+
+    async def send_presence(self, chat: str, state: str) -> dict[str, Any]:
+        if state not in PRESENCE_STATES:
+            raise BackendError(f"unknown presence {state!r}: one of {', '.join(PRESENCE_STATES)}", permanent=True)
+        jid = build_jid(self._nz.proto, *recipient(chat))
+        self._require_client()
+        # whatsmeow has two states (composing, paused) and a media flag: "recording" is composing audio.
+        presence, media = self._nz.ChatPresence, self._nz.ChatPresenceMedia
+        composing = presence.CHAT_PRESENCE_PAUSED if state == "paused" else presence.CHAT_PRESENCE_COMPOSING
+        kind = media.CHAT_PRESENCE_MEDIA_AUDIO if state == "recording" else media.CHAT_PRESENCE_MEDIA_TEXT
+        try:
+            await self._client.send_chat_presence(jid, composing, kind)
+        except self._nz.NeonizeError as error:
+            raise command_error(error) from error
+        return {"chat": chat, "state": state}
+
+    async def check_numbers(self, phones: list[str]) -> dict[str, Any]:
+        digits = [phone.strip().removeprefix("+") for phone in phones]
+        if not digits or not all(d.isascii() and d.isdigit() for d in digits):
+            raise BackendError("phone numbers are '+' and digits with the country code", permanent=True)
+        self._require_client()
+        try:
+            # whatsmeow's IsOnWhatsApp: one usync query for all of them; each answer names its query ("+<digits>").
+            answers = await self._client.is_on_whatsapp(*("+" + d for d in digits))
+        except self._nz.NeonizeError as error:
+            raise command_error(error) from error
+        by_query = {answer.Query.removeprefix("+"): answer for answer in answers}
+        results = []
+        for number in digits:
+            answer = by_query.get(number)
+            on = bool(answer is not None and answer.IsIn)
+            jid = f"{answer.JID.User}@{answer.JID.Server}" if on and answer is not None and answer.JID.User else None
+            results.append({"phone": "+" + number, "on_whatsapp": on, "jid": jid})
+        return {"results": results}
+
+    async def _sender_jid(self, sender: str | None) -> Any:
+        """The JID of a message's sender; None is this account (whatsmeow then marks the key as ours, fromMe)."""
+        if sender is not None:
+            return build_jid(self._nz.proto, *recipient(sender))
+        own, _ = await self._read_me()
+        if own is None:
+            raise BackendError("not logged in yet", permanent=False)
+        user, _, server = own.partition("@")
+        return build_jid(self._nz.proto, user.partition(":")[0], server)
+
+    def _sent(self, response: Any) -> dict[str, Any]:
+        sent_at = response.Timestamp if response.Timestamp > 0 else datetime.now(UTC).timestamp()
+        return {"message_id": str(response.ID), "timestamp": iso_utc(sent_at)}
+
+    async def send_reaction(self, chat: str, target_id: str, sender: str | None, emoji: str) -> dict[str, Any]:
+        chat_jid = build_jid(self._nz.proto, *recipient(chat))
+        self._require_client()
+        sender_jid = await self._sender_jid(sender)
+        try:
+            # whatsmeow's BuildReaction makes the key (fromMe, participant in groups); the reaction is a message.
+            message = await self._client.build_reaction(chat_jid, sender_jid, target_id, emoji)
+            response = await self._client.send_message(chat_jid, message)
+        except self._nz.NeonizeError as error:
+            raise command_error(error) from error
+        return self._sent(response)
+
+    async def edit_message(self, chat: str, target_id: str, text: str) -> dict[str, Any]:
+        if not text:
+            raise BackendError("empty text", permanent=True)
+        chat_jid = build_jid(self._nz.proto, *recipient(chat))
+        self._require_client()
+        try:
+            response = await self._client.edit_message(chat_jid, target_id, text_message(self._nz.e2e, text))
+        except self._nz.NeonizeError as error:
+            raise command_error(error) from error
+        return self._sent(response)
+
+    async def revoke_message(self, chat: str, target_id: str, sender: str | None) -> dict[str, Any]:
+        chat_jid = build_jid(self._nz.proto, *recipient(chat))
+        self._require_client()
+        sender_jid = await self._sender_jid(sender)
+        try:
+            response = await self._client.revoke_message(chat_jid, sender_jid, target_id)
+        except self._nz.NeonizeError as error:
+            raise command_error(error) from error
+        return self._sent(response)
+
+    async def joined_groups(self) -> dict[str, Any]:
+        self._require_client()
+        try:
+            groups = await self._client.get_joined_groups()
+        except self._nz.NeonizeError as error:
+            raise command_error(error) from error
+        return {"groups": [group_to_dict(info, with_participants=False) for info in groups]}
+
+    async def group_info(self, jid: str) -> dict[str, Any]:
+        user, server = recipient(jid)
+        if server != "g.us":
+            raise BackendError(f"{jid!r} is not a group JID", permanent=True)
+        self._require_client()
+        try:
+            info = await self._client.get_group_info(build_jid(self._nz.proto, user, server))
+        except self._nz.NeonizeError as error:
+            raise command_error(error) from error
+        return group_to_dict(info, with_participants=True)
 
     async def logout(self) -> None:
         self._require_client()

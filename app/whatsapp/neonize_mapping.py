@@ -587,7 +587,39 @@ def short(error: BaseException | None, limit: int = 300) -> str | None:
     return short_text(str(error) or type(error).__name__, limit)
 
 
-def text_message(e2e: Any, text: str) -> Any:
-    """A plain-text waE2E Message. neonize turns a plain str into an extendedTextMessage that mentions every
-    "@<digits>" in it; a `conversation` message carries the text as it is, mentioning nobody."""
+def text_message(e2e: Any, text: str, mentions: list[str] | None = None) -> Any:
+    """A text waE2E Message. neonize turns a plain str into an extendedTextMessage that mentions every "@<digits>"
+    in it; a `conversation` message carries the text as it is, mentioning nobody. With `mentions`, an
+    extendedTextMessage that mentions exactly those JIDs (contextInfo.mentionedJID, as WhatsApp's apps send it)."""
+    if mentions:
+        context = e2e.ContextInfo(mentionedJID=mentions)
+        return e2e.Message(extendedTextMessage=e2e.ExtendedTextMessage(text=text, contextInfo=context))
     return e2e.Message(conversation=text)
+
+
+def group_to_dict(info: Any, *, with_participants: bool) -> dict[str, Any]:
+    """A neonize GroupInfo as the API shows a group: {jid, name, topic, owner, created_at, announce,
+    participant_count} and, with `with_participants`, participants [{jid, phone, lid, is_admin, is_super_admin}]."""
+    participants = list(info.Participants)
+    group: dict[str, Any] = {
+        "jid": jid_to_str(info.JID),
+        "name": info.GroupName.Name or None,
+        "topic": info.GroupTopic.Topic or None,
+        "owner": jid_to_str(info.OwnerJID) or None,
+        "created_at": iso_utc(info.GroupCreated) if info.GroupCreated > 0 else None,
+        "announce": bool(info.GroupAnnounce.IsAnnounce),  # only admins may write
+        "participant_count": len(participants),
+    }
+    if with_participants:
+        group["participants"] = [
+            {
+                "jid": jid_to_str(member.JID),
+                # In a LID group the member's JID is a LID; whatsmeow gives the phone number beside it when it has one.
+                "phone": phone_of(member.PhoneNumber) if member.HasField("PhoneNumber") else phone_of(member.JID),
+                "lid": jid_to_str(member.LID) or None,
+                "is_admin": bool(member.IsAdmin or member.IsSuperAdmin),
+                "is_super_admin": bool(member.IsSuperAdmin),
+            }
+            for member in participants
+        ]
+    return group

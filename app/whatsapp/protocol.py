@@ -36,6 +36,14 @@ STORED = "stored"  # the parent committed every incoming frame up to `seq`
 PING = "ping"
 PAIR_CODE = "pair_code"
 SEND_TEXT = "send_text"
+MARK_READ = "mark_read"  # {"chat", "sender", "message_ids"}
+SEND_PRESENCE = "send_presence"  # {"chat", "state": "typing" | "recording" | "paused"}
+CHECK_NUMBERS = "check_numbers"  # {"phones": ["+<digits>", ...]}
+SEND_REACTION = "send_reaction"  # {"chat", "target_id", "sender": JID | None (this account), "emoji"}
+EDIT_MESSAGE = "edit_message"  # {"chat", "target_id", "text"}
+REVOKE_MESSAGE = "revoke_message"  # {"chat", "target_id", "sender": JID | None (this account)}
+JOINED_GROUPS = "joined_groups"  # {}
+GROUP_INFO = "group_info"  # {"jid": "<id>@g.us"}
 LOGOUT = "logout"
 STOP = "stop"
 SIMULATE = "simulate"  # simulator backend only: drive the fake WhatsApp (pair, incoming, disconnect, crash, hang)
@@ -58,6 +66,7 @@ class WorkerSettings:
     simulator_qr_seconds: tuple[float, ...] = WHATSAPP_QR_SECONDS
     replay_file: str | None = None  # WHATSAPP_BACKEND=replay: the neonize events to feed
     replay_calls: str | None = None  # replay: where the client records the calls it was given (tests read them)
+    reject_calls: bool = False  # REJECT_CALLS: decline incoming calls as they arrive
 
     def frame(self) -> dict[str, Any]:
         return {"type": SETTINGS, "settings": dataclasses.asdict(self)}

@@ -12,7 +12,11 @@ protobuf events instead of the Go library, at the exact point where Go hands an 
 
 The first line may also carry what the stand-in answers for the Go client's own look-ups: `"lid_map": {"<lid>@lid":
 "<phone>@s.whatsapp.net"}`, `"poll_votes": {"<vote message id>": ["option", ...]}` (whatsmeow decrypts votes with
-keys only a real device has) and `"send_errors": ["text", ...]` (the next sends fail with these whatsmeow errors).
+keys only a real device has), `"send_errors": ["text", ...]` (the next sends fail with these whatsmeow errors) and
+`"call_errors": {"mark_read": ["text", ...], ...}` (the next calls of that name fail with these) and
+`"on_whatsapp": {"+<digits>": "<jid>", ...}` (the numbers is_on_whatsapp finds; any other is not on WhatsApp) and
+`"groups": [{"jid", "name", "topic"?, "participants": [{"jid", "phone"?, "admin"?}]}]` (the account's groups; any
+other group is one it does not take part in).
 
 Every event goes through the same checks Go's side makes: an event Go could not marshal (a required field unset, as
 neonize leaves `Receipt.Type` for receipts it cannot map) ends the event pump with Go's error text, and the events
@@ -78,6 +82,24 @@ def read_replay_file(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return header, lines
 
 
+def message_summary(message: Any) -> dict[str, Any]:
+    """What a recorded send carried besides plain text: a reaction, or a protocol message (edit, revoke), its key."""
+
+    def key_of(key: Any) -> dict[str, Any]:
+        return {"id": key.ID, "chat": key.remoteJID, "from_me": key.fromMe, "participant": key.participant or None}
+
+    if message.HasField("reactionMessage"):
+        return {"reaction": {"text": message.reactionMessage.text, **key_of(message.reactionMessage.key)}}
+    protocol = message.protocolMessage
+    if message.HasField("editedMessage"):
+        protocol = message.editedMessage.message.protocolMessage
+    if protocol.ByteSize():
+        edited = protocol.editedMessage.conversation or None
+        kind = protocol.Type.Name(protocol.type)
+        return {"protocol": {"type": kind, "text": edited, **key_of(protocol.key)}}
+    return {}
+
+
 class ReplayClient:
     """Stands in for neonize's NewAClient: connect() feeds the file from a thread of its own, as Go does."""
 
@@ -88,6 +110,9 @@ class ReplayClient:
         self.header, self._lines = read_replay_file(path)
         self._calls_path = calls_path
         self._send_errors: list[str] = list(self.header.get("send_errors") or [])
+        self._call_errors: dict[str, list[str]] = {
+            str(name): list(errors) for name, errors in (self.header.get("call_errors") or {}).items()
+        }
         self.uuid = REPLAY_UUID
         self.me: Any = None
         self.connected = False
@@ -174,6 +199,15 @@ class ReplayClient:
 
     # -- what the Go client would answer -------------------------------------------------------------------------
 
+    def _fail_if_told(self, call: str) -> None:
+        errors = self._call_errors.get(call)
+        if errors:
+            raise self._nz.NeonizeError(errors.pop(0))
+
+    @staticmethod
+    def _text(jid: Any) -> str:
+        return f"{jid.User}@{jid.Server}"
+
     def _jid(self, text: str) -> Any:
         user, _, server = text.partition("@")
         user, _, device = user.partition(":")
@@ -188,10 +222,99 @@ class ReplayClient:
 
     async def send_message(self, to: Any, message: Any) -> Any:
         target = f"{to.User}@{to.Server}"
-        self._record("send_message", to=target, text=message.conversation or None)
+        text = message.conversation or message.extendedTextMessage.text or None
+        mentions = list(message.extendedTextMessage.contextInfo.mentionedJID) or None
+        self._record("send_message", to=target, text=text, mentions=mentions, **message_summary(message))
         if self._send_errors:
             raise self._nz.NeonizeError(self._send_errors.pop(0))
         return self._nz.proto.SendResponse(ID="3EB0" + secrets.token_hex(8).upper(), Timestamp=int(time.time()))
+
+    async def mark_read(
+        self, *message_ids: str, chat: Any, sender: Any, receipt: Any, timestamp: int | None = None
+    ) -> None:
+        # neonize's own signature (neonize.aioze.client.NewAClient.mark_read); the JIDs are Neonize_pb2.JID.
+        self._record(
+            "mark_read",
+            message_ids=list(message_ids),
+            chat=self._text(chat),
+            sender=self._text(sender),
+            receipt=receipt.name,
+        )
+        self._fail_if_told("mark_read")
+
+    async def send_chat_presence(self, jid: Any, state: Any, media: Any) -> None:
+        # neonize's own signature; state and media are its ChatPresence and ChatPresenceMedia enums.
+        self._record("send_chat_presence", jid=self._text(jid), state=state.name, media=media.name)
+        self._fail_if_told("send_chat_presence")
+
+    async def is_on_whatsapp(self, *numbers: str) -> Any:
+        # neonize's own signature and answer: a sequence of Neonize_pb2.IsOnWhatsAppResponse.
+        self._record("is_on_whatsapp", numbers=list(numbers))
+        self._fail_if_told("is_on_whatsapp")
+        known = self.header.get("on_whatsapp") or {}
+        answers = []
+        for number in numbers:
+            jid = known.get("+" + number.removeprefix("+"))
+            answer = self._nz.proto.IsOnWhatsAppResponse(Query=number, IsIn=jid is not None)
+            answer.JID.CopyFrom(self._jid(jid or number.removeprefix("+") + "@s.whatsapp.net"))
+            answers.append(answer)
+        return answers
+
+    async def build_reaction(self, chat: Any, sender: Any, message_id: str, reaction: str) -> Any:
+        """As whatsmeow's BuildReaction and BuildMessageKey do it (Go, so not run here): the key is ours (fromMe)
+        unless the sender is someone else, who is then named as the participant outside 1:1 chats."""
+        self._record("build_reaction", chat=self._text(chat), sender=self._text(sender), id=message_id)
+        own = self.header.get("me") or ""
+        key = self._nz.MessageKey(fromMe=True, ID=message_id, remoteJID=self._text(chat))
+        if sender.User and sender.User != own.partition("@")[0].partition(":")[0]:
+            key.fromMe = False
+            if chat.Server not in ("s.whatsapp.net", "lid"):
+                key.participant = self._text(sender)
+        reacted = self._nz.e2e.ReactionMessage(key=key, text=reaction, senderTimestampMS=int(time.time() * 1000))
+        return self._nz.e2e.Message(reactionMessage=reacted)
+
+    async def edit_message(self, chat: Any, message_id: str, new_message: Any) -> Any:
+        # neonize's own code path: its builder, then send_message.
+        from neonize.builder import build_edit
+
+        return await self.send_message(chat, build_edit(chat, message_id, new_message))
+
+    async def revoke_message(self, chat: Any, sender: Any, message_id: str) -> Any:
+        from neonize.builder import build_revoke
+
+        return await self.send_message(chat, build_revoke(chat, sender, message_id, (await self.get_me()).JID))
+
+    def _group(self, group: dict[str, Any]) -> Any:
+        info = self._nz.proto.GroupInfo(GroupCreated=float(group.get("created", 0)))
+        info.JID.CopyFrom(self._jid(str(group["jid"])))
+        info.GroupName.Name = str(group.get("name") or "")
+        info.GroupTopic.Topic = str(group.get("topic") or "")
+        for member in group.get("participants") or []:
+            participant = info.Participants.add(IsAdmin=bool(member.get("admin")))
+            participant.JID.CopyFrom(self._jid(str(member["jid"])))
+            if member.get("phone"):
+                participant.PhoneNumber.CopyFrom(self._jid(str(member["phone"]).removeprefix("+") + "@s.whatsapp.net"))
+        return info
+
+    async def get_joined_groups(self) -> Any:
+        self._record("get_joined_groups")
+        self._fail_if_told("get_joined_groups")
+        return [self._group(group) for group in self.header.get("groups") or []]
+
+    async def get_group_info(self, jid: Any) -> Any:
+        wanted = self._text(jid)
+        self._record("get_group_info", jid=wanted)
+        self._fail_if_told("get_group_info")
+        for group in self.header.get("groups") or []:
+            if group["jid"] == wanted:
+                return self._group(group)
+        # whatsmeow's getGroupInfo turns the server's 403 into ErrNotInGroup.
+        raise self._nz.NeonizeError("failed to get group info: you're not participating in that group")
+
+    async def reject_call(self, call_from: Any, call_id: str) -> None:
+        # neonize's own signature: the caller's JID as the offer delivered it, and the call's id.
+        self._record("reject_call", call_from=self._text(call_from), call_id=call_id)
+        self._fail_if_told("reject_call")
 
     async def get_pn_from_lid(self, jid: Any) -> Any:
         lid = f"{jid.User}@{jid.Server}"

@@ -9,7 +9,9 @@ It behaves like whatsmeow wherever it models the same thing:
 - what it takes goes through the worker's intake, so it waits, like whatsmeow, while too much is unstored.
 
 It is driven through the `simulate` command (the API's /api/simulator/* routes): pair, incoming (every kind of event
-the product delivers), receipt, disconnect, send_failures, crash (dies like a Go panic) and hang.
+the product delivers), receipt, disconnect, send_failures, action_failures (the next calls of one action fail),
+actions (what the simulated server was asked to do besides sending: read receipts, ...), crash (dies like a Go
+panic) and hang.
 """
 
 from __future__ import annotations
@@ -43,6 +45,12 @@ INBOX_BATCH = 100  # server rows taken per round trip
 DEFAULT_PHONE = "+15550001111"
 DEFAULT_PUSH_NAME = "Simulated Phone"
 BACKLOG_SENDER = "+15550009999"
+ACTIONS_KEPT = 1000  # the simulated server's record of actions (`actions`), newest kept
+# WhatsApp answers too many number look-ups with a rate limit (whatsmeow: "info query returned status 429:
+# rate-overlimit"); the simulated server allows this many numbers a minute.
+CHECKS_PER_MINUTE = 60
+RATE_LIMITED = "info query returned status 429: rate-overlimit"
+NOT_IN_GROUP = "you're not participating in that group"  # whatsmeow's ErrNotInGroup
 
 # `type` of a simulated incoming item -> the backend event it becomes (the rest are message types).
 EVENT_TYPES = {
@@ -126,6 +134,11 @@ class SimulatorBackend(Backend):
         self.connected = False
         self.pairing = False
         self.failures: list[dict[str, Any]] = []  # injected failures for the next sends (see simulate)
+        self.action_failures: dict[str, list[dict[str, Any]]] = {}  # the same for other actions, by action name
+        self.actions: list[dict[str, Any]] = []  # what the simulated server was asked to do, oldest first
+        self.groups: dict[str, dict[str, Any]] | None = None  # `groups`: the account's groups (None: not modelled)
+        self.absent: set[str] = set()  # phone numbers with no WhatsApp account (`numbers`); every other has one
+        self._checked: list[float] = []  # when each number was looked up, for the rate limit
         self._tasks: set[asyncio.Task[None]] = set()
         self._inbox_waiting = asyncio.Event()  # the server has something for the device
         self._inbox: asyncpg.Connection | None = None  # the simulated server's queue, one connection
@@ -190,7 +203,10 @@ class SimulatorBackend(Backend):
                 for row in rows:
                     if not self.connected:
                         break
-                    await self.intake.deliver(str(row["name"]), json.loads(row["data"]))
+                    data = json.loads(row["data"])
+                    if row["name"] == events.CALL:  # declined as the offer arrives, as the neonize backend does
+                        data["rejected"] = self._reject(data) if self.reject_calls else False
+                    await self.intake.deliver(str(row["name"]), data)
                     taken.append(row["id"])
                 await self._server(DELETE_TAKEN, taken)
         except CONNECTION_ERRORS as error:
@@ -219,9 +235,11 @@ class SimulatorBackend(Backend):
         alphabet = "ABCDEFGHJKLMNPQRSTVWXYZ23456789"
         return "".join(secrets.choice(alphabet) for _ in range(8))
 
-    async def send_text(self, to: str, text: str) -> dict[str, Any]:
+    async def send_text(self, to: str, text: str, mentions: list[str] | None = None) -> dict[str, Any]:
         if not self.connected:
             raise BackendError("websocket not connected")
+        if to.endswith("@g.us") and self.groups is not None and to not in self.groups:
+            raise BackendError(NOT_IN_GROUP, permanent=True)
         if self.failures:
             failure = self.failures.pop(0)
             if failure.get("delay"):
@@ -229,7 +247,105 @@ class SimulatorBackend(Backend):
             else:
                 raise BackendError(str(failure["error"]), permanent=bool(failure["permanent"]))
         log.info("simulated send to %s (%d characters)", to, len(text))
+        sent = {"message_id": message_id(), "timestamp": now_iso()}
+        if mentions:  # kept among the server's actions, so that what a mention named can be seen
+            self.actions.append(
+                {"action": "send", "to": to, "text": text, "mentions": mentions, "at": sent["timestamp"]}
+            )
+        return sent
+
+    def _act(self, action: str, **details: Any) -> None:
+        """An action the simulated server takes: refused while not connected, or as injected; else recorded."""
+        if not self.connected:
+            raise BackendError("websocket not connected")
+        failures = self.action_failures.get(action)
+        if failures:
+            failure = failures.pop(0)
+            raise BackendError(str(failure["error"]), permanent=bool(failure["permanent"]))
+        self.actions.append({"action": action, **details, "at": now_iso()})
+        del self.actions[:-ACTIONS_KEPT]
+
+    def _reject(self, call: dict[str, Any]) -> bool:
+        try:
+            self._act("reject_call", call_id=call["call_id"], caller=call["sender_jid"])
+        except BackendError as error:
+            log.warning("could not reject call %s: %s", call["call_id"], error)
+            return False
+        return True
+
+    async def mark_read(self, chat: str, sender: str, message_ids: list[str]) -> dict[str, Any]:
+        if not message_ids:
+            raise BackendError("no message ids to mark read", permanent=True)
+        self._act("mark_read", chat=chat, sender=sender, message_ids=list(message_ids))
+        return {"chat": chat, "message_ids": list(message_ids)}
+
+    async def send_presence(self, chat: str, state: str) -> dict[str, Any]:
+        if state not in events.PRESENCE_STATES:
+            raise BackendError(f"unknown presence {state!r}", permanent=True)
+        self._act("presence", chat=chat, state=state)
+        return {"chat": chat, "state": state}
+
+    async def check_numbers(self, phones: list[str]) -> dict[str, Any]:
+        now = time.monotonic()
+        self._checked = [at for at in self._checked if at > now - 60]
+        if len(self._checked) + len(phones) > CHECKS_PER_MINUTE:
+            raise BackendError(RATE_LIMITED)
+        self._act("check_numbers", phones=list(phones))
+        self._checked += [now] * len(phones)
+        results = []
+        for phone in phones:
+            on = phone not in self.absent
+            results.append({"phone": phone, "on_whatsapp": on, "jid": phone_to_jid(phone) if on else None})
+        return {"results": results}
+
+    async def send_reaction(self, chat: str, target_id: str, sender: str | None, emoji: str) -> dict[str, Any]:
+        self._act("reaction", chat=chat, target_id=target_id, sender=sender, emoji=emoji)
         return {"message_id": message_id(), "timestamp": now_iso()}
+
+    async def edit_message(self, chat: str, target_id: str, text: str) -> dict[str, Any]:
+        self._act("edit", chat=chat, target_id=target_id, text=text)
+        return {"message_id": message_id(), "timestamp": now_iso()}
+
+    async def revoke_message(self, chat: str, target_id: str, sender: str | None) -> dict[str, Any]:
+        self._act("revoke", chat=chat, target_id=target_id, sender=sender)
+        return {"message_id": message_id(), "timestamp": now_iso()}
+
+    def _group(self, group: dict[str, Any], *, with_participants: bool) -> dict[str, Any]:
+        members = list(group.get("participants") or [])
+        admins = set(group.get("admins") or [])
+        answer = {
+            "jid": group["jid"],
+            "name": group.get("name"),
+            "topic": group.get("topic"),
+            "owner": phone_to_jid(sorted(admins)[0]) if admins else None,
+            "created_at": None,
+            "announce": bool(group.get("announce")),
+            "participant_count": len(members),
+        }
+        if with_participants:
+            answer["participants"] = [
+                {
+                    "jid": phone_to_jid(phone),
+                    "phone": phone,
+                    "lid": None,
+                    "is_admin": phone in admins,
+                    "is_super_admin": False,
+                }
+                for phone in members
+            ]
+        return answer
+
+    async def joined_groups(self) -> dict[str, Any]:
+        self._act("joined_groups")
+        groups = (self.groups or {}).values()
+        return {"groups": [self._group(group, with_participants=False) for group in groups]}
+
+    async def group_info(self, jid: str) -> dict[str, Any]:
+        self._act("group_info", jid=jid)
+        group = (self.groups or {}).get(jid)
+        if group is None:
+            raise BackendError(NOT_IN_GROUP, permanent=True)  # whatsmeow: the server's 403 becomes ErrNotInGroup
+        return self._group(group, with_participants=True)
 
     async def logout(self) -> None:
         if self.account is None:
@@ -280,6 +396,19 @@ class SimulatorBackend(Backend):
             }
             self.failures = [dict(failure) for _ in range(int(args.get("count", 1)))]
             return {"failing_sends": len(self.failures)}
+        if action == "action_failures":
+            failure = {"error": args.get("error") or "simulated failure", "permanent": bool(args.get("permanent"))}
+            name = str(args["name"])
+            self.action_failures[name] = [dict(failure) for _ in range(int(args.get("count", 1)))]
+            return {"name": name, "failing": len(self.action_failures[name])}
+        if action == "groups":
+            self.groups = {group_jid(str(g["jid"])): {**g, "jid": group_jid(str(g["jid"]))} for g in args["groups"]}
+            return {"groups": sorted(self.groups)}
+        if action == "numbers":
+            self.absent = {str(phone) for phone in args.get("absent") or []}
+            return {"absent": sorted(self.absent)}
+        if action == "actions":
+            return {"actions": list(self.actions)}
         if action == "grow":
             # Memory that is really resident (written, not just reserved), as a leaking library would hold.
             self._ballast.append(b"\x01" * (int(args["mb"]) * 2**20))

@@ -103,7 +103,27 @@ class Worker:
         if name == protocol.PAIR_CODE:
             return {"code": await backend.pair_phone(str(args["phone"]))}
         if name == protocol.SEND_TEXT:
-            return await backend.send_text(str(args["to"]), str(args["text"]))
+            mentions = [str(jid) for jid in args["mentions"]] if args.get("mentions") else None
+            return await backend.send_text(str(args["to"]), str(args["text"]), mentions)
+        if name == protocol.MARK_READ:
+            ids = [str(item) for item in args["message_ids"]]
+            return await backend.mark_read(str(args["chat"]), str(args["sender"]), ids)
+        if name == protocol.SEND_PRESENCE:
+            return await backend.send_presence(str(args["chat"]), str(args["state"]))
+        if name == protocol.CHECK_NUMBERS:
+            return await backend.check_numbers([str(phone) for phone in args["phones"]])
+        if name == protocol.SEND_REACTION:
+            sender = str(args["sender"]) if args.get("sender") else None
+            return await backend.send_reaction(str(args["chat"]), str(args["target_id"]), sender, str(args["emoji"]))
+        if name == protocol.EDIT_MESSAGE:
+            return await backend.edit_message(str(args["chat"]), str(args["target_id"]), str(args["text"]))
+        if name == protocol.REVOKE_MESSAGE:
+            sender = str(args["sender"]) if args.get("sender") else None
+            return await backend.revoke_message(str(args["chat"]), str(args["target_id"]), sender)
+        if name == protocol.JOINED_GROUPS:
+            return await backend.joined_groups()
+        if name == protocol.GROUP_INFO:
+            return await backend.group_info(str(args["jid"]))
         if name == protocol.LOGOUT:
             await backend.logout()
             return {}
@@ -164,7 +184,9 @@ async def serve(fd: int) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         # The platform signals every process of the dyno; the parent decides when we stop, within its own budget.
         loop.add_signal_handler(signum, lambda: None)
-    await worker.run(make_backend(settings, worker.emit, worker.intake))
+    backend = make_backend(settings, worker.emit, worker.intake)
+    backend.reject_calls = settings.reject_calls
+    await worker.run(backend)
     writer.close()
 
 

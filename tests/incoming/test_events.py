@@ -110,7 +110,9 @@ async def test_every_event_type_is_stored_with_its_event_and_data(database: Data
         "selected_hashes": [sha("Soto")], "timestamp": WHEN,
     }  # fmt: skip
     assert data[6] == {"message_id": "U1", "chat": CHAT, **who, "timestamp": WHEN}
-    assert data[7] == {"call_id": "C1", "from": SENDER, "sender_jid": CHAT, "timestamp": WHEN, "video": True}
+    assert data[7] == {
+        "call_id": "C1", "from": SENDER, "sender_jid": CHAT, "timestamp": WHEN, "video": True, "rejected": False,
+    }  # fmt: skip
     assert data[8] == {
         "message_id": "S1", "chat": "status@broadcast", **who, "push_name": "Budi", "type": "image",
         "text": "Sunset", "media": {"mimetype": "image/jpeg", "size": 1234, "file_name": None}, "timestamp": WHEN,

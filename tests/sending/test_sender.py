@@ -29,8 +29,17 @@ MakeSender = Callable[..., Sender]
 async def make_sender(database: Database) -> AsyncIterator[MakeSender]:
     senders: list[Sender] = []
 
-    def make(supervisor: Supervisor, per_minute: int = 600, min_interval: float = 0.0) -> Sender:
-        sender = Sender(database, supervisor, per_minute=per_minute, min_interval=min_interval, retry_base=0.05)
+    def make(
+        supervisor: Supervisor, per_minute: int = 600, min_interval: float = 0.0, typing_cap: float = 0.0
+    ) -> Sender:
+        sender = Sender(
+            database,
+            supervisor,
+            per_minute=per_minute,
+            min_interval=min_interval,
+            retry_base=0.05,
+            typing_cap=typing_cap,
+        )
         sender.start()
         senders.append(sender)
         return sender
@@ -40,9 +49,11 @@ async def make_sender(database: Database) -> AsyncIterator[MakeSender]:
         await sender.stop()
 
 
-async def enqueue(database: Database, text: str, to: str = "+6281234567890", key: str | None = None) -> uuid.UUID:
+async def enqueue(
+    database: Database, text: str, to: str = "+6281234567890", key: str | None = None, typing: bool | None = None
+) -> uuid.UUID:
     async with database.transaction() as connection:
-        result = await queue.enqueue(connection, parse_recipient(to), text, key)
+        result = await queue.enqueue(connection, parse_recipient(to), text, key, typing=typing)
     return uuid.UUID(result.message["id"])
 
 
@@ -222,3 +233,71 @@ async def test_a_send_while_the_link_is_silently_down_uses_no_attempt(
     await supervisor.reconnect()  # the link is back
     message = await wait_status(database, message_id, "sent")
     assert message["attempts"] == 1 and message["error"] is None
+
+
+async def presences(supervisor: Supervisor) -> list[dict[str, Any]]:
+    actions = (await supervisor.simulate("actions", {}))["actions"]
+    return [action for action in actions if action["action"] == "presence"]
+
+
+async def test_typing_before_a_send_for_a_time_that_grows_with_the_text(
+    make_supervisor: MakeSupervisor, make_sender: MakeSender, database: Database
+) -> None:
+    supervisor = await paired(make_supervisor)
+    make_sender(supervisor, typing_cap=1.5)  # SEND_TYPING_SECONDS=1.5
+    short = await enqueue(database, "ok")
+    long = await enqueue(database, "x" * 400, to="+6282222222222")
+    silent = await enqueue(database, "no typing for this one", typing=False)
+    sent = [await wait_status(database, message_id, "sent") for message_id in (short, long, silent)]
+    shown = await presences(supervisor)
+    assert [(p["chat"], p["state"]) for p in shown] == [
+        ("6281234567890@s.whatsapp.net", "typing"),
+        ("6282222222222@s.whatsapp.net", "typing"),
+    ]
+    typed = [
+        (dt.datetime.fromisoformat(message["sent_at"]) - dt.datetime.fromisoformat(presence["at"])).total_seconds()
+        for message, presence in zip(sent, shown, strict=False)
+    ]
+    assert 1.0 <= typed[0] < 1.4  # a short text: the least that reads as typing
+    assert 1.5 <= typed[1] < 1.9  # a long one: the cap
+    assert sent[0]["typing"] is None and sent[2]["typing"] is False
+
+
+async def test_a_message_may_ask_for_typing_and_a_refused_presence_holds_nothing_back(
+    make_supervisor: MakeSupervisor, make_sender: MakeSender, database: Database
+) -> None:
+    supervisor = await paired(make_supervisor)
+    await supervisor.simulate("action_failures", {"name": "presence", "error": "rate-overlimit", "count": 1})
+    make_sender(supervisor)  # SEND_TYPING_SECONDS=0: typing only where asked
+    refused = await enqueue(database, "asked, but WhatsApp refused the presence", typing=True)
+    plain = await enqueue(database, "not asked")
+    asked = await enqueue(database, "asked", typing=True)
+    for message_id in (refused, plain, asked):
+        assert (await wait_status(database, message_id, "sent"))["attempts"] == 1
+    assert len(await presences(supervisor)) == 1  # only `asked`: `refused` went without, `plain` never asked
+
+
+async def test_a_send_that_fails_after_typing_clears_it_and_a_stop_while_typing_sends_nothing(
+    make_supervisor: MakeSupervisor, make_sender: MakeSender, database: Database
+) -> None:
+    supervisor = await paired(make_supervisor)
+    await supervisor.simulate("send_failures", {"count": 1, "permanent": True, "error": "no LID found for x"})
+    first = make_sender(supervisor, typing_cap=1.0)
+    failed = await enqueue(database, "to nobody")
+    assert (await wait_status(database, failed, "failed"))["error"] == "no LID found for x"
+    assert [p["state"] for p in await presences(supervisor)] == ["typing", "paused"]
+    await first.stop()
+
+    sender = make_sender(supervisor, typing_cap=20.0)
+    waiting = await enqueue(database, "y" * 1000)
+    deadline = time.monotonic() + 10
+    while len(await presences(supervisor)) < 3:  # the sender is typing (for 20 s)
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
+    assert (await wait_status(database, waiting, "sending"))["attempts"] == 1
+    started = time.monotonic()
+    await sender.stop()
+    assert time.monotonic() - started < 1.0  # the typing pause ends at once
+    message = await wait_status(database, waiting, "queued")
+    assert message["attempts"] == 0 and message["message_id"] is None
+    assert await status_events(database, waiting) == ["sending", "queued"]

@@ -27,6 +27,18 @@ ROUTES = [
     ("POST", "/api/simulator/disconnect"),
     ("POST", "/api/simulator/crash"),
     ("POST", "/api/simulator/hang"),
+    ("POST", "/api/simulator/actions"),
+    ("POST", "/api/simulator/action_failures"),
+    ("POST", "/api/chats/+6281234567890/read"),
+    ("POST", "/api/chats/+6281234567890/presence"),
+    ("POST", "/api/contacts/check"),
+    ("GET", "/api/groups"),
+    ("GET", "/api/groups/120363021234567890@g.us"),
+    ("POST", "/api/simulator/groups"),
+    ("POST", "/api/messages/3EB0A/reaction"),
+    ("PATCH", "/api/messages/9b1c2d3e-4f50-4a6b-8c7d-0e1f2a3b4c5d"),
+    ("DELETE", "/api/messages/9b1c2d3e-4f50-4a6b-8c7d-0e1f2a3b4c5d"),
+    ("POST", "/api/simulator/numbers"),
 ]
 
 

@@ -88,6 +88,20 @@ async def test_idempotency(client: httpx.AsyncClient) -> None:
     assert [item["id"] for item in listed.json()["items"]] == [first.json()["id"]]
 
 
+async def test_a_message_may_ask_for_typing(client: httpx.AsyncClient) -> None:
+    headers = {**AUTH, "Idempotency-Key": "typing-1"}
+    body = {"to": "+6281234567890", "text": "Thanks!", "typing": True}
+    first = await client.post("/api/messages", headers=headers, json=body)
+    assert first.status_code == 202 and first.json()["typing"] is True
+    assert (await client.post("/api/messages", headers=headers, json=body)).json()["id"] == first.json()["id"]
+    other = await client.post("/api/messages", headers=headers, json={**body, "typing": False})
+    assert other.status_code == 409  # typing is part of the request
+    plain = await client.post("/api/messages", headers=AUTH, json={"to": "+6281234567890", "text": "hi"})
+    assert plain.json()["typing"] is None  # as SEND_TYPING_SECONDS says
+    wrong = await client.post("/api/messages", headers=AUTH, json={**body, "typing": "yes"})
+    assert wrong.status_code == 422 and "'typing' must be true or false" in wrong.json()["detail"]
+
+
 async def test_cancel_and_list_by_status_with_paging(client: httpx.AsyncClient) -> None:
     ids = []
     for n in range(5):
@@ -96,7 +110,7 @@ async def test_cancel_and_list_by_status_with_paging(client: httpx.AsyncClient) 
     cancelled = await client.delete(f"/api/messages/{ids[0]}", headers=AUTH)
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     twice = await client.delete(f"/api/messages/{ids[0]}", headers=AUTH)
-    assert twice.status_code == 409 and "only a queued message" in twice.json()["detail"]
+    assert twice.status_code == 409 and "this one is cancelled" in twice.json()["detail"]
     assert (await client.delete(f"/api/messages/{uuid.uuid4()}", headers=AUTH)).status_code == 404
     assert (await client.get("/api/messages/not-a-uuid", headers=AUTH)).status_code == 404
 

@@ -10,12 +10,20 @@ import httpx
 from starlette.routing import Route
 
 from app.phone import normalise_phone, parse_recipient
-from app.web import api, messages_api, simulator_api, webhooks_api
+from app.web import api, chats_api, contacts_api, groups_api, messages_api, simulator_api, webhooks_api
 from app.web.endpoint import Operation
 from app.web.openapi import openapi_document
 from tests.processes import BASE_ENV
 
-ROUTES = [*api.ROUTES, *simulator_api.ROUTES, *messages_api.ROUTES, *webhooks_api.ROUTES]
+ROUTES = [
+    *api.ROUTES,
+    *simulator_api.ROUTES,
+    *messages_api.ROUTES,
+    *chats_api.ROUTES,
+    *contacts_api.ROUTES,
+    *groups_api.ROUTES,
+    *webhooks_api.ROUTES,
+]
 
 
 async def test_every_api_route_is_described_from_its_operation(client: httpx.AsyncClient) -> None:
@@ -76,6 +84,17 @@ async def test_answers_are_documented_as_sent(client: httpx.AsyncClient) -> None
         schemas["Status"]["properties"]
     )
     assert "from" in schemas["TransitionEntry"]["properties"] and "import" in schemas["AuthStoreStatus"]["properties"]
+
+
+async def test_actions_on_chats_are_documented_with_examples(client: httpx.AsyncClient) -> None:
+    document = (await client.get("/api/openapi.json")).json()
+    read = document["paths"]["/api/chats/{chat}/read"]["post"]
+    chat = next(parameter for parameter in read["parameters"] if parameter["name"] == "chat")
+    assert "@g.us" in chat["schema"]["examples"][-1]
+    assert {"200", "404", "409", "422"} <= set(read["responses"])
+    assert [status for status in read["responses"] if status >= "500"] == ["503"]  # only the database's, as everywhere
+    body = document["components"]["schemas"]["MarkRead"]["properties"]["message_ids"]
+    assert body["maxItems"] == 100 and body["examples"]
 
 
 async def test_the_documented_examples_are_accepted(client: httpx.AsyncClient) -> None:

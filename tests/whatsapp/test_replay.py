@@ -20,8 +20,9 @@ from app.incoming.store import IncomingOptions, MessageStore
 from app.sending import queue
 from app.session.policy import Policy
 from app.session.states import State
-from app.session.supervisor import Supervisor
+from app.session.supervisor import SessionError, Supervisor
 from app.webhooks.dispatcher import Dispatcher
+from app.whatsapp import protocol
 from app.whatsapp.protocol import WorkerSettings
 from tests.session.conftest import wait_state, wait_trail
 from tests.webhooks.conftest import FAST as DELIVERY
@@ -59,7 +60,9 @@ class Gateway:
     def calls_file(self) -> Path:
         return self.directory / "calls.jsonl"
 
-    def start(self, lines: list[dict[str, Any]], header: dict[str, Any] | None = None) -> Supervisor:
+    def start(
+        self, lines: list[dict[str, Any]], header: dict[str, Any] | None = None, reject_calls: bool = False
+    ) -> Supervisor:
         path = self.directory / f"replay-{len(self.supervisors)}.jsonl"
         with path.open("w") as file:
             for item in [header if header is not None else ME, *lines]:
@@ -67,7 +70,11 @@ class Gateway:
         supervisor = Supervisor(
             database=self.database,
             worker=WorkerSettings(
-                "replay", self.database_url, replay_file=str(path), replay_calls=str(self.calls_file)
+                "replay",
+                self.database_url,
+                replay_file=str(path),
+                replay_calls=str(self.calls_file),
+                reject_calls=reject_calls,
             ),
             heartbeat_interval=30.0,
             incoming=self.store.take,
@@ -254,3 +261,147 @@ async def test_sends_to_groups_and_lids_and_a_permanent_group_error(gateway: Gat
     assert sent["message_id"].startswith("3EB0")
     sends = [call for call in gateway.calls() if call["call"] == "send_message"]
     assert [call["to"] for call in sends] == [group, f"{corpus.LID.User}@lid"]
+
+
+async def test_read_receipts_go_to_neonizes_mark_read_with_its_own_types(gateway: Gateway) -> None:
+    header = {**ME, "call_errors": {"mark_read": ["info query returned status 403: forbidden"]}}
+    supervisor = gateway.start([replay_line(corpus.connected())], header)
+    await wait_state(supervisor, State.CONNECTED)
+    group = f"{corpus.GROUP.User}@g.us"
+    member = "6281234567890@s.whatsapp.net"
+    with pytest.raises(SessionError) as refused:  # the first call fails as the header says, for good
+        await supervisor.command(protocol.MARK_READ, {"chat": group, "sender": member, "message_ids": ["A1"]})
+    assert refused.value.status == 422 and "403" in str(refused.value)
+    answer = await supervisor.command(
+        protocol.MARK_READ, {"chat": group, "sender": member, "message_ids": ["A1", "A2"]}
+    )
+    assert answer == {"chat": group, "message_ids": ["A1", "A2"]}
+    marks = [call for call in gateway.calls() if call["call"] == "mark_read"]
+    expected = {"call": "mark_read", "message_ids": ["A1", "A2"], "chat": group, "sender": member, "receipt": "READ"}
+    assert marks[-1] == expected and len(marks) == 2
+
+
+async def test_presence_goes_to_neonizes_send_chat_presence_with_its_enums(gateway: Gateway) -> None:
+    supervisor = gateway.start([replay_line(corpus.connected())])
+    await wait_state(supervisor, State.CONNECTED)
+    contact = "6281234567890@s.whatsapp.net"
+    for state in ("typing", "recording", "paused"):
+        await supervisor.send_presence(contact, state)
+    calls = [call for call in gateway.calls() if call["call"] == "send_chat_presence"]
+    assert [(call["jid"], call["state"], call["media"]) for call in calls] == [
+        (contact, "CHAT_PRESENCE_COMPOSING", "CHAT_PRESENCE_MEDIA_TEXT"),
+        (contact, "CHAT_PRESENCE_COMPOSING", "CHAT_PRESENCE_MEDIA_AUDIO"),
+        (contact, "CHAT_PRESENCE_PAUSED", "CHAT_PRESENCE_MEDIA_TEXT"),
+    ]
+
+
+async def test_number_checks_go_to_neonizes_is_on_whatsapp(gateway: Gateway) -> None:
+    header = {
+        **ME,
+        "on_whatsapp": {"+6281234567890": "6281234567890@s.whatsapp.net"},
+        "call_errors": {"is_on_whatsapp": ["info query returned status 429: rate-overlimit"]},
+    }
+    supervisor = gateway.start([replay_line(corpus.connected())], header)
+    await wait_state(supervisor, State.CONNECTED)
+    phones = ["+6281234567890", "+6289999999999"]
+    with pytest.raises(SessionError) as limited:
+        await supervisor.command(protocol.CHECK_NUMBERS, {"phones": phones})
+    assert limited.value.status == 429
+    answer = await supervisor.command(protocol.CHECK_NUMBERS, {"phones": phones})
+    assert answer["results"] == [
+        {"phone": "+6281234567890", "on_whatsapp": True, "jid": "6281234567890@s.whatsapp.net"},
+        {"phone": "+6289999999999", "on_whatsapp": False, "jid": None},
+    ]
+    calls = [call for call in gateway.calls() if call["call"] == "is_on_whatsapp"]
+    assert calls == [{"call": "is_on_whatsapp", "numbers": phones}] * 2  # whatsmeow's form: '+' and digits
+
+
+async def test_reactions_edits_and_revokes_are_neonizes_own_messages(gateway: Gateway) -> None:
+    supervisor = gateway.start([replay_line(corpus.connected())])
+    await wait_state(supervisor, State.CONNECTED)
+    contact = "6281234567890@s.whatsapp.net"
+    group = f"{corpus.GROUP.User}@g.us"
+    member = "6289876543210@s.whatsapp.net"
+    actions: list[tuple[str, dict[str, Any]]] = [
+        (protocol.SEND_REACTION, {"chat": contact, "target_id": "OURS1", "sender": None, "emoji": "👍"}),
+        (protocol.SEND_REACTION, {"chat": group, "target_id": "THEIRS1", "sender": member, "emoji": ""}),
+        (protocol.EDIT_MESSAGE, {"chat": contact, "target_id": "OURS1", "text": "fixed"}),
+        (protocol.REVOKE_MESSAGE, {"chat": contact, "target_id": "OURS1", "sender": None}),
+    ]
+    for name, args in actions:
+        assert (await supervisor.send_action(name, args))["message_id"].startswith("3EB0")
+    sends = [call for call in gateway.calls() if call["call"] == "send_message"]
+    assert [call.get("reaction") or call.get("protocol") for call in sends] == [
+        {"text": "👍", "id": "OURS1", "chat": contact, "from_me": True, "participant": None},
+        {"text": "", "id": "THEIRS1", "chat": group, "from_me": False, "participant": member},
+        {"type": "MESSAGE_EDIT", "text": "fixed", "id": "OURS1", "chat": contact, "from_me": True, "participant": None},
+        {"type": "REVOKE", "text": None, "id": "OURS1", "chat": contact, "from_me": True, "participant": None},
+    ]
+    assert [call["to"] for call in sends] == [contact, group, contact, contact]
+    reactions = [call for call in gateway.calls() if call["call"] == "build_reaction"]
+    assert reactions[0]["sender"] == "15550001111@s.whatsapp.net"  # our own JID, without the device
+
+
+async def test_groups_come_from_neonizes_group_info(gateway: Gateway) -> None:
+    group = f"{corpus.GROUP.User}@g.us"
+    header = {
+        **ME,
+        "groups": [
+            {
+                "jid": group,
+                "name": "Toko Maju staff",
+                "created": 1700000000,
+                "participants": [
+                    {"jid": "15550001111@s.whatsapp.net", "admin": True},
+                    {"jid": "123456789012345@lid", "phone": "+6281234567890"},
+                ],
+            }
+        ],
+    }
+    supervisor = gateway.start([replay_line(corpus.connected())], header)
+    await wait_state(supervisor, State.CONNECTED)
+    [listed] = (await supervisor.command(protocol.JOINED_GROUPS, {}))["groups"]
+    assert (listed["jid"], listed["name"], listed["participant_count"]) == (group, "Toko Maju staff", 2)
+    assert listed["created_at"].startswith("2023-11-14T22:13:20")
+    one = await supervisor.command(protocol.GROUP_INFO, {"jid": group})
+    assert [(m["jid"], m["phone"], m["is_admin"]) for m in one["participants"]] == [
+        ("15550001111@s.whatsapp.net", "+15550001111", True),
+        ("123456789012345@lid", "+6281234567890", False),  # a LID member: the phone from whatsmeow's PhoneNumber
+    ]
+    with pytest.raises(SessionError) as refused:
+        await supervisor.command(protocol.GROUP_INFO, {"jid": "120363029999999999@g.us"})
+    assert refused.value.status == 422 and "not participating" in str(refused.value)
+    calls = [call for call in gateway.calls() if call["call"].startswith("get_")]
+    assert calls[-1] == {"call": "get_group_info", "jid": "120363029999999999@g.us"}
+
+
+async def test_mentions_go_as_whatsapps_mentioned_jids(gateway: Gateway) -> None:
+    supervisor = gateway.start([replay_line(corpus.connected())])
+    await wait_state(supervisor, State.CONNECTED)
+    group = f"{corpus.GROUP.User}@g.us"
+    member = "6289876543210@s.whatsapp.net"
+    await supervisor.send_text(group, "@6289876543210 halo", mentions=[member])
+    await supervisor.send_text(group, "@6289876543210 no mention")
+    sends = [call for call in gateway.calls() if call["call"] == "send_message"]
+    assert [(call["text"], call["mentions"]) for call in sends] == [
+        ("@6289876543210 halo", [member]),  # an extendedTextMessage with contextInfo.mentionedJID
+        ("@6289876543210 no mention", None),  # a plain conversation: nobody mentioned
+    ]
+
+
+async def test_reject_calls_declines_through_neonizes_reject_call(gateway: Gateway) -> None:
+    voice = corpus.call_offer_voice()
+    voice.basicCallMeta.callID = "CALLVOICE"
+    header = {**ME, "call_errors": {"reject_call": ["rejecting call: server returned error 500"]}}
+    lines = [replay_line(corpus.connected()), replay_line(voice), replay_line(corpus.call_offer_video())]
+    supervisor = gateway.start(lines, header, reject_calls=True)
+    await wait_state(supervisor, State.CONNECTED)
+    got = await gateway.until(lambda got: len([item for item in got if item.type == "call.received"]) == 2)
+    calls = {item.data["call_id"]: item.data for item in got if item.type == "call.received"}
+    assert calls["CALLVOICE"]["rejected"] is False  # neonize raised: the call rings on, and the event says so
+    assert calls["CALL0123456789ABCDEF"]["rejected"] is True
+    declined = [call for call in gateway.calls() if call["call"] == "reject_call"]
+    assert declined == [
+        {"call": "reject_call", "call_from": f"{corpus.LID.User}@lid", "call_id": "CALLVOICE"},  # the creator as sent
+        {"call": "reject_call", "call_from": "6281234567890@s.whatsapp.net", "call_id": "CALL0123456789ABCDEF"},
+    ]
