@@ -40,6 +40,26 @@ async def senders(connection: Any, chat: str, message_ids: list[str], is_group: 
     return Senders(by_sender, unknown, own)
 
 
+# A chat's messages received up to one of them, newest first: "read up to here". Rows are numbered in the order they
+# arrived (the store writes each batch in arrival order), so the id orders them, also within one batch.
+RECEIVED_UP_TO = """
+WITH mark AS (
+    SELECT max(id) AS id FROM incoming_messages
+    WHERE chat = $1 AND message_id = $2 AND event_type = 'message.received'
+)
+SELECT message_id FROM incoming_messages, mark
+WHERE chat = $1 AND event_type = 'message.received' AND incoming_messages.id <= mark.id
+ORDER BY incoming_messages.id DESC LIMIT $3
+"""
+
+
+async def received_up_to(connection: Any, chat: str, message_id: str, limit: int) -> list[str]:
+    """The ids of the latest `limit` messages received in `chat` up to and including `message_id`, oldest first;
+    empty if that message was not received (stored) here."""
+    rows = await connection.fetch(RECEIVED_UP_TO, chat, message_id, limit)
+    return [row["message_id"] for row in reversed(rows)]
+
+
 MESSAGE = """
 SELECT DISTINCT chat, sender_jid, is_from_me FROM incoming_messages
 WHERE message_id = $1 AND event_type IN ('message.received', 'message.from_me')

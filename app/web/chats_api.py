@@ -11,7 +11,15 @@ from starlette.responses import Response
 from app.incoming import lookup
 from app.phone import InvalidPhone, Recipient, parse_recipient
 from app.web.endpoint import Operation, Reply, api, reply
-from app.web.models import RECIPIENT_EXAMPLES, RECIPIENT_FORMS, MarkedRead, MarkRead, Presence, SetPresence
+from app.web.models import (
+    MAX_READ_IDS,
+    RECIPIENT_EXAMPLES,
+    RECIPIENT_FORMS,
+    MarkedRead,
+    MarkRead,
+    Presence,
+    SetPresence,
+)
 from app.web.state import state
 from app.whatsapp import protocol
 
@@ -32,7 +40,13 @@ async def mark_read(request: Request, body: MarkRead) -> Response:
     chat = chat_of(request)
     services = state(request)
     async with services["database"].connection() as connection:
-        found = await lookup.senders(connection, chat.jid, list(body.message_ids), chat.is_group)
+        if body.up_to is not None:
+            ids = await lookup.received_up_to(connection, chat.jid, body.up_to, MAX_READ_IDS)
+            if not ids:
+                raise HTTPException(404, f"no message received in this chat with id {body.up_to}")
+        else:
+            ids = list(body.message_ids or ())
+        found = await lookup.senders(connection, chat.jid, ids, chat.is_group)
     if found.own:
         raise HTTPException(422, f"sent by this account, nothing to mark read: {', '.join(found.own)}")
     if found.unknown:
@@ -59,7 +73,7 @@ ROUTES = [
             "Mark messages received in a chat as read (the sender sees blue ticks)",
             {
                 200: Reply("WhatsApp took the read receipts", MarkedRead),
-                404: Reply("a group message that was never received here (its sender is unknown)"),
+                404: Reply("a group message (or the `up_to` message) that was never received here"),
                 409: Reply(NOT_NOW),
                 422: Reply(REFUSED),
                 429: Reply(LIMITED),

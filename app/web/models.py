@@ -270,14 +270,28 @@ WhatsAppId = Annotated[
 
 class MarkRead(Body):
     message_ids: Annotated[
-        list[WhatsAppId],
+        list[WhatsAppId] | None,
         Field(
             min_length=1,
             max_length=MAX_READ_IDS,
             description=f"a list of 1 to {MAX_READ_IDS} ids of messages received in this chat (message_id)",
             examples=[["3EB0C431D5F1A2B3C4D5", "3EB0C431D5F1A2B3C4D6"]],
         ),
-    ]
+    ] = None
+    up_to: Annotated[
+        WhatsAppId | None,
+        Field(
+            description=f"the id of a message received in this chat: it and the messages received before it (the "
+            f"latest {MAX_READ_IDS}) are marked read; instead of message_ids",
+            examples=["3EB0C431D5F1A2B3C4D6"],
+        ),
+    ] = None
+
+    @model_validator(mode="after")
+    def one_way(self) -> MarkRead:
+        if (self.message_ids is None) == (self.up_to is None):
+            raise ValueError("give either 'message_ids' or 'up_to' (a message id), not both and not neither")
+        return self
 
 
 class MarkedRead(Answer):

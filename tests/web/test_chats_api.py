@@ -74,6 +74,21 @@ async def test_read_receipts_name_each_sender(linked: httpx.AsyncClient) -> None
     ]
 
 
+async def test_read_up_to_a_message_marks_it_and_those_before_it(linked: httpx.AsyncClient) -> None:
+    first = await incoming(linked, **{"from": CONTACT, "text": "satu"})
+    second = await incoming(linked, **{"from": CONTACT, "text": "dua"})
+    elsewhere = await incoming(linked, **{"from": MEMBER, "text": "another chat"})
+    later = await incoming(linked, **{"from": CONTACT, "text": "tiga"})
+    read = await linked.post(f"/api/chats/{CONTACT}/read", headers=AUTH, json={"up_to": second})
+    assert read.status_code == 200
+    assert read.json() == {"chat": CONTACT_JID, "message_ids": [first, second], "receipts": 1}  # not `later`
+    marked = [action for action in await server_actions(linked) if action["action"] == "mark_read"]
+    assert [action["message_ids"] for action in marked] == [[first, second]]
+    assert elsewhere not in marked[0]["message_ids"] and later not in marked[0]["message_ids"]
+    unknown = await linked.post(f"/api/chats/{CONTACT}/read", headers=AUTH, json={"up_to": elsewhere})
+    assert unknown.status_code == 404 and elsewhere in unknown.json()["detail"]  # received, but in another chat
+
+
 async def test_what_cannot_be_marked_read_is_refused_with_a_reason(linked: httpx.AsyncClient) -> None:
     unknown = await linked.post(f"/api/chats/{GROUP}/read", headers=AUTH, json={"message_ids": ["3EB0NEVER"]})
     assert unknown.status_code == 404 and "3EB0NEVER" in unknown.json()["detail"]
@@ -86,7 +101,8 @@ async def test_what_cannot_be_marked_read_is_refused_with_a_reason(linked: httpx
         ({"message_ids": []}, "'message_ids' must be a list of 1 to 100"),
         ({"message_ids": ["x"] * 101}, "'message_ids' must be a list of 1 to 100"),
         ({"message_ids": [""]}, "message_ids.0"),
-        ({}, "'message_ids'"),
+        ({}, "either 'message_ids' or 'up_to'"),
+        ({"message_ids": ["x"], "up_to": "x"}, "not both"),
     ]:
         answer = await linked.post(f"/api/chats/{CONTACT}/read", headers=AUTH, json=body)
         assert answer.status_code == 422 and words in answer.json()["detail"], (body, answer.text)
