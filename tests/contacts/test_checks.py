@@ -16,7 +16,7 @@ from app.session.supervisor import SessionError
 from app.whatsapp import protocol
 from tests.processes import TOKEN
 from tests.session.conftest import wait_state
-from tests.web.conftest import ClientFactory, state_of
+from tests.web.conftest import ClientFactory, linked_app, state_of
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 ON = "+6281111111111"
@@ -25,10 +25,7 @@ ABSENT = "+6282222222222"
 
 @pytest.fixture
 async def linked(app_client: ClientFactory) -> AsyncIterator[httpx.AsyncClient]:
-    async with app_client(CHECK_CACHE_DAYS="3") as client:
-        await wait_state(state_of(client)["supervisor"], State.PAIRING)
-        assert (await client.post("/api/simulator/pair", headers=AUTH, json={})).status_code == 202
-        await wait_state(state_of(client)["supervisor"], State.CONNECTED)
+    async with linked_app(app_client, CHECK_CACHE_DAYS="3") as client:
         assert (await client.post("/api/simulator/numbers", headers=AUTH, json={"absent": [ABSENT]})).status_code == 202
         yield client
 

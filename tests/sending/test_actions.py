@@ -12,10 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from app.session.states import State
 from tests.processes import TOKEN
-from tests.session.conftest import wait_state
-from tests.web.conftest import ClientFactory, state_of
+from tests.web.conftest import ClientFactory, linked_app, state_of
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 CONTACT = "+6281111111111"
@@ -25,10 +23,7 @@ GROUP = "120363021234567890@g.us"
 
 @pytest.fixture
 async def linked(app_client: ClientFactory) -> AsyncIterator[httpx.AsyncClient]:
-    async with app_client(SEND_MIN_INTERVAL="0") as client:
-        await wait_state(state_of(client)["supervisor"], State.PAIRING)
-        assert (await client.post("/api/simulator/pair", headers=AUTH, json={})).status_code == 202
-        await wait_state(state_of(client)["supervisor"], State.CONNECTED)
+    async with linked_app(app_client, SEND_MIN_INTERVAL="0") as client:
         yield client
 
 

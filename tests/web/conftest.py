@@ -14,9 +14,11 @@ from starlette.types import Receive, Scope, Send
 
 from app.asgi import behind_router
 from app.main import create_app
+from app.session.states import State
 from app.settings import Settings, load_settings
 from app.web.state import AppState
-from tests.processes import BASE_ENV
+from tests.processes import BASE_ENV, TOKEN
+from tests.session.conftest import wait_state
 from tests.webhooks.conftest import receiver  # a real receiver, for the webhook API's tests
 
 __all__ = ["receiver"]  # re-exported as a fixture; the rest is imported by name
@@ -69,3 +71,17 @@ def app_client(database_url: str, monkeypatch: pytest.MonkeyPatch) -> ClientFact
 async def client(app_client: ClientFactory) -> AsyncIterator[httpx.AsyncClient]:
     async with app_client() as http:
         yield http
+
+
+@asynccontextmanager
+async def linked_app(app_client: ClientFactory, **env: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The app (with `env` set) whose simulated account is linked and connected."""
+    async with app_client(**env) as client:
+        supervisor = state_of(client)["supervisor"]
+        await wait_state(supervisor, State.PAIRING)
+        paired = await client.post(
+            "/api/simulator/pair", headers={"Authorization": f"Bearer {TOKEN}"}, json={"phone": "+6281234567890"}
+        )
+        assert paired.status_code == 202, paired.text
+        await wait_state(supervisor, State.CONNECTED)
+        yield client

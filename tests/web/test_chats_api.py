@@ -14,7 +14,7 @@ import pytest
 from app.session.states import State
 from tests.processes import TOKEN
 from tests.session.conftest import wait_state
-from tests.web.conftest import ClientFactory, state_of
+from tests.web.conftest import ClientFactory, linked_app, state_of
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 CONTACT = "+6281111111111"
@@ -25,11 +25,7 @@ GROUP = "120363021234567890@g.us"
 
 @pytest.fixture
 async def linked(app_client: ClientFactory) -> AsyncIterator[httpx.AsyncClient]:
-    async with app_client() as client:
-        await wait_state(state_of(client)["supervisor"], State.PAIRING)
-        paired = await client.post("/api/simulator/pair", headers=AUTH, json={"phone": "+6281234567890"})
-        assert paired.status_code == 202
-        await wait_state(state_of(client)["supervisor"], State.CONNECTED)
+    async with linked_app(app_client) as client:
         yield client
 
 

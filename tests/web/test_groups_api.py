@@ -13,7 +13,7 @@ import pytest
 from app.session.states import State
 from tests.processes import TOKEN
 from tests.session.conftest import wait_state
-from tests.web.conftest import ClientFactory, state_of
+from tests.web.conftest import ClientFactory, linked_app, state_of
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 GROUP = "120363021234567890@g.us"
@@ -33,10 +33,7 @@ GROUPS = {
 
 @pytest.fixture
 async def linked(app_client: ClientFactory) -> AsyncIterator[httpx.AsyncClient]:
-    async with app_client(SEND_MIN_INTERVAL="0") as client:
-        await wait_state(state_of(client)["supervisor"], State.PAIRING)
-        assert (await client.post("/api/simulator/pair", headers=AUTH, json={})).status_code == 202
-        await wait_state(state_of(client)["supervisor"], State.CONNECTED)
+    async with linked_app(app_client, SEND_MIN_INTERVAL="0") as client:
         assert (await client.post("/api/simulator/groups", headers=AUTH, json=GROUPS)).status_code == 202
         yield client
 
