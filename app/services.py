@@ -126,7 +126,9 @@ class Services:
         reply = queue.declined_call_reply(settings.reject_calls_message) if settings.reject_calls_message else None
         self.store = MessageStore(self.database, receipt_hook=queue.receipt_hook, options=options, call_hook=reply)
         self.store.start()
-        self.retention = Retention(self.database, settings.message_retention_days)
+        self.retention = Retention(
+            self.database, settings.message_retention_days, media_days=settings.media_retention_days
+        )
         self.retention.start()
         if settings.webhook_urls:
             assert settings.webhook_secret, "settings require WEBHOOK_SECRET with WEBHOOK_URL"

@@ -72,6 +72,8 @@ class Settings:
     check_cache_days: int = 7  # CHECK_CACHE_DAYS: how long an answer of POST /api/contacts/check is reused
     reject_calls: bool = False  # REJECT_CALLS: decline incoming calls
     reject_calls_message: str | None = None  # REJECT_CALLS_MESSAGE: then queue this text to the caller
+    media_max_bytes: int = 16 * 1024 * 1024  # MEDIA_MAX_BYTES: a larger incoming file is not downloaded
+    media_retention_days: int = 30  # MEDIA_RETENTION_DAYS: stored media older than this is deleted
 
     def secrets(self) -> list[str]:
         """Values that must never appear in logs, pages or webhook bodies."""
@@ -240,6 +242,9 @@ def load_settings() -> Settings:
     worker_max_rss_mb = env.int("WORKER_MAX_RSS_MB", 300, validate=_between(100, 65536))
     message_retention_days = env.int("MESSAGE_RETENTION_DAYS", 30, validate=_between(1, 3650))
     check_cache_days = env.int("CHECK_CACHE_DAYS", 7, validate=_between(1, 365))
+    # WhatsApp itself caps documents at 2 GB; a file is held whole in memory once (the store's bytea parameter).
+    media_max_bytes = env.int("MEDIA_MAX_BYTES", 16 * 1024 * 1024, validate=_between(1, 512 * 1024 * 1024))
+    media_retention_days = env.int("MEDIA_RETENTION_DAYS", 30, validate=_between(1, 3650))
     metrics_token = env.str("METRICS_TOKEN", None, validate=Length(min=16, error="must be at least 16 characters"))
     database_url = env.database_url("DATABASE_URL", None)
     backend = env.choice("WHATSAPP_BACKEND", None, fallback="neonize", choices=BACKENDS)
@@ -317,6 +322,8 @@ def load_settings() -> Settings:
         check_cache_days=check_cache_days,
         reject_calls=reject_calls,
         reject_calls_message=reject_calls_message,
+        media_max_bytes=media_max_bytes,
+        media_retention_days=media_retention_days,
         metrics_token=metrics_token.strip() if metrics_token else None,
         dyno=dyno,
         replay_calls=replay_calls,

@@ -207,6 +207,19 @@ def test_message_retention_days(monkeypatch: pytest.MonkeyPatch) -> None:
     assert set(caught.value.problems) == {"MESSAGE_RETENTION_DAYS"}
 
 
+def test_media_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings()
+    assert (settings.media_max_bytes, settings.media_retention_days) == (16 * 1024 * 1024, 30)
+    monkeypatch.setenv("MEDIA_MAX_BYTES", "1000")
+    monkeypatch.setenv("MEDIA_RETENTION_DAYS", "3")
+    assert (load_settings().media_max_bytes, load_settings().media_retention_days) == (1000, 3)
+    monkeypatch.setenv("MEDIA_MAX_BYTES", "0")
+    monkeypatch.setenv("MEDIA_RETENTION_DAYS", "forever")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert set(caught.value.problems) == {"MEDIA_MAX_BYTES", "MEDIA_RETENTION_DAYS"}
+
+
 def test_metrics_token(monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_settings().metrics_token is None
     monkeypatch.setenv("METRICS_TOKEN", "scrape-token-0123456789")

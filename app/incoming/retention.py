@@ -1,5 +1,6 @@
 """Retention of incoming events: rows of `incoming_messages` and `message_receipts` older than
-MESSAGE_RETENTION_DAYS are deleted in bounded batches by a small hourly loop.
+MESSAGE_RETENTION_DAYS, and stored media older than MEDIA_RETENTION_DAYS, are deleted in bounded batches by a small
+hourly loop.
 
 Nothing references these rows (webhook events and deliveries are their own rows, pruned by the dispatcher), so a
 deletion never touches what is still to be delivered. Each batch is its own short statement: a large backlog (the
@@ -15,6 +16,7 @@ import logging
 import asyncpg
 
 from app.db.database import UNAVAILABLE, Database, describe
+from app.media import store as media
 from app.observability import report
 from app.tasks import LongTask
 from app.times import utcnow
@@ -53,9 +55,13 @@ class Retention:
     """Every `interval` seconds, deletes expired incoming events and receipts in batches of `batch` until fewer than
     `batch` remain. Postgres being away costs one pass (logged); the next pass catches up."""
 
-    def __init__(self, database: Database, days: int, *, interval: float = INTERVAL, batch: int = BATCH) -> None:
+    def __init__(
+        self, database: Database, days: int, *, media_days: int | None = None, interval: float = INTERVAL,
+        batch: int = BATCH,
+    ) -> None:  # fmt: skip
         self.database = database
         self.retention = dt.timedelta(days=days)
+        self.media_retention = dt.timedelta(days=days if media_days is None else media_days)
         self.interval = interval
         self.batch = batch
         self.deleted = 0  # rows deleted by this process
@@ -74,9 +80,13 @@ class Retention:
 
     async def run_once(self) -> int:
         """One pass: delete everything expired, batch by batch; return how many rows."""
-        older_than = utcnow() - self.retention
+        now = utcnow()
         total = 0
-        for delete in (delete_expired, delete_expired_receipts):
+        for delete, older_than in (
+            (delete_expired, now - self.retention),
+            (delete_expired_receipts, now - self.retention),
+            (media.delete_expired, now - self.media_retention),
+        ):
             while True:
                 async with self.database.connection() as connection:
                     deleted = await delete(connection, older_than, self.batch)
@@ -107,7 +117,7 @@ class Retention:
                 self.last_error = None
                 self.deleted += deleted
                 if deleted:
-                    log.info("deleted %d incoming messages and receipts older than %s", deleted, self.retention)
+                    log.info("deleted %d expired incoming messages, receipts and media", deleted)
             async with self._passed:
                 self.passes += 1
                 self._passed.notify_all()

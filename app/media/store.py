@@ -1,0 +1,66 @@
+"""The `media` table: the bytes of incoming media with what describes them, stored by the message store in the
+transaction of their message, read by the media routes, and deleted after MEDIA_RETENTION_DAYS."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+
+import asyncpg
+
+
+@dataclasses.dataclass(frozen=True)
+class Media:
+    id: uuid.UUID
+    chat: str
+    message_id: str
+    mimetype: str
+    size: int
+    sha256: str
+    file_name: str | None
+    created_at: dt.datetime
+
+
+INSERT = """
+INSERT INTO media (id, chat, message_id, mimetype, size, sha256, file_name, bytes)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (chat, message_id) DO UPDATE SET chat = EXCLUDED.chat
+RETURNING id"""
+
+
+async def save(
+    connection: asyncpg.Connection, *, chat: str, message_id: str, mimetype: str, sha256: str,
+    file_name: str | None, data: bytes,
+) -> uuid.UUID:  # fmt: skip
+    """Store one file of a message; a message stored again (redelivered) keeps its first copy. Its id."""
+    media_id: uuid.UUID = await connection.fetchval(
+        INSERT, uuid.uuid4(), chat, message_id, mimetype, len(data), sha256, file_name, data
+    )
+    return media_id
+
+
+SELECT = "SELECT id, chat, message_id, mimetype, size, sha256, file_name, created_at FROM media WHERE id = $1"
+SELECT_BYTES = "SELECT bytes FROM media WHERE id = $1"
+
+
+async def find(connection: asyncpg.Connection, media_id: uuid.UUID) -> Media | None:
+    """What describes one file (not its bytes), or None if there is none (never stored, or deleted)."""
+    row = await connection.fetchrow(SELECT, media_id)
+    return Media(**dict(row)) if row else None
+
+
+async def content(connection: asyncpg.Connection, media_id: uuid.UUID) -> bytes | None:
+    """The bytes of one file, or None."""
+    data: bytes | None = await connection.fetchval(SELECT_BYTES, media_id)
+    return data
+
+
+DELETE_EXPIRED = """
+DELETE FROM media WHERE id IN (SELECT id FROM media WHERE created_at < $1 ORDER BY created_at LIMIT $2)"""
+
+
+async def delete_expired(connection: asyncpg.Connection, older_than: dt.datetime, limit: int) -> int:
+    """Delete at most `limit` files stored before `older_than`, oldest first; return how many."""
+    tag: str = await connection.execute(DELETE_EXPIRED, older_than, limit)
+    return int(tag.rsplit(" ", 1)[-1])

@@ -1,0 +1,5 @@
+"""Media tests use the webhook tests' database fixture."""
+
+from tests.webhooks.conftest import database
+
+__all__ = ["database"]
