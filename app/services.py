@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +43,7 @@ DISPATCHER_BUDGET = 8.0  # meanwhile, in parallel: webhook requests in flight fi
 POOL_CLOSE_BUDGET = 2.0
 
 
-def worker_settings(settings: Settings) -> WorkerSettings:
+def worker_settings(settings: Settings, media_dir: str | None = None) -> WorkerSettings:
     """What a worker process is told of the settings (its first frame); it reads nothing from the environment."""
     assert settings.database_url, "the database URL is resolved before the app is created"
     return WorkerSettings(
@@ -56,6 +58,8 @@ def worker_settings(settings: Settings) -> WorkerSettings:
         replay_file=str(settings.replay_file.resolve()) if settings.replay_file else None,
         replay_calls=str(settings.replay_calls.resolve()) if settings.replay_calls else None,
         reject_calls=settings.reject_calls,
+        media_dir=media_dir,
+        media_max_bytes=settings.media_max_bytes,
     )
 
 
@@ -69,6 +73,7 @@ class Services:
         self.sender: Sender | None = None
         self.auth_import: dict[str, Any] | None = None  # what the import of a file-based login did at this start
         self.store: MessageStore | None = None
+        self.media_dir: str | None = None
         self.dispatcher: Dispatcher | None = None
         self.retention: Retention | None = None
         self.alerts: Alerts | None = None
@@ -122,7 +127,9 @@ class Services:
         )
         async with self.database.transaction() as connection:
             await sync_endpoints(connection, settings.webhook_urls)
-        options = IncomingOptions(status_posts=settings.webhook_status_posts)
+        # Where workers hand downloaded media over (app/whatsapp/media.py): private to this process (mkdtemp: 0700).
+        self.media_dir = tempfile.mkdtemp(prefix="whatsapp-media-")
+        options = IncomingOptions(status_posts=settings.webhook_status_posts, media_dir=self.media_dir)
         reply = queue.declined_call_reply(settings.reject_calls_message) if settings.reject_calls_message else None
         self.store = MessageStore(self.database, receipt_hook=queue.receipt_hook, options=options, call_hook=reply)
         self.store.start()
@@ -146,7 +153,7 @@ class Services:
             self.dispatcher.start()
         self.supervisor = Supervisor(
             database=self.database,
-            worker=worker_settings(settings),
+            worker=worker_settings(settings, self.media_dir),
             heartbeat_interval=settings.heartbeat_interval,
             worker_max_rss_mb=settings.worker_max_rss_mb,
             incoming=self.store.take,
@@ -195,6 +202,8 @@ class Services:
             await asyncio.gather(self._stop_session(), self._stop_dispatcher())
             if self.database is not None:
                 await self.database.close(POOL_CLOSE_BUDGET)
+            if self.media_dir is not None:  # what a killed worker wrote and nobody stored
+                shutil.rmtree(self.media_dir, ignore_errors=True)
         finally:
             flush_sentry()
             log.info("shutdown complete")

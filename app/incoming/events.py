@@ -42,14 +42,20 @@ def string_or_none(value: Any) -> str | None:
 
 
 def _media(media: Any) -> dict[str, Any] | None:
-    """The media metadata a webhook may carry; never keys, paths or hashes (they would let anyone fetch the file)."""
+    """What a webhook says of a message's media: what describes it, the stored file's id and SHA-256, or why there
+    is no file (`error`); never WhatsApp's media keys or CDN path, nor the bytes."""
     if not isinstance(media, dict):
         return None
-    return {
+    described = {
         "mimetype": string_or_none(media.get("mimetype")),
         "size": media.get("size") if isinstance(media.get("size"), int) else None,
         "file_name": string_or_none(media.get("file_name")),
     }
+    if isinstance(media.get("id"), str):
+        return {"id": media["id"], **described, "sha256": string_or_none(media.get("sha256"))}
+    if isinstance(media.get("error"), str):
+        return {**described, "error": media["error"]}
+    return described
 
 
 def poll_of(value: Any) -> dict[str, Any] | None:

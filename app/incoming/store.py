@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import dataclasses
+import hashlib
 import itertools
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -37,6 +40,7 @@ from app.incoming.events import (
     poll_of,
     string_or_none,
 )
+from app.media import store as media_store
 from app.times import parse_time
 from app.webhooks import outbox
 from app.whatsapp import backend as events
@@ -58,9 +62,11 @@ Incoming = tuple[str, dict[str, Any]]
 
 @dataclasses.dataclass(frozen=True)
 class IncomingOptions:
-    """What the operator opted into (Settings): WEBHOOK_STATUS_POSTS stores contacts' status posts as events."""
+    """What the operator opted into (Settings): WEBHOOK_STATUS_POSTS stores contacts' status posts as events; and
+    the folder of downloaded media."""
 
     status_posts: bool = False
+    media_dir: str | None = None  # where workers hand downloaded media over; a file named outside it is never read
 
 
 # One statement per batch of events of any kind: the new ones (a redelivered event hits the unique key and is skipped,
@@ -204,6 +210,31 @@ async def resolve_votes(connection: asyncpg.Connection, items: list[Incoming]) -
     return resolved
 
 
+def handed_over(data: dict[str, Any]) -> bool:
+    """Whether an item names a file of downloaded media (app/whatsapp/media.py)."""
+    media = data.get("media")
+    return isinstance(media, dict) and isinstance(media.get("file"), str)
+
+
+async def store_media(connection: asyncpg.Connection, item: dict[str, Any], folder: str | None) -> dict[str, Any]:
+    """Store the file a worker handed over into the media table (in the caller's transaction); the item's media
+    with the stored file's `id`, or with `error` if the file cannot be taken. The file is deleted after the commit."""
+    media = {key: value for key, value in item["media"].items() if key != "file"}
+    data = media_store.read_handed_over(item["media"]["file"], folder)
+    if data is None:
+        log.warning("the media file of message %s is gone or outside the media folder", item["message_id"])
+        return {**media, "error": "not stored: the downloaded file was lost"}
+    sha256 = hashlib.sha256(data).hexdigest()
+    if sha256 != media.get("sha256"):
+        return {**media, "error": "sha256 mismatch: the downloaded file is not the one the message names; not stored"}
+    mimetype = string_or_none(media.get("mimetype")) or "application/octet-stream"
+    media_id = await media_store.save(
+        connection, chat=item["chat"], message_id=item["message_id"], mimetype=mimetype, sha256=sha256,
+        file_name=string_or_none(media.get("file_name")), data=data,
+    )  # fmt: skip
+    return {**media, "id": str(media_id), "size": len(data)}
+
+
 def _row(name: str, event_type: str, item: dict[str, Any], data: dict[str, Any]) -> tuple[Any, ...]:
     """The column values of an item, in INSERT_MESSAGES's parameter order."""
     media = data.get("media") if name in (events.MESSAGE, events.STATUS_POST) else None
@@ -259,6 +290,9 @@ async def store_messages(
     if not wanted:
         return 0
     wanted = await resolve_votes(connection, await resolve_senders(connection, wanted))
+    for index, (name, item) in enumerate(wanted):
+        if handed_over(item):  # one file in memory at a time, however many the batch holds
+            wanted[index] = (name, {**item, "media": await store_media(connection, item, options.media_dir)})
     columns: list[list[Any]] = [[] for _ in range(16)]
     for name, item in wanted:
         event_type = EVENT_TYPES[name]
@@ -390,7 +424,8 @@ class MessageStore:
         declined = [data for name, data, _ in batch if name == events.CALL and data.get("rejected")]
         if self.call_hook is None:
             declined = []
-        if all(name != events.RECEIPT for name, _, _ in batch) and not declined:
+        media = any(handed_over(data) for _, data, _ in batch)
+        if all(name != events.RECEIPT for name, _, _ in batch) and not declined and not media:
             # The usual case: one statement, atomic on its own, so one round trip instead of three.
             async with self.database.connection() as connection:
                 await store_messages(connection, [(name, data) for name, data, _ in batch], self.options)
@@ -409,6 +444,9 @@ class MessageStore:
 
     @staticmethod
     def _acknowledge(batch: list[Item]) -> None:
-        for _, _, stored in batch:
+        for _, data, stored in batch:
+            if handed_over(data):  # committed: the bytes are in the media table now
+                with contextlib.suppress(OSError):
+                    os.unlink(data["media"]["file"])
             if stored is not None:
                 stored()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import uuid
 
 import asyncpg
@@ -64,3 +65,18 @@ async def delete_expired(connection: asyncpg.Connection, older_than: dt.datetime
     """Delete at most `limit` files stored before `older_than`, oldest first; return how many."""
     tag: str = await connection.execute(DELETE_EXPIRED, older_than, limit)
     return int(tag.rsplit(" ", 1)[-1])
+
+
+def read_handed_over(path: str, folder: str | None) -> bytes | None:
+    """The bytes of a file a worker wrote into `folder` (the web process's private media folder), or None if it is
+    gone or is not directly in that folder: a path from the worker's channel is never trusted further than that."""
+    if folder is None:
+        return None
+    real = os.path.realpath(path)
+    if os.path.dirname(real) != os.path.realpath(folder):
+        return None
+    try:
+        with open(real, "rb") as file:
+            return file.read()
+    except OSError:
+        return None

@@ -30,9 +30,9 @@ PUMP_ENDED = "pump_ended"  # {"detail": str}: the library stopped handing events
 # What WhatsApp gave us: these travel on their own path to the message store (app/whatsapp/intake.py), never through
 # the supervisor. Every one carries, where it applies: message_id, chat, from ('+<digits>' or None), sender_jid,
 # push_name, timestamp (ISO-8601), is_group, is_from_me, raw (base64 of the serialized waE2E.Message, or None).
-MESSAGE = (
-    "message"  # + type, text, media {mimetype, size, file_name} | None, poll {question, options, selectable_count}
-)
+MESSAGE = "message"  # + type, text, media | None, poll {question, options, selectable_count}
+# A MESSAGE's media: {mimetype, size, file_name} and, once the worker tried to download it, either `file` (the path of
+# the bytes in the parent's media folder) and `sha256` (hex), or `error` (why there is no content).
 STATUS_POST = "status_post"  # a contact's status (status@broadcast) or a newsletter post; same fields as MESSAGE
 EDITED = "edited"  # + target_id, text: the sender changed the text of message target_id
 DELETED = "deleted"  # + target_id: the sender deleted message target_id for everyone
@@ -68,6 +68,8 @@ class Backend(abc.ABC):
     what WhatsApp gave us goes through `intake`, which holds the library back while too much is unstored."""
 
     reject_calls = False  # REJECT_CALLS: decline every incoming call as it arrives (set by the worker)
+    media_dir: str | None = None  # where downloaded media is handed to the parent (app/whatsapp/media.py)
+    media_max_bytes = 16 * 1024 * 1024  # MEDIA_MAX_BYTES: a larger file is not downloaded
 
     def __init__(self, database_url: str, emit: Emit, intake: Intake) -> None:
         self.database_url = database_url

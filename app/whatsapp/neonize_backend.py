@@ -26,6 +26,7 @@ from app.whatsapp.backend import (
     CONNECTED,
     DISCONNECTED,
     LOGGED_OUT,
+    MESSAGE,
     OUTDATED,
     PAIRING_EXPIRED,
     PRESENCE_STATES,
@@ -39,6 +40,7 @@ from app.whatsapp.backend import (
     Emit,
 )
 from app.whatsapp.intake import Intake
+from app.whatsapp.media import failed, hand_over, too_large
 from app.whatsapp.neonize_mapping import (
     call_offer_to_dict,
     command_error,
@@ -48,6 +50,7 @@ from app.whatsapp.neonize_mapping import (
     iso_utc,
     jid_to_str,
     logged_out_to_dict,
+    media_content,
     needs_phone_lookup,
     pair_status_to_event,
     pairing_failure,
@@ -449,7 +452,31 @@ class NeonizeBackend(Backend):
             data["from"] = await self._phone_of_lid(lid)
         if "selected_hashes" in data:
             data["selected_hashes"] = await self._poll_vote(ev)
+        if name == MESSAGE and data.get("media") is not None:
+            data["media"] = await self._download(ev, data["media"])
         return name, data
+
+    async def _download(self, ev: Any, media: dict[str, Any]) -> dict[str, Any]:
+        """Download a message's media with neonize's download_any (from the whole message, media keys included) and
+        hand it to the parent (app/whatsapp/media.py). Any failure is the media's `error`: the message still goes.
+
+        On the one task that handles events, so messages stay in order; a download holds the next events back for
+        as long as it takes (seconds for a large file), as the intake window does while Postgres is slow."""
+        found = media_content(ev)
+        if found is None:
+            return failed(media, "download failed: the message names no media to download")
+        content, body = found
+        if (problem := too_large(media.get("size"), self.media_max_bytes)) is not None:
+            return failed(media, problem)
+        try:
+            async with self._ffi_lock:  # Stop() must not delete the client under a download
+                if self._stopping:
+                    return failed(media, "download failed: the worker was stopping")
+                data = await self._client.download_any(content)
+        except Exception as error:  # neonize's DownloadError (expired CDN copy, 404, bad MAC) and the like
+            log.warning("media of message %s could not be downloaded: %s", ev.Info.ID, short(error))
+            return failed(media, f"download failed: {short(error)}")
+        return hand_over(media, bytes(data or b""), bytes(body.fileSHA256), self.media_dir, self.media_max_bytes)
 
     async def _phone_of_lid(self, lid: str) -> str | None:
         """whatsmeow's LID map (get_pn_from_lid); None when it does not know the phone number."""

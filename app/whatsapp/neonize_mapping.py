@@ -262,6 +262,23 @@ def _media(kind: str, body: Any) -> dict[str, Any] | None:
     }
 
 
+# The media fields whatsmeow's DownloadAny looks at; a round video (ptvMessage) is a VideoMessage it downloads as one.
+DOWNLOAD_FIELDS = {"ptvMessage": "videoMessage"}
+
+
+def media_content(ev: Any) -> tuple[Any, Any] | None:
+    """(a waE2E Message holding only the media, for neonize's download_any; the media body with its fileSHA256) of a
+    Message event, or None if it carries no media. Containers (ephemeral, view-once, ...) are taken off first."""
+    content = unwrap(ev.Message)
+    for field, kind in CONTENT_TYPES:
+        if kind in MEDIA_TYPES and _has(content, field):
+            body = getattr(content, field)
+            message = type(content)()
+            getattr(message, DOWNLOAD_FIELDS.get(field, field)).CopyFrom(body)
+            return message, body
+    return None
+
+
 def _poll(kind: str, body: Any) -> dict[str, Any] | None:
     if kind != "poll":
         return None

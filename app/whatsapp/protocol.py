@@ -67,6 +67,8 @@ class WorkerSettings:
     replay_file: str | None = None  # WHATSAPP_BACKEND=replay: the neonize events to feed
     replay_calls: str | None = None  # replay: where the client records the calls it was given (tests read them)
     reject_calls: bool = False  # REJECT_CALLS: decline incoming calls as they arrive
+    media_dir: str | None = None  # the parent's private folder where the worker writes downloaded media
+    media_max_bytes: int = 16 * 1024 * 1024  # MEDIA_MAX_BYTES
 
     def frame(self) -> dict[str, Any]:
         return {"type": SETTINGS, "settings": dataclasses.asdict(self)}

@@ -16,7 +16,8 @@ keys only a real device has), `"send_errors": ["text", ...]` (the next sends fai
 `"call_errors": {"mark_read": ["text", ...], ...}` (the next calls of that name fail with these) and
 `"on_whatsapp": {"+<digits>": "<jid>", ...}` (the numbers is_on_whatsapp finds; any other is not on WhatsApp) and
 `"groups": [{"jid", "name", "topic"?, "participants": [{"jid", "phone"?, "admin"?}]}]` (the account's groups; any
-other group is one it does not take part in).
+other group is one it does not take part in) and `"downloads": {"<directPath of the media>": "<file>"}` (what
+download_any answers for media with that CDN path, from a file; any other fails as an expired CDN copy does).
 
 Every event goes through the same checks Go's side makes: an event Go could not marshal (a required field unset, as
 neonize leaves `Receipt.Type` for receipts it cannot map) ends the event pump with Go's error text, and the events
@@ -331,6 +332,23 @@ class ReplayClient:
         if names is None:
             raise self._nz.NeonizeError(f"failed to decrypt poll vote {message_id}")
         return self._nz.e2e.PollVoteMessage(selectedOptions=[hashlib.sha256(str(n).encode()).digest() for n in names])
+
+    async def download_any(self, message: Any, path: str | None = None) -> bytes | None:
+        # neonize's own signature: the waE2E Message holding the media; with `path`, the bytes are written there.
+        from neonize.exc import DownloadError
+
+        body = next((value for field, value in message.ListFields() if hasattr(value, "directPath")), None)
+        direct_path = str(body.directPath) if body is not None else ""
+        self._record("download_any", direct_path=direct_path)
+        self._fail_if_told("download_any")
+        source = (self.header.get("downloads") or {}).get(direct_path)
+        if source is None:
+            raise DownloadError("download failed with status code 404")  # whatsmeow's text for an expired CDN copy
+        data = await asyncio.to_thread(Path(source).read_bytes)
+        if path:
+            await asyncio.to_thread(Path(path).write_bytes, data)
+            return None
+        return data
 
     async def PairPhone(self, phone: str, **_options: Any) -> str:
         self._record("pair_phone", phone=phone)

@@ -34,8 +34,10 @@ from app.db.database import CONNECTION_ERRORS, describe
 from app.phone import group_jid
 from app.times import utcnow
 from app.whatsapp import backend as events
+from app.whatsapp import samples
 from app.whatsapp.backend import WHATSAPP_QR_SECONDS, Backend, BackendError, Emit
 from app.whatsapp.intake import Intake
+from app.whatsapp.media import failed, hand_over, too_large
 
 log = logging.getLogger(__name__)
 
@@ -206,12 +208,33 @@ class SimulatorBackend(Backend):
                     data = json.loads(row["data"])
                     if row["name"] == events.CALL:  # declined as the offer arrives, as the neonize backend does
                         data["rejected"] = self._reject(data) if self.reject_calls else False
+                    if row["name"] == events.MESSAGE:  # media is downloaded as it arrives, as the neonize backend does
+                        data["media"] = self._download(data)
                     await self.intake.deliver(str(row["name"]), data)
                     taken.append(row["id"])
                 await self._server(DELETE_TAKEN, taken)
         except CONNECTION_ERRORS as error:
             # The server is still holding them; the next connection (or worker) takes them.
             log.warning("simulated server unreachable: %s", describe(error))
+
+    def _download(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        """The media of a simulated message, "downloaded": a generated file of its type (app/whatsapp/samples.py),
+        with what the sender gave (`media`: mimetype, file_name, and a `size` that, over MEDIA_MAX_BYTES, stands for
+        a file too large to download), handed to the parent like the neonize backend's."""
+        given_media = message.get("media")
+        found = samples.sample(str(message.get("type")))
+        if found is None:
+            return given_media if isinstance(given_media, dict) else None
+        data, mimetype, file_name = found
+        given: dict[str, Any] = given_media if isinstance(given_media, dict) else {}
+        media = {
+            "mimetype": given.get("mimetype") or mimetype,
+            "size": given.get("size") if isinstance(given.get("size"), int) else len(data),
+            "file_name": given.get("file_name") or file_name,
+        }
+        if (problem := too_large(media["size"], self.media_max_bytes)) is not None:
+            return failed(media, problem)
+        return hand_over(media, data, hashlib.sha256(data).digest(), self.media_dir, self.media_max_bytes)
 
     async def _accept(self, items: list[tuple[str, dict[str, Any]]]) -> None:
         """The simulated server takes items for the device; it hands them over while the device is connected."""

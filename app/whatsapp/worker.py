@@ -186,6 +186,8 @@ async def serve(fd: int) -> None:
         loop.add_signal_handler(signum, lambda: None)
     backend = make_backend(settings, worker.emit, worker.intake)
     backend.reject_calls = settings.reject_calls
+    backend.media_dir = settings.media_dir
+    backend.media_max_bytes = settings.media_max_bytes
     await worker.run(backend)
     writer.close()
 

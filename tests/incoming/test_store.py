@@ -98,7 +98,11 @@ async def test_media_and_group_messages_carry_their_metadata(session: Supervisor
     await session.simulate("incoming", {"from": SENDER, "type": "hologram", "text": None, "group": "120363000000001"})
     document, other = await events_of(database, "message.received", 2)
     assert document["type"] == "document" and document["text"] == "the invoice"
-    assert document["media"] == {"mimetype": "application/pdf", "size": 52311, "file_name": "invoice.pdf"}
+    # This store was given no media folder: the file cannot be handed over, and the event says so.
+    assert document["media"] == {
+        "mimetype": "application/pdf", "size": 52311, "file_name": "invoice.pdf",
+        "error": "not stored: the worker was given no folder for media",
+    }  # fmt: skip
     assert other["type"] == "other" and other["text"] is None
     assert other["chat"] == "120363000000001@g.us" and other["is_group"] is True and other["from"] == SENDER
 

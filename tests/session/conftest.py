@@ -36,12 +36,19 @@ def simulator_supervisor(
     heartbeat: float = 30.0,
     qr_seconds: str = "60,20",
     policy: Policy = FAST,
+    media_dir: str | None = None,
+    media_max_bytes: int = 16 * 1024 * 1024,
 ) -> Supervisor:
-    """A started supervisor whose workers run the simulator; `incoming` is where their messages go (a store)."""
+    """A started supervisor whose workers run the simulator; `incoming` is where their messages go (a store), and
+    downloaded media is handed over in `media_dir`."""
     supervisor = Supervisor(
         database=database,
         worker=WorkerSettings(
-            "simulator", database_url, simulator_qr_seconds=tuple(float(part) for part in qr_seconds.split(","))
+            "simulator",
+            database_url,
+            simulator_qr_seconds=tuple(float(part) for part in qr_seconds.split(",")),
+            media_dir=media_dir,
+            media_max_bytes=media_max_bytes,
         ),
         heartbeat_interval=heartbeat,
         incoming=incoming,

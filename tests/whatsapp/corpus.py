@@ -157,6 +157,13 @@ def voice_note() -> Any:
     return message_event(E2E.Message(audioMessage=body))
 
 
+def unwrap_content(message: Any) -> Any:
+    """The Message inside a documentWithCaptionMessage (or the message itself): where the media body is."""
+    if message.HasField("documentWithCaptionMessage"):
+        return message.documentWithCaptionMessage.message
+    return message
+
+
 def document_with_caption() -> Any:
     """The raw shape: documentWithCaptionMessage{message{documentMessage}} (whatsmeow would unwrap it)."""
     document = E2E.DocumentMessage(

@@ -7,7 +7,9 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
+import hashlib
 import json
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -17,12 +19,13 @@ import pytest
 from app.db.database import Database
 from app.errors import WhatsAppError
 from app.incoming.store import IncomingOptions, MessageStore
+from app.media import store as media_store
 from app.sending import queue
 from app.session.policy import Policy
 from app.session.states import State
 from app.session.supervisor import SessionError, Supervisor
 from app.webhooks.dispatcher import Dispatcher
-from app.whatsapp import protocol
+from app.whatsapp import protocol, samples
 from app.whatsapp.protocol import WorkerSettings
 from tests.session.conftest import wait_state, wait_trail
 from tests.webhooks.conftest import FAST as DELIVERY
@@ -57,11 +60,19 @@ class Gateway:
     supervisors: list[Supervisor] = dataclasses.field(default_factory=list)
 
     @property
+    def media_dir(self) -> Path:
+        return self.directory / "media"
+
+    @property
     def calls_file(self) -> Path:
         return self.directory / "calls.jsonl"
 
     def start(
-        self, lines: list[dict[str, Any]], header: dict[str, Any] | None = None, reject_calls: bool = False
+        self,
+        lines: list[dict[str, Any]],
+        header: dict[str, Any] | None = None,
+        reject_calls: bool = False,
+        media_max_bytes: int = 16 * 1024 * 1024,
     ) -> Supervisor:
         path = self.directory / f"replay-{len(self.supervisors)}.jsonl"
         with path.open("w") as file:
@@ -75,6 +86,8 @@ class Gateway:
                 replay_file=str(path),
                 replay_calls=str(self.calls_file),
                 reject_calls=reject_calls,
+                media_dir=str(self.media_dir),
+                media_max_bytes=media_max_bytes,
             ),
             heartbeat_interval=30.0,
             incoming=self.store.take,
@@ -98,7 +111,9 @@ async def gateway(database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
     database = await Database.open(database_url, max_size=10)
     receiver = Receiver().start()
     await use_endpoints(database, receiver.url)
-    store = MessageStore(database, receipt_hook=queue.receipt_hook, options=IncomingOptions())
+    (tmp_path / "media").mkdir(mode=0o700)
+    options = IncomingOptions(media_dir=str(tmp_path / "media"))
+    store = MessageStore(database, receipt_hook=queue.receipt_hook, options=options)
     store.start()
     dispatcher = Dispatcher(database, database_url, SECRET, policy=DELIVERY, poll_interval=1.0, timeout=5.0)
     dispatcher.start()
@@ -405,3 +420,50 @@ async def test_reject_calls_declines_through_neonizes_reject_call(gateway: Gatew
         {"call": "reject_call", "call_from": f"{corpus.LID.User}@lid", "call_id": "CALLVOICE"},  # the creator as sent
         {"call": "reject_call", "call_from": "6281234567890@s.whatsapp.net", "call_id": "CALL0123456789ABCDEF"},
     ]
+
+
+def with_media(event: Any, field: str, direct_path: str, data: bytes | None = None, size: int | None = None) -> Any:
+    """A corpus media message whose CDN path and SHA-256 (of `data`) name a file of the replay's `downloads`."""
+    body = getattr(corpus.unwrap_content(event.Message), field)
+    body.directPath = direct_path
+    if data is not None:
+        body.fileSHA256 = hashlib.sha256(data).digest()
+        body.fileLength = len(data)
+    if size is not None:
+        body.fileLength = size
+    return event
+
+
+async def test_media_is_downloaded_with_neonizes_download_any_and_checked(gateway: Gateway) -> None:
+    png, pdf = samples.png(), samples.pdf()
+    (gateway.directory / "cat.png").write_bytes(png)
+    (gateway.directory / "tampered.pdf").write_bytes(pdf + b"tampered")
+    header = {
+        **ME,
+        "downloads": {"/ok": str(gateway.directory / "cat.png"), "/bad": str(gateway.directory / "tampered.pdf")},
+    }
+    lines = [
+        replay_line(corpus.connected()),
+        line(with_media(corpus.image(), "imageMessage", "/ok", png), "IMG_OK"),
+        line(with_media(corpus.document_with_caption(), "documentMessage", "/bad", pdf), "DOC_BAD"),
+        line(with_media(corpus.voice_note(), "audioMessage", "/gone", size=3000), "VOICE_GONE"),
+        line(with_media(corpus.video(), "videoMessage", "/big", size=5000), "VIDEO_BIG"),
+        line(corpus.text(), "LAST"),
+    ]
+    supervisor = gateway.start(lines, header, media_max_bytes=4000)
+    await wait_state(supervisor, State.CONNECTED)
+    got = by_id(await gateway.until(lambda got: ("message.received", "LAST") in by_id(got)))
+    image = got["message.received", "IMG_OK"]["media"]
+    assert image["sha256"] == hashlib.sha256(png).hexdigest() and image["size"] == len(png)
+    async with gateway.database.connection() as connection:
+        assert await media_store.content(connection, uuid.UUID(image["id"])) == png
+        assert await connection.fetchval("SELECT count(*) FROM media") == 1
+    document = got["message.received", "DOC_BAD"]
+    assert document["text"] == "the report" and document["media"]["error"].startswith("sha256 mismatch")
+    voice = got["message.received", "VOICE_GONE"]["media"]
+    assert voice["error"] == "download failed: download failed with status code 404" and "id" not in voice
+    video = got["message.received", "VIDEO_BIG"]["media"]
+    assert "over MEDIA_MAX_BYTES (4000 bytes)" in video["error"]
+    downloads = [call["direct_path"] for call in gateway.calls() if call["call"] == "download_any"]
+    assert downloads == ["/ok", "/bad", "/gone"]  # the video was too large to ask for
+    assert list(gateway.media_dir.iterdir()) == []
