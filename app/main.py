@@ -16,7 +16,18 @@ from starlette.staticfiles import StaticFiles
 from app.db.database import start_failure
 from app.services import Services
 from app.settings import Settings
-from app.web import api, chats_api, contacts_api, groups_api, login, messages_api, page, simulator_api, webhooks_api
+from app.web import (
+    api,
+    chats_api,
+    contacts_api,
+    groups_api,
+    login,
+    media_api,
+    messages_api,
+    page,
+    simulator_api,
+    webhooks_api,
+)
 from app.web.body import RequestBodyMiddleware
 from app.web.cookie import CookieSessions
 from app.web.errors import EXCEPTION_HANDLERS, InternalErrorMiddleware
@@ -79,6 +90,7 @@ def create_app(settings: Settings, *, banner: str | None = None) -> Starlette:
                 login_throttle=login_throttle,
                 metrics=metrics,
                 number_checker=services.number_checker,
+                media_links=services.media_links,
             )
         finally:
             await services.stop()
@@ -101,6 +113,7 @@ def create_app(settings: Settings, *, banner: str | None = None) -> Starlette:
             *chats_api.ROUTES,
             *contacts_api.ROUTES,
             *groups_api.ROUTES,
+            *media_api.ROUTES,
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         middleware=[

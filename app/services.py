@@ -20,6 +20,7 @@ from app.errors import DatabaseUnavailable
 from app.incoming.autoread import AutoReader
 from app.incoming.retention import Retention
 from app.incoming.store import IncomingOptions, MessageStore
+from app.media.links import MediaLinks
 from app.observability import flush_sentry, name_process
 from app.sending import queue
 from app.sending.sender import Sender
@@ -74,6 +75,7 @@ class Services:
         self.auth_import: dict[str, Any] | None = None  # what the import of a file-based login did at this start
         self.store: MessageStore | None = None
         self.media_dir: str | None = None
+        self.media_links: MediaLinks | None = None
         self.dispatcher: Dispatcher | None = None
         self.retention: Retention | None = None
         self.alerts: Alerts | None = None
@@ -129,7 +131,11 @@ class Services:
             await sync_endpoints(connection, settings.webhook_urls)
         # Where workers hand downloaded media over (app/whatsapp/media.py): private to this process (mkdtemp: 0700).
         self.media_dir = tempfile.mkdtemp(prefix="whatsapp-media-")
-        options = IncomingOptions(status_posts=settings.webhook_status_posts, media_dir=self.media_dir)
+        if settings.secret_key:  # signs the links to stored media in webhook events and checks them at GET /media
+            self.media_links = MediaLinks(settings.secret_key, settings.media_url_ttl, settings.public_url)
+        options = IncomingOptions(
+            status_posts=settings.webhook_status_posts, media_dir=self.media_dir, links=self.media_links
+        )
         reply = queue.declined_call_reply(settings.reject_calls_message) if settings.reject_calls_message else None
         self.store = MessageStore(self.database, receipt_hook=queue.receipt_hook, options=options, call_hook=reply)
         self.store.start()

@@ -74,6 +74,8 @@ class Settings:
     reject_calls_message: str | None = None  # REJECT_CALLS_MESSAGE: then queue this text to the caller
     media_max_bytes: int = 16 * 1024 * 1024  # MEDIA_MAX_BYTES: a larger incoming file is not downloaded
     media_retention_days: int = 30  # MEDIA_RETENTION_DAYS: stored media older than this is deleted
+    media_url_ttl: int = 7 * 86400  # MEDIA_URL_TTL: seconds a webhook's signed media link stays valid
+    public_url: str | None = None  # PUBLIC_URL: this app's address, so webhook media links are absolute
 
     def secrets(self) -> list[str]:
         """Values that must never appear in logs, pages or webhook bodies."""
@@ -180,6 +182,16 @@ def _alert_url(value: str | None) -> str | None:
     return url
 
 
+def _public_url(value: str | None) -> str | None:
+    url = _text(value)
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise EnvError("must be this app's http:// or https:// address, without query (https://gateway.example.com)")
+    return url.rstrip("/")
+
+
 def _qr_seconds(value: str | None) -> tuple[float, ...]:
     text = _text(value)
     if text is None:
@@ -218,6 +230,7 @@ def _env() -> Env:
         ("webhook_urls", _webhook_urls),
         ("alert_url", _alert_url),
         ("qr_seconds", _qr_seconds),
+        ("public_url", _public_url),
         ("calls_file", _calls_file),
         ("runtime_dir", _runtime_dir),
     ):
@@ -245,6 +258,8 @@ def load_settings() -> Settings:
     # WhatsApp itself caps documents at 2 GB; a file is held whole in memory once (the store's bytea parameter).
     media_max_bytes = env.int("MEDIA_MAX_BYTES", 16 * 1024 * 1024, validate=_between(1, 512 * 1024 * 1024))
     media_retention_days = env.int("MEDIA_RETENTION_DAYS", 30, validate=_between(1, 3650))
+    media_url_ttl = env.int("MEDIA_URL_TTL", 7 * 86400, validate=_between(60, 365 * 86400))
+    public_url = env.public_url("PUBLIC_URL", None)
     metrics_token = env.str("METRICS_TOKEN", None, validate=Length(min=16, error="must be at least 16 characters"))
     database_url = env.database_url("DATABASE_URL", None)
     backend = env.choice("WHATSAPP_BACKEND", None, fallback="neonize", choices=BACKENDS)
@@ -324,6 +339,8 @@ def load_settings() -> Settings:
         reject_calls_message=reject_calls_message,
         media_max_bytes=media_max_bytes,
         media_retention_days=media_retention_days,
+        media_url_ttl=media_url_ttl,
+        public_url=public_url,
         metrics_token=metrics_token.strip() if metrics_token else None,
         dyno=dyno,
         replay_calls=replay_calls,

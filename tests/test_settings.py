@@ -220,6 +220,24 @@ def test_media_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert set(caught.value.problems) == {"MEDIA_MAX_BYTES", "MEDIA_RETENTION_DAYS"}
 
 
+def test_media_links_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings()
+    assert (settings.media_url_ttl, settings.public_url) == (7 * 86400, None)
+    monkeypatch.setenv("MEDIA_URL_TTL", "3600")
+    monkeypatch.setenv("PUBLIC_URL", "https://gateway.example.com/")
+    assert (load_settings().media_url_ttl, load_settings().public_url) == (3600, "https://gateway.example.com")
+    monkeypatch.setenv("MEDIA_URL_TTL", "10")
+    monkeypatch.setenv("PUBLIC_URL", "gateway.example.com")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert set(caught.value.problems) == {"MEDIA_URL_TTL", "PUBLIC_URL"}
+    monkeypatch.setenv("MEDIA_URL_TTL", "60")
+    monkeypatch.setenv("PUBLIC_URL", "https://gateway.example.com/?x=1")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert set(caught.value.problems) == {"PUBLIC_URL"}
+
+
 def test_metrics_token(monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_settings().metrics_token is None
     monkeypatch.setenv("METRICS_TOKEN", "scrape-token-0123456789")

@@ -52,7 +52,9 @@ def _media(media: Any) -> dict[str, Any] | None:
         "file_name": string_or_none(media.get("file_name")),
     }
     if isinstance(media.get("id"), str):
-        return {"id": media["id"], **described, "sha256": string_or_none(media.get("sha256"))}
+        # `url`: a signed, expiring link to this app (app/media/links.py); null without SECRET_KEY.
+        url = string_or_none(media.get("url"))
+        return {"id": media["id"], **described, "sha256": string_or_none(media.get("sha256")), "url": url}
     if isinstance(media.get("error"), str):
         return {**described, "error": media["error"]}
     return described

@@ -41,6 +41,7 @@ from app.incoming.events import (
     string_or_none,
 )
 from app.media import store as media_store
+from app.media.links import MediaLinks
 from app.times import parse_time
 from app.webhooks import outbox
 from app.whatsapp import backend as events
@@ -67,6 +68,7 @@ class IncomingOptions:
 
     status_posts: bool = False
     media_dir: str | None = None  # where workers hand downloaded media over; a file named outside it is never read
+    links: MediaLinks | None = None  # signs the `url` of stored media in webhook events (needs SECRET_KEY)
 
 
 # One statement per batch of events of any kind: the new ones (a redelivered event hits the unique key and is skipped,
@@ -292,7 +294,10 @@ async def store_messages(
     wanted = await resolve_votes(connection, await resolve_senders(connection, wanted))
     for index, (name, item) in enumerate(wanted):
         if handed_over(item):  # one file in memory at a time, however many the batch holds
-            wanted[index] = (name, {**item, "media": await store_media(connection, item, options.media_dir)})
+            media = await store_media(connection, item, options.media_dir)
+            if "id" in media:
+                media["url"] = options.links.url(media["id"]) if options.links is not None else None
+            wanted[index] = (name, {**item, "media": media})
     columns: list[list[Any]] = [[] for _ in range(16)]
     for name, item in wanted:
         event_type = EVENT_TYPES[name]

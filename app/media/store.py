@@ -80,3 +80,12 @@ def read_handed_over(path: str, folder: str | None) -> bytes | None:
             return file.read()
     except OSError:
         return None
+
+
+SELECT_SERVED = "SELECT mimetype, file_name, bytes FROM media WHERE id = $1"
+
+
+async def served(connection: asyncpg.Connection, media_id: uuid.UUID) -> tuple[str, str | None, bytes] | None:
+    """(mimetype, file name, bytes) of one file, for the media routes; None if there is none."""
+    row = await connection.fetchrow(SELECT_SERVED, media_id)
+    return (row["mimetype"], row["file_name"], row["bytes"]) if row else None

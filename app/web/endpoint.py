@@ -29,6 +29,7 @@ class Reply:
     model: type[BaseModel] | None = None
     headers: Mapping[str, str] = dataclasses.field(default_factory=dict)  # name -> description
     links: Mapping[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # OpenAPI links to other routes
+    content: str | None = None  # bytes of this media type ("*/*": any) instead of a JSON model
 
 
 @dataclasses.dataclass(frozen=True)

@@ -94,6 +94,8 @@ def response(reply: Reply, refs: dict[Any, dict[str, Any]]) -> dict[str, Any]:
         "description": reply.description,
         "content": {JSON: {"schema": refs[model, "serialization"]}},
     }
+    if reply.content is not None:
+        answer["content"] = {reply.content: {"schema": {"type": "string", "format": "binary"}}}
     if reply.headers:
         answer["headers"] = {
             name: {"description": text or name, "schema": {"type": "string"}} for name, text in reply.headers.items()

@@ -11,6 +11,7 @@ from starlette.requests import HTTPConnection
 if TYPE_CHECKING:
     from app.contacts.checks import NumberChecker
     from app.db.database import Database
+    from app.media.links import MediaLinks
     from app.sending.sender import Sender
     from app.services import Services
     from app.session.supervisor import Supervisor
@@ -32,6 +33,7 @@ class AppState(TypedDict):
     cookie_sessions: CookieSessions
     login_throttle: LoginThrottle
     metrics: Metrics  # the app's own Prometheus registry (GET /metrics)
+    media_links: MediaLinks | None  # checks the signed links to stored media (None without SECRET_KEY)
 
 
 def state(connection: HTTPConnection) -> AppState:
