@@ -15,11 +15,10 @@ import pytest
 from app.db.database import Database
 from app.incoming.store import IncomingOptions, MessageStore
 from app.media import store as media_store
-from app.session.states import State
 from app.session.supervisor import Supervisor
 from app.whatsapp import samples
 from tests.incoming.test_store import SENDER, events_of
-from tests.session.conftest import simulator_supervisor, wait_state
+from tests.session.conftest import linked_supervisor
 
 LIMIT = 1000  # bytes: the sample PNG and PDF fit, the one-second Ogg does not
 
@@ -43,16 +42,9 @@ async def store(database: Database, media_dir: Path) -> AsyncIterator[MessageSto
 async def session(
     database: Database, database_url: str, store: MessageStore, media_dir: Path
 ) -> AsyncIterator[Supervisor]:
-    supervisor = simulator_supervisor(
-        database, database_url, incoming=store.take, media_dir=str(media_dir), media_max_bytes=LIMIT
-    )
-    try:
-        await wait_state(supervisor, State.PAIRING)
-        await supervisor.simulate("pair", {"phone": "+6281234567890", "push_name": "Toko Maju"})
-        await wait_state(supervisor, State.CONNECTED)
+    options = {"incoming": store.take, "media_dir": str(media_dir), "media_max_bytes": LIMIT}
+    async with linked_supervisor(database, database_url, **options) as supervisor:
         yield supervisor
-    finally:
-        await supervisor.stop()
 
 
 async def test_media_is_downloaded_stored_with_its_message_and_the_file_removed(

@@ -16,10 +16,9 @@ from app.db.database import Database
 from app.db.embedded import EmbeddedPostgres
 from app.db.migrations import migrate_url
 from app.incoming.store import MessageStore
-from app.session.states import State
 from app.session.supervisor import Supervisor
 from app.settings import resolve_database_url
-from tests.session.conftest import simulator_supervisor, wait_state
+from tests.session.conftest import linked_supervisor
 from tests.webhooks.conftest import MakeDispatcher, signed_correctly, use_endpoints
 from tests.webhooks.receiver import Receiver
 
@@ -38,14 +37,8 @@ async def store(database: Database) -> AsyncIterator[MessageStore]:
 @pytest.fixture
 async def session(database: Database, database_url: str, store: MessageStore) -> AsyncIterator[Supervisor]:
     """A supervisor whose simulated account is linked, its workers' incoming items going to `store`."""
-    supervisor = simulator_supervisor(database, database_url, incoming=store.take)
-    try:
-        await wait_state(supervisor, State.PAIRING)
-        await supervisor.simulate("pair", {"phone": "+6281234567890", "push_name": "Toko Maju"})
-        await wait_state(supervisor, State.CONNECTED)
+    async with linked_supervisor(database, database_url, incoming=store.take) as supervisor:
         yield supervisor
-    finally:
-        await supervisor.stop()
 
 
 async def events_of(database: Database, event_type: str, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
@@ -56,6 +57,20 @@ def simulator_supervisor(
     )
     supervisor.start()
     return supervisor
+
+
+@contextlib.asynccontextmanager
+async def linked_supervisor(database: Database, database_url: str, **options: Any) -> AsyncIterator[Supervisor]:
+    """A simulator supervisor (`options` as `simulator_supervisor` takes them) whose account is linked, until the
+    block ends."""
+    supervisor = simulator_supervisor(database, database_url, **options)
+    try:
+        await wait_state(supervisor, State.PAIRING)
+        await supervisor.simulate("pair", {"phone": "+6281234567890", "push_name": "Toko Maju"})
+        await wait_state(supervisor, State.CONNECTED)
+        yield supervisor
+    finally:
+        await supervisor.stop()
 
 
 @pytest.fixture
