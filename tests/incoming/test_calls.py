@@ -75,6 +75,11 @@ async def test_calls_are_declined_and_the_caller_gets_the_message_once(app_clien
             assert (await call(client, receiver, "CALL2"))["rejected"] is False
             body = {"from": CALLER, "type": "call", "message_id": "CALL1"}  # the same offer again
             assert (await client.post("/api/simulator/incoming", headers=AUTH, json=body)).status_code == 202
+            # The simulated server takes it in its own time: the next failure must not be spent on it.
+            deadline = time.monotonic() + 15
+            while len(await actions(client, "reject_call")) < 2:
+                assert time.monotonic() < deadline, "the repeated offer was never declined"
+                await asyncio.sleep(0.05)
             assert (await client.post("/api/simulator/action_failures", headers=AUTH, json=failing)).status_code == 202
             assert (await call(client, receiver, "CALL4"))["rejected"] is False  # stored after the repeated CALL1
             assert [a["call_id"] for a in await actions(client, "reject_call")] == ["CALL1", "CALL1"]
