@@ -140,7 +140,10 @@ class Services:
         self.store = MessageStore(self.database, receipt_hook=queue.receipt_hook, options=options, call_hook=reply)
         self.store.start()
         self.retention = Retention(
-            self.database, settings.message_retention_days, media_days=settings.media_retention_days
+            self.database,
+            settings.message_retention_days,
+            media_days=settings.media_retention_days,
+            media_max_total=settings.media_max_total_bytes,
         )
         self.retention.start()
         if settings.webhook_urls:

@@ -74,6 +74,7 @@ class Settings:
     reject_calls_message: str | None = None  # REJECT_CALLS_MESSAGE: then queue this text to the caller
     media_max_bytes: int = 16 * 1024 * 1024  # MEDIA_MAX_BYTES: a larger incoming file is not downloaded
     media_retention_days: int = 30  # MEDIA_RETENTION_DAYS: stored media older than this is deleted
+    media_max_total_bytes: int = 1024**3  # MEDIA_MAX_TOTAL_BYTES: over this, the oldest stored files are removed first
     media_url_ttl: int = 7 * 86400  # MEDIA_URL_TTL: seconds a webhook's signed media link stays valid
     public_url: str | None = None  # PUBLIC_URL: this app's address, so webhook media links are absolute
 
@@ -258,6 +259,7 @@ def load_settings() -> Settings:
     # WhatsApp itself caps documents at 2 GB; a file is held whole in memory once (the store's bytea parameter).
     media_max_bytes = env.int("MEDIA_MAX_BYTES", 16 * 1024 * 1024, validate=_between(1, 512 * 1024 * 1024))
     media_retention_days = env.int("MEDIA_RETENTION_DAYS", 30, validate=_between(1, 3650))
+    media_max_total_bytes = env.int("MEDIA_MAX_TOTAL_BYTES", 1024**3, validate=_between(1024 * 1024, 2**50))
     media_url_ttl = env.int("MEDIA_URL_TTL", 7 * 86400, validate=_between(60, 365 * 86400))
     public_url = env.public_url("PUBLIC_URL", None)
     metrics_token = env.str("METRICS_TOKEN", None, validate=Length(min=16, error="must be at least 16 characters"))
@@ -339,6 +341,7 @@ def load_settings() -> Settings:
         reject_calls_message=reject_calls_message,
         media_max_bytes=media_max_bytes,
         media_retention_days=media_retention_days,
+        media_max_total_bytes=media_max_total_bytes,
         media_url_ttl=media_url_ttl,
         public_url=public_url,
         metrics_token=metrics_token.strip() if metrics_token else None,

@@ -220,6 +220,17 @@ def test_media_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert set(caught.value.problems) == {"MEDIA_MAX_BYTES", "MEDIA_RETENTION_DAYS"}
 
 
+def test_media_max_total_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().media_max_total_bytes == 1024**3
+    monkeypatch.setenv("MEDIA_MAX_TOTAL_BYTES", "5000000")
+    assert load_settings().media_max_total_bytes == 5_000_000
+    for wrong in ("1000", "a lot"):  # under 1 MB, not a number
+        monkeypatch.setenv("MEDIA_MAX_TOTAL_BYTES", wrong)
+        with pytest.raises(SettingsError) as caught:
+            load_settings()
+        assert set(caught.value.problems) == {"MEDIA_MAX_TOTAL_BYTES"}
+
+
 def test_media_links_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings()
     assert (settings.media_url_ttl, settings.public_url) == (7 * 86400, None)

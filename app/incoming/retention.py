@@ -1,6 +1,7 @@
 """Retention of incoming events: rows of `incoming_messages` and `message_receipts` older than
 MESSAGE_RETENTION_DAYS, and stored media older than MEDIA_RETENTION_DAYS, are deleted in bounded batches by a small
-hourly loop.
+hourly loop; then, while the stored media add up to more than MEDIA_MAX_TOTAL_BYTES, the oldest files' bytes are
+removed, a batch at a time (their links answer 410 Gone).
 
 Nothing references these rows (webhook events and deliveries are their own rows, pruned by the dispatcher), so a
 deletion never touches what is still to be delivered. Each batch is its own short statement: a large backlog (the
@@ -56,12 +57,13 @@ class Retention:
     `batch` remain. Postgres being away costs one pass (logged); the next pass catches up."""
 
     def __init__(
-        self, database: Database, days: int, *, media_days: int | None = None, interval: float = INTERVAL,
-        batch: int = BATCH,
+        self, database: Database, days: int, *, media_days: int | None = None, media_max_total: int | None = None,
+        interval: float = INTERVAL, batch: int = BATCH,
     ) -> None:  # fmt: skip
         self.database = database
         self.retention = dt.timedelta(days=days)
         self.media_retention = dt.timedelta(days=days if media_days is None else media_days)
+        self.media_max_total = media_max_total  # None: no cap
         self.interval = interval
         self.batch = batch
         self.deleted = 0  # rows deleted by this process
@@ -79,7 +81,7 @@ class Retention:
             self._task = None
 
     async def run_once(self) -> int:
-        """One pass: delete everything expired, batch by batch; return how many rows."""
+        """One pass: delete everything expired, then remove media over the cap, batch by batch; return how many rows."""
         now = utcnow()
         total = 0
         for delete, older_than in (
@@ -92,6 +94,13 @@ class Retention:
                     deleted = await delete(connection, older_than, self.batch)
                 total += deleted
                 if deleted < self.batch:
+                    break
+        if self.media_max_total is not None:
+            while True:
+                async with self.database.connection() as connection:
+                    removed = await media.remove_over_cap(connection, self.media_max_total, self.batch)
+                total += removed
+                if removed < self.batch:
                     break
         return total
 

@@ -1,5 +1,7 @@
 """The `media` table: the bytes of incoming media with what describes them, stored by the message store in the
-transaction of their message, read by the media routes, and deleted after MEDIA_RETENTION_DAYS."""
+transaction of their message, read by the media routes, and deleted after MEDIA_RETENTION_DAYS; the oldest files'
+bytes are removed first while the total is over MEDIA_MAX_TOTAL_BYTES (the row stays, saying why, until its days are
+up)."""
 
 from __future__ import annotations
 
@@ -82,10 +84,50 @@ def read_handed_over(path: str, folder: str | None) -> bytes | None:
         return None
 
 
-SELECT_SERVED = "SELECT mimetype, file_name, bytes FROM media WHERE id = $1"
+SELECT_SERVED = "SELECT mimetype, file_name, bytes, removed FROM media WHERE id = $1"
 
 
-async def served(connection: asyncpg.Connection, media_id: uuid.UUID) -> tuple[str, str | None, bytes] | None:
-    """(mimetype, file name, bytes) of one file, for the media routes; None if there is none."""
+@dataclasses.dataclass(frozen=True)
+class Served:
+    mimetype: str
+    file_name: str | None
+    bytes: bytes | None  # None once removed
+    removed: str | None  # why the bytes are gone
+
+
+async def served(connection: asyncpg.Connection, media_id: uuid.UUID) -> Served | None:
+    """A file for the media routes (its bytes, or why they were removed); None if there is none."""
     row = await connection.fetchrow(SELECT_SERVED, media_id)
-    return (row["mimetype"], row["file_name"], row["bytes"]) if row else None
+    return Served(**dict(row)) if row else None
+
+
+TOTAL = "SELECT coalesce(sum(size), 0) FROM media WHERE removed IS NULL"
+# The oldest kept files whose predecessors (oldest first) add up to less than `excess`: removing them (and no more)
+# brings the total to at most the cap.
+REMOVE_OLDEST = """
+WITH kept AS (
+    SELECT id, sum(size) OVER (ORDER BY created_at, id) - size AS before FROM media WHERE removed IS NULL
+)
+UPDATE media SET bytes = NULL, removed = $3
+WHERE id IN (SELECT id FROM kept WHERE before < $1 ORDER BY before LIMIT $2)"""
+
+
+def over_cap_reason(cap: int) -> str:
+    return (
+        f"removed: the stored media reached MEDIA_MAX_TOTAL_BYTES ({cap} bytes) and the oldest files are removed first"
+    )
+
+
+async def total(connection: asyncpg.Connection) -> int:
+    """The bytes of all stored (not removed) files."""
+    found: int = await connection.fetchval(TOTAL)
+    return found
+
+
+async def remove_over_cap(connection: asyncpg.Connection, cap: int, limit: int) -> int:
+    """Remove the bytes of at most `limit` files, oldest first, to bring the total to at most `cap`; how many."""
+    excess = await total(connection) - cap
+    if excess <= 0:
+        return 0
+    tag: str = await connection.execute(REMOVE_OLDEST, excess, limit, over_cap_reason(cap))
+    return int(tag.rsplit(" ", 1)[-1])

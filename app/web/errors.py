@@ -24,6 +24,7 @@ ERROR_CODES = {
     405: "method_not_allowed",
     408: "request_timeout",
     409: "conflict",
+    410: "gone",
     413: "payload_too_large",
     415: "unsupported_media_type",
     502: "bad_gateway",

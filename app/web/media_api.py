@@ -3,7 +3,8 @@ signed, expiring link a webhook event carries (app/media/links.py), for receiver
 
 Both answer the bytes with the stored mimetype, `X-Content-Type-Options: nosniff` and `Cache-Control: private`, and
 as an attachment unless the file is an image (SVG, which can carry script, is an attachment too): a file a customer
-sent can never run as a page of this app."""
+sent can never run as a page of this app. A file removed to keep the total under MEDIA_MAX_TOTAL_BYTES answers 410
+Gone with the reason in the JSON error."""
 
 from __future__ import annotations
 
@@ -41,7 +42,9 @@ async def _serve(request: Request) -> Response:
         found = await media_store.served(connection, media_id)
     if found is None:
         raise HTTPException(404, "no such media (never stored, or deleted after MEDIA_RETENTION_DAYS)")
-    mimetype, file_name, data = found
+    if found.bytes is None:
+        raise HTTPException(410, found.removed or "removed")
+    mimetype, file_name, data = found.mimetype, found.file_name, found.bytes
     headers = {
         "Content-Disposition": disposition(mimetype, file_name),
         "X-Content-Type-Options": "nosniff",
@@ -71,7 +74,10 @@ ROUTES = [
         "GET",
         Operation(
             "The bytes of a stored incoming file (an image, video, voice note, document or sticker)",
-            {200: Reply("the file, with its mimetype; an attachment unless an image", content=BINARY)},
+            {
+                200: Reply("the file, with its mimetype; an attachment unless an image", content=BINARY),
+                410: Reply("the file was removed to keep the total under MEDIA_MAX_TOTAL_BYTES; `detail` says so"),
+            },
             path=MEDIA_ID,
         ),
         media_file,

@@ -46,3 +46,41 @@ async def test_retention_deletes_media_after_its_own_days(database: Database) ->
     async with database.connection() as connection:
         assert await store.find(connection, old) is None
         assert await store.find(connection, new) is not None
+
+
+async def test_over_the_total_cap_the_oldest_files_bytes_are_removed_first_in_batches(database: Database) -> None:
+    ids = [await save(database, f"M{i}") for i in range(5)]  # 5 files of len(DATA) bytes, M0 the oldest
+    async with database.connection() as connection:
+        for age, media_id in enumerate(reversed(ids)):
+            await connection.execute(
+                "UPDATE media SET created_at = now() - $1 * interval '1 hour' WHERE id = $2", age, media_id
+            )
+    cap = 2 * len(DATA) + 1  # room for two files: the three oldest must go
+    retention = Retention(database, days=30, media_max_total=cap, batch=2)
+    assert await retention.run_once() == 3  # two batches: 2, then 1
+    assert await Retention(database, days=30, media_max_total=cap).run_once() == 0  # under the cap: nothing more
+    async with database.connection() as connection:
+        assert await store.total(connection) == 2 * len(DATA) <= cap
+        for media_id in ids[:3]:
+            served = await store.served(connection, media_id)
+            assert served is not None and served.bytes is None
+            assert served.removed == store.over_cap_reason(cap) and "MEDIA_MAX_TOTAL_BYTES" in served.removed
+            assert await store.content(connection, media_id) is None
+            assert await store.find(connection, media_id) is not None  # the row stays, for the 410
+        for media_id in ids[3:]:
+            assert await store.content(connection, media_id) == DATA
+        await connection.execute("UPDATE media SET created_at = now() - interval '10 days' WHERE id = ANY($1)", ids[:3])
+    assert await Retention(database, days=30, media_days=5, media_max_total=cap).run_once() == 3  # then deleted
+    async with database.connection() as connection:
+        assert [await store.find(connection, media_id) is None for media_id in ids] == [True] * 3 + [False] * 2
+
+
+async def test_a_file_larger_than_the_cap_alone_is_removed_and_no_more(database: Database) -> None:
+    older, newer = await save(database, "OLDER", b"x" * 10), await save(database, "NEWER", b"y" * 100)
+    async with database.connection() as connection:
+        await connection.execute("UPDATE media SET created_at = now() - interval '1 hour' WHERE id = $1", older)
+        assert await store.remove_over_cap(connection, 105, 100) == 1  # 110 > 105: the older 10 bytes suffice
+        assert await store.content(connection, older) is None and await store.content(connection, newer) is not None
+        assert await store.remove_over_cap(connection, 50, 100) == 1  # the newer alone is over: it goes too
+        assert await store.total(connection) == 0
+        assert await store.remove_over_cap(connection, 50, 100) == 0

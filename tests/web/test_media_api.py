@@ -1,10 +1,12 @@
 """Incoming media end to end: the real app (hypercorn, the simulator worker, Postgres) downloads a customer's photo,
 PDF and voice note, and a real local webhook receiver gets `media.url` and fetches the file with no API token. The
 link is refused (403) once expired, forged or moved to another file; the token route serves the same bytes; a file
-too large still sends its message, with `media.error` naming the limit."""
+too large still sends its message, with `media.error` naming the limit; a file removed to keep the total under
+MEDIA_MAX_TOTAL_BYTES answers 410 Gone with the reason."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 import uuid
@@ -15,6 +17,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from app.db.database import Database
+from app.incoming.retention import Retention
 from app.media.links import MediaLinks
 from app.whatsapp import samples
 from tests.processes import BASE_ENV, AppProcess
@@ -114,3 +118,31 @@ def test_expired_forged_and_moved_links_are_refused(gateway: tuple[AppProcess, R
         assert answer.json()["error"] and b"PNG" not in answer.content
     unknown = str(uuid.uuid4())
     assert httpx.get(links.url(unknown), timeout=10).status_code == 404  # signed, but no such file
+
+
+async def retention_pass(database_url: str, cap: int) -> int:
+    """One pass of the retention loop with MEDIA_MAX_TOTAL_BYTES = `cap`, as the app's own hourly loop runs it."""
+    database = await Database.open(database_url)
+    try:
+        return await Retention(database, days=30, media_max_total=cap).run_once()
+    finally:
+        await database.close()
+
+
+def test_a_file_removed_over_the_total_cap_answers_410_with_the_reason(
+    gateway: tuple[AppProcess, Receiver], database_url: str
+) -> None:
+    app, receiver = gateway
+    with app.api() as api:
+        assert api.post("/api/simulator/incoming", json={"from": CUSTOMER, "type": "image"}).status_code == 202
+        assert api.post("/api/simulator/incoming", json={"from": CUSTOMER, "type": "document"}).status_code == 202
+    image, document = received(receiver, 2)
+    assert isinstance(image["media"], dict) and isinstance(document["media"], dict)
+    assert httpx.get(str(image["media"]["url"]), timeout=10).status_code == 200
+    assert asyncio.run(retention_pass(database_url, cap=len(samples.pdf()))) == 1  # the older image goes
+    with app.api() as api:
+        by_token = api.get(f"/api/media/{image['media']['id']}")
+    for answer in (httpx.get(str(image["media"]["url"]), timeout=10), by_token):
+        assert answer.status_code == 410 and b"PNG" not in answer.content
+        assert answer.json()["error"] == "gone" and "MEDIA_MAX_TOTAL_BYTES" in answer.json()["detail"]
+    assert httpx.get(str(document["media"]["url"]), timeout=10).content == samples.pdf()  # the newer stays
