@@ -18,6 +18,7 @@ from app.db.database import Database
 from app.db.migrations import migrate
 from app.errors import DatabaseUnavailable
 from app.incoming.autoread import AutoReader
+from app.incoming.media_retry import MediaRetrier
 from app.incoming.retention import Retention
 from app.incoming.store import IncomingOptions, MessageStore
 from app.media.links import MediaLinks
@@ -42,6 +43,7 @@ SUPERVISOR_BUDGET = 9.0  # the worker gets 5 s to stop before SIGKILL, then the 
 STORE_BUDGET = 0.5  # then the messages the worker sent last are stored
 DISPATCHER_BUDGET = 8.0  # meanwhile, in parallel: webhook requests in flight finish, outcomes are stored
 POOL_CLOSE_BUDGET = 2.0
+DOWNLOAD_TIMEOUT = 120.0  # seconds the worker may take to download a file again (a large one from a slow CDN)
 
 
 def worker_settings(settings: Settings, media_dir: str | None = None) -> WorkerSettings:
@@ -78,6 +80,7 @@ class Services:
         self.media_links: MediaLinks | None = None
         self.dispatcher: Dispatcher | None = None
         self.retention: Retention | None = None
+        self.media_retrier: MediaRetrier | None = None
         self.alerts: Alerts | None = None
         self.auto_reader: AutoReader | None = None
         self.number_checker: NumberChecker | None = None
@@ -85,6 +88,10 @@ class Services:
     async def _mark_read(self, chat: str, sender: str, message_ids: list[str]) -> None:
         assert self.supervisor is not None
         await self.supervisor.command(protocol.MARK_READ, {"chat": chat, "sender": sender, "message_ids": message_ids})
+
+    async def _download_media(self, args: dict[str, Any]) -> dict[str, Any]:
+        assert self.supervisor is not None
+        return await self.supervisor.command(protocol.DOWNLOAD_MEDIA, args, timeout=DOWNLOAD_TIMEOUT)
 
     async def _check_numbers(self, phones: list[str]) -> dict[str, Any]:
         assert self.supervisor is not None
@@ -180,6 +187,8 @@ class Services:
         self.alerts = Alerts.for_session(self.database, settings, self.supervisor)
         self.alerts.start()  # only the lease holder's alerts look and send
         self.sender.start()  # sends only while the session is connected
+        self.media_retrier = MediaRetrier(self.database, self._download_media, options)
+        self.media_retrier.start()  # tries only while the session is connected
         # Everything loaded so far lives as long as the process: keep the garbage collector from rescanning it on
         # every collection (shorter pauses, so a steadier tail latency under load).
         gc.collect()
@@ -206,6 +215,8 @@ class Services:
                 await self.sender.stop()
             if self.retention is not None:
                 await self.retention.stop()
+            if self.media_retrier is not None:
+                await self.media_retrier.stop()
             if self.alerts is not None:
                 await self.alerts.stop()
             await asyncio.gather(self._stop_session(), self._stop_dispatcher())

@@ -41,7 +41,7 @@ def string_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _media(media: Any) -> dict[str, Any] | None:
+def event_media(media: Any) -> dict[str, Any] | None:
     """What a webhook says of a message's media: what describes it, the stored file's id and SHA-256, or why there
     is no file (`error`); never WhatsApp's media keys or CDN path, nor the bytes."""
     if not isinstance(media, dict):
@@ -93,7 +93,7 @@ def message_event_data(message: dict[str, Any]) -> dict[str, Any]:
         "text": string_or_none(message.get("text")),
         "is_group": bool(message.get("is_group")),
         "is_from_me": bool(message.get("is_from_me")),
-        "media": _media(message.get("media")),
+        "media": event_media(message.get("media")),
         "poll": poll_of(message.get("poll")) if kind == "poll" else None,
     }
 

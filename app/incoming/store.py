@@ -45,6 +45,7 @@ from app.media.links import MediaLinks
 from app.times import parse_time
 from app.webhooks import outbox
 from app.whatsapp import backend as events
+from app.whatsapp.media import RETRY
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,15 @@ MAX_BATCH = 500  # items per transaction
 ReceiptHook = Callable[[asyncpg.Connection, dict[str, Any]], Awaitable[str | None]]
 # Called with the batch's declined calls (REJECT_CALLS), in the transaction that stores them.
 CallHook = Callable[[asyncpg.Connection, list[dict[str, Any]]], Awaitable[None]]
+
+FIRST_RETRY = 300.0  # seconds before the first retry of a transient download failure (media_retry.py: the rest)
+# A media download to try again later (a transient failure), unless its message already has stored media.
+INSERT_RETRIES = """
+INSERT INTO media_downloads (chat, message_id, next_at, last_error)
+SELECT r.chat, r.message_id, now() + make_interval(secs => $4), r.error
+FROM unnest($1::text[], $2::text[], $3::text[]) AS r(chat, message_id, error)
+WHERE NOT EXISTS (SELECT 1 FROM media WHERE media.chat = r.chat AND media.message_id = r.message_id)
+ON CONFLICT (chat, message_id) DO NOTHING"""
 
 # One item the worker gave: (backend event name, its data), e.g. ("reaction", {"message_id": ..., ...}).
 Incoming = tuple[str, dict[str, Any]]
@@ -69,6 +79,7 @@ class IncomingOptions:
     status_posts: bool = False
     media_dir: str | None = None  # where workers hand downloaded media over; a file named outside it is never read
     links: MediaLinks | None = None  # signs the `url` of stored media in webhook events (needs SECRET_KEY)
+    media_retry_after: float = FIRST_RETRY  # seconds before the first retry of a transient download failure
 
 
 # One statement per batch of events of any kind: the new ones (a redelivered event hits the unique key and is skipped,
@@ -218,6 +229,12 @@ def handed_over(data: dict[str, Any]) -> bool:
     return isinstance(media, dict) and isinstance(media.get("file"), str)
 
 
+def to_retry(data: dict[str, Any]) -> bool:
+    """Whether an item's media failed to download for a transient reason (app/whatsapp/media.py's RETRY mark)."""
+    media = data.get("media")
+    return isinstance(media, dict) and RETRY in media
+
+
 async def store_media(connection: asyncpg.Connection, item: dict[str, Any], folder: str | None) -> dict[str, Any]:
     """Store the file a worker handed over into the media table (in the caller's transaction); the item's media
     with the stored file's `id`, or with `error` if the file cannot be taken. The file is deleted after the commit."""
@@ -298,6 +315,13 @@ async def store_messages(
             if "id" in media:
                 media["url"] = options.links.url(media["id"]) if options.links is not None else None
             wanted[index] = (name, {**item, "media": media})
+    retries: list[tuple[str, str, str]] = []
+    for index, (name, item) in enumerate(wanted):
+        marked = item.get("media")
+        if to_retry(item) and isinstance(marked, dict):  # the worker's mark, never in an event: tried again later
+            unmarked = {key: value for key, value in marked.items() if key != RETRY}
+            retries.append((str(item["chat"]), str(item["message_id"]), str(unmarked.get("error") or "")))
+            wanted[index] = (name, {**item, "media": unmarked})
     columns: list[list[Any]] = [[] for _ in range(16)]
     for name, item in wanted:
         event_type = EVENT_TYPES[name]
@@ -307,6 +331,9 @@ async def store_messages(
         for column, value in zip(columns, row, strict=True):
             column.append(value.replace("\x00", "") if isinstance(value, str) else value)
     result = await connection.fetchrow(INSERT_MESSAGES, *columns)
+    if retries:
+        chats, ids, errors = (list(column) for column in zip(*retries, strict=True))
+        await connection.execute(INSERT_RETRIES, chats, ids, errors, options.media_retry_after)
     stored: int = result["stored"]
     return stored
 
@@ -429,7 +456,7 @@ class MessageStore:
         declined = [data for name, data, _ in batch if name == events.CALL and data.get("rejected")]
         if self.call_hook is None:
             declined = []
-        media = any(handed_over(data) for _, data, _ in batch)
+        media = any(handed_over(data) or to_retry(data) for _, data, _ in batch)  # more than one statement
         if all(name != events.RECEIPT for name, _, _ in batch) and not declined and not media:
             # The usual case: one statement, atomic on its own, so one round trip instead of three.
             async with self.database.connection() as connection:

@@ -139,7 +139,8 @@ SIMULATED_ACTIONS = (
     "joined_groups",
     "group_info",
     "reject_call",
-)  # what the simulated server can be made to refuse (action_failures)
+    "download",
+)  # what the simulated server can be made to refuse (action_failures); `download`: incoming media, by its error
 
 
 class SimulatorActionFailures(Body):

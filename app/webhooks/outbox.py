@@ -26,6 +26,7 @@ MESSAGE_DELETED = "message.deleted"
 MESSAGE_REACTION = "message.reaction"
 MESSAGE_POLL_VOTE = "message.poll_vote"
 MESSAGE_UNDECRYPTABLE = "message.undecryptable"
+MESSAGE_MEDIA_READY = "message.media_ready"  # a file whose download failed at first, stored on a later try
 CALL_RECEIVED = "call.received"
 STATUS_POSTED = "status.posted"
 SESSION_STATE_CHANGED = "session.state_changed"

@@ -32,7 +32,8 @@ PUMP_ENDED = "pump_ended"  # {"detail": str}: the library stopped handing events
 # push_name, timestamp (ISO-8601), is_group, is_from_me, raw (base64 of the serialized waE2E.Message, or None).
 MESSAGE = "message"  # + type, text, media | None, poll {question, options, selectable_count}
 # A MESSAGE's media: {mimetype, size, file_name} and, once the worker tried to download it, either `file` (the path of
-# the bytes in the parent's media folder) and `sha256` (hex), or `error` (why there is no content).
+# the bytes in the parent's media folder) and `sha256` (hex), or `error` (why there is no content) and, when the failure
+# was transient (a network error, a timeout, a 5xx from the CDN), `retry`: true (the parent tries again later).
 STATUS_POST = "status_post"  # a contact's status (status@broadcast) or a newsletter post; same fields as MESSAGE
 EDITED = "edited"  # + target_id, text: the sender changed the text of message target_id
 DELETED = "deleted"  # + target_id: the sender deleted message target_id for everyone
@@ -130,6 +131,12 @@ class Backend(abc.ABC):
     async def group_info(self, jid: str) -> dict[str, Any]:
         """One group as joined_groups lists it, with "participants" [{jid, phone, lid, is_admin, is_super_admin}];
         BackendError (permanent) when the account is not a member or the group does not exist."""
+
+    async def download_media(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Try again to download the media of a stored message ({message_id, chat, type, media {mimetype, size,
+        file_name}, raw}): its media with `file` and `sha256`, or with `error` (and `retry` while a later try may
+        succeed), handed over as on arrival (app/whatsapp/media.py)."""
+        raise BackendError("this backend downloads no media", permanent=True)
 
     @abc.abstractmethod
     async def logout(self) -> None:

@@ -14,11 +14,24 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from typing import Any
 
 MAX_BYTES = 16 * 1024 * 1024  # MEDIA_MAX_BYTES's default; the worker is told the operator's value
 SUFFIX = ".media"
+RETRY = "retry"  # set on a media whose download failed for a transient reason: the parent tries again later
+
+# How a failed download is told apart (whatsmeow's error texts): WhatsApp's CDN answered 404 or 410 (its copy has
+# expired, after two to four weeks), a 5xx or 408/429 (try later), another status (never better); no status at all is
+# a network error or a timeout (try later) unless it names a broken file (a bad MAC, a wrong hash: never better).
+STATUS_CODE = re.compile(r"status code (\d{3})")
+EXPIRED_CODES = frozenset({404, 410})
+PERMANENT_WORDS = ("hmac", "sha256", "decrypt", "mismatch", "no url", "unknown media type", "not supported", "invalid")
+EXPIRED, TRANSIENT, PERMANENT = "expired", "transient", "permanent"
+NO_REUPLOAD = (
+    "asking the sender's phone to upload it again is not available in neonize 0.5.2 (it has no media retry call)"
+)
 
 
 def too_large(size: Any, limit: int) -> str | None:
@@ -31,6 +44,29 @@ def too_large(size: Any, limit: int) -> str | None:
 def failed(media: dict[str, Any], error: str) -> dict[str, Any]:
     """The message's media without content, saying why: the message itself still goes out."""
     return {**media, "error": error}
+
+
+def classify(error: str) -> str:
+    """EXPIRED, TRANSIENT or PERMANENT: what a download error (whatsmeow's text) says about trying again."""
+    found = STATUS_CODE.search(error)
+    if found is not None:
+        code = int(found.group(1))
+        if code in EXPIRED_CODES:
+            return EXPIRED
+        return TRANSIENT if code >= 500 or code in (408, 429) else PERMANENT
+    lowered = error.lower()
+    return PERMANENT if any(word in lowered for word in PERMANENT_WORDS) else TRANSIENT
+
+
+def download_failed(media: dict[str, Any], error: str) -> dict[str, Any]:
+    """The media of a failed download with its `error`: an expired CDN copy says so; a transient failure is marked
+    for a retry (`retry`, which the parent takes off before any event)."""
+    kind = classify(error)
+    if kind == EXPIRED:
+        return failed(media, f"expired: the file is no longer on WhatsApp's servers ({error}); {NO_REUPLOAD}")
+    if kind == TRANSIENT:
+        return {**failed(media, f"download failed: {error}; it is tried again later"), RETRY: True}
+    return failed(media, f"download failed: {error}")
 
 
 def hand_over(

@@ -6,6 +6,7 @@ Owns the client's lifecycle and neonize's logging side effects; app/whatsapp/neo
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import ctypes
 import logging
@@ -40,7 +41,7 @@ from app.whatsapp.backend import (
     Emit,
 )
 from app.whatsapp.intake import Intake
-from app.whatsapp.media import failed, hand_over, too_large
+from app.whatsapp.media import download_failed, failed, hand_over, too_large
 from app.whatsapp.neonize_mapping import (
     call_offer_to_dict,
     command_error,
@@ -51,6 +52,7 @@ from app.whatsapp.neonize_mapping import (
     jid_to_str,
     logged_out_to_dict,
     media_content,
+    media_of,
     needs_phone_lookup,
     pair_status_to_event,
     pairing_failure,
@@ -462,7 +464,22 @@ class NeonizeBackend(Backend):
 
         On the one task that handles events, so messages stay in order; a download holds the next events back for
         as long as it takes (seconds for a large file), as the intake window does while Postgres is slow."""
-        found = media_content(ev)
+        return await self._fetch(media_content(ev), media, str(ev.Info.ID))
+
+    async def download_media(self, message: dict[str, Any]) -> dict[str, Any]:
+        """A later try at a stored message's media (the parent's retry of a transient failure): the media keys come
+        from its stored `raw` (the serialized waE2E.Message), parsed again into neonize's own class."""
+        media = dict(message.get("media") or {})
+        raw = message.get("raw")
+        if not isinstance(raw, str) or not raw:
+            return failed(media, "download failed: the stored message has no media keys to download it again")
+        try:
+            whole = self._nz.e2e.Message.FromString(base64.b64decode(raw))
+        except Exception as error:  # a stored message that no longer parses: no try can ever succeed
+            return failed(media, f"download failed: the stored message could not be read ({short(error)})")
+        return await self._fetch(media_of(whole), media, str(message.get("message_id")))
+
+    async def _fetch(self, found: tuple[Any, Any] | None, media: dict[str, Any], message_id: str) -> dict[str, Any]:
         if found is None:
             return failed(media, "download failed: the message names no media to download")
         content, body = found
@@ -471,11 +488,11 @@ class NeonizeBackend(Backend):
         try:
             async with self._ffi_lock:  # Stop() must not delete the client under a download
                 if self._stopping:
-                    return failed(media, "download failed: the worker was stopping")
+                    return download_failed(media, "the worker was stopping")
                 data = await self._client.download_any(content)
         except Exception as error:  # neonize's DownloadError (expired CDN copy, 404, bad MAC) and the like
-            log.warning("media of message %s could not be downloaded: %s", ev.Info.ID, short(error))
-            return failed(media, f"download failed: {short(error)}")
+            log.warning("media of message %s could not be downloaded: %s", message_id, short(error))
+            return download_failed(media, short(error) or "download failed")
         return hand_over(media, bytes(data or b""), bytes(body.fileSHA256), self.media_dir, self.media_max_bytes)
 
     async def _phone_of_lid(self, lid: str) -> str | None:

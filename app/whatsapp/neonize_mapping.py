@@ -269,7 +269,12 @@ DOWNLOAD_FIELDS = {"ptvMessage": "videoMessage"}
 def media_content(ev: Any) -> tuple[Any, Any] | None:
     """(a waE2E Message holding only the media, for neonize's download_any; the media body with its fileSHA256) of a
     Message event, or None if it carries no media. Containers (ephemeral, view-once, ...) are taken off first."""
-    content = unwrap(ev.Message)
+    return media_of(ev.Message)
+
+
+def media_of(whole: Any) -> tuple[Any, Any] | None:
+    """media_content of a waE2E Message (a stored message's `raw`, parsed again for a later download)."""
+    content = unwrap(whole)
     for field, kind in CONTENT_TYPES:
         if kind in MEDIA_TYPES and _has(content, field):
             body = getattr(content, field)

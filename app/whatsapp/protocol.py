@@ -44,6 +44,7 @@ EDIT_MESSAGE = "edit_message"  # {"chat", "target_id", "text"}
 REVOKE_MESSAGE = "revoke_message"  # {"chat", "target_id", "sender": JID | None (this account)}
 JOINED_GROUPS = "joined_groups"  # {}
 GROUP_INFO = "group_info"  # {"jid": "<id>@g.us"}
+DOWNLOAD_MEDIA = "download_media"  # {"message_id", "chat", "type", "media", "raw"}: a stored message's media again
 LOGOUT = "logout"
 STOP = "stop"
 SIMULATE = "simulate"  # simulator backend only: drive the fake WhatsApp (pair, incoming, disconnect, crash, hang)

@@ -37,7 +37,7 @@ from app.whatsapp import backend as events
 from app.whatsapp import samples
 from app.whatsapp.backend import WHATSAPP_QR_SECONDS, Backend, BackendError, Emit
 from app.whatsapp.intake import Intake
-from app.whatsapp.media import failed, hand_over, too_large
+from app.whatsapp.media import download_failed, failed, hand_over, too_large
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +220,9 @@ class SimulatorBackend(Backend):
     def _download(self, message: dict[str, Any]) -> dict[str, Any] | None:
         """The media of a simulated message, "downloaded": a generated file of its type (app/whatsapp/samples.py),
         with what the sender gave (`media`: mimetype, file_name, and a `size` that, over MEDIA_MAX_BYTES, stands for
-        a file too large to download), handed to the parent like the neonize backend's."""
+        a file too large to download), handed to the parent like the neonize backend's. The `download` action
+        failures (action_failures) make the next downloads fail with their error, classified as whatsmeow's are (a
+        5xx or a network error is retried later, a 404 or 410 is an expired CDN copy)."""
         given_media = message.get("media")
         found = samples.sample(str(message.get("type")))
         if found is None:
@@ -234,7 +236,24 @@ class SimulatorBackend(Backend):
         }
         if (problem := too_large(media["size"], self.media_max_bytes)) is not None:
             return failed(media, problem)
+        failures = self.action_failures.get("download")
+        if failures:
+            return download_failed(media, str(failures.pop(0)["error"]))
+        self.actions.append({"action": "download", "message_id": message.get("message_id"), "at": now_iso()})
+        del self.actions[:-ACTIONS_KEPT]
         return hand_over(media, data, hashlib.sha256(data).digest(), self.media_dir, self.media_max_bytes)
+
+    async def download_media(self, message: dict[str, Any]) -> dict[str, Any]:
+        if not self.connected:
+            raise BackendError("websocket not connected")
+        media = message.get("media")
+        clean = {key: value for key, value in media.items() if key in ("mimetype", "size", "file_name")} if isinstance(
+            media, dict
+        ) else {}  # fmt: skip
+        found = self._download({**message, "media": clean})
+        if found is None:
+            return failed(clean, "download failed: the message names no media to download")
+        return found
 
     async def _accept(self, items: list[tuple[str, dict[str, Any]]]) -> None:
         """The simulated server takes items for the device; it hands them over while the device is connected."""

@@ -124,6 +124,8 @@ class Worker:
             return await backend.joined_groups()
         if name == protocol.GROUP_INFO:
             return await backend.group_info(str(args["jid"]))
+        if name == protocol.DOWNLOAD_MEDIA:
+            return await backend.download_media(dict(args))
         if name == protocol.LOGOUT:
             await backend.logout()
             return {}

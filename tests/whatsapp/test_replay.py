@@ -18,6 +18,7 @@ import pytest
 
 from app.db.database import Database
 from app.errors import WhatsAppError
+from app.incoming.media_retry import MediaRetrier
 from app.incoming.store import IncomingOptions, MessageStore
 from app.media import store as media_store
 from app.sending import queue
@@ -26,6 +27,7 @@ from app.session.states import State
 from app.session.supervisor import SessionError, Supervisor
 from app.webhooks.dispatcher import Dispatcher
 from app.whatsapp import protocol, samples
+from app.whatsapp.media import NO_REUPLOAD
 from app.whatsapp.protocol import WorkerSettings
 from tests.session.conftest import wait_state, wait_trail
 from tests.webhooks.conftest import FAST as DELIVERY
@@ -112,7 +114,7 @@ async def gateway(database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
     receiver = Receiver().start()
     await use_endpoints(database, receiver.url)
     (tmp_path / "media").mkdir(mode=0o700)
-    options = IncomingOptions(media_dir=str(tmp_path / "media"))
+    options = IncomingOptions(media_dir=str(tmp_path / "media"), media_retry_after=0.05)
     store = MessageStore(database, receipt_hook=queue.receipt_hook, options=options)
     store.start()
     dispatcher = Dispatcher(database, database_url, SECRET, policy=DELIVERY, poll_interval=1.0, timeout=5.0)
@@ -461,9 +463,58 @@ async def test_media_is_downloaded_with_neonizes_download_any_and_checked(gatewa
     document = got["message.received", "DOC_BAD"]
     assert document["text"] == "the report" and document["media"]["error"].startswith("sha256 mismatch")
     voice = got["message.received", "VOICE_GONE"]["media"]
-    assert voice["error"] == "download failed: download failed with status code 404" and "id" not in voice
+    assert voice["error"] == (
+        "expired: the file is no longer on WhatsApp's servers (download failed with status code 404); " + NO_REUPLOAD
+    )
+    assert "id" not in voice
     video = got["message.received", "VIDEO_BIG"]["media"]
     assert "over MEDIA_MAX_BYTES (4000 bytes)" in video["error"]
     downloads = [call["direct_path"] for call in gateway.calls() if call["call"] == "download_any"]
     assert downloads == ["/ok", "/bad", "/gone"]  # the video was too large to ask for
+    assert list(gateway.media_dir.iterdir()) == []
+
+
+async def test_a_transient_download_failure_is_retried_and_announced_as_media_ready(gateway: Gateway) -> None:
+    png = samples.png()
+    (gateway.directory / "receipt.png").write_bytes(png)
+    header = {
+        **ME,
+        "downloads": {"/flaky": str(gateway.directory / "receipt.png")},
+        # whatsmeow's words for a CDN that timed out, then one that failed: both worth another try
+        "call_errors": {
+            "download_any": [
+                "failed to download media from last host: context deadline exceeded",
+                "download failed with status code 502",
+            ]
+        },
+    }
+    lines = [
+        replay_line(corpus.connected()),
+        line(with_media(corpus.image(), "imageMessage", "/flaky", png), "IMG_FLAKY"),
+        line(corpus.text(), "LAST"),
+    ]
+    supervisor = gateway.start(lines, header)
+    await wait_state(supervisor, State.CONNECTED)
+    got = by_id(await gateway.until(lambda got: ("message.received", "LAST") in by_id(got)))
+    first = got["message.received", "IMG_FLAKY"]["media"]
+    assert first["error"].endswith("context deadline exceeded; it is tried again later") and "id" not in first
+
+    async def download(args: dict[str, Any]) -> dict[str, Any]:
+        return await supervisor.command(protocol.DOWNLOAD_MEDIA, args)
+
+    retrier = MediaRetrier(gateway.database, download, gateway.store.options, poll=0.2)
+    retrier.start()  # the loop of the web process, as the app runs it
+    try:
+        got = by_id(await gateway.until(lambda got: ("message.media_ready", "IMG_FLAKY") in by_id(got)))
+    finally:
+        await retrier.stop()
+    ready = got["message.media_ready", "IMG_FLAKY"]
+    assert ready["chat"] == got["message.received", "IMG_FLAKY"]["chat"]
+    assert ready["media"]["sha256"] == hashlib.sha256(png).hexdigest() and ready["media"]["size"] == len(png)
+    assert ready["media"]["mimetype"] == first["mimetype"] and retrier.ready == 1
+    async with gateway.database.connection() as connection:
+        assert await media_store.content(connection, uuid.UUID(ready["media"]["id"])) == png
+        assert await connection.fetchval("SELECT count(*) FROM media_downloads") == 0
+    downloads = [call["direct_path"] for call in gateway.calls() if call["call"] == "download_any"]
+    assert downloads == ["/flaky", "/flaky", "/flaky"]  # on arrival, the 502, then the file
     assert list(gateway.media_dir.iterdir()) == []
