@@ -103,6 +103,21 @@ async def stored_figures(
     }
 
 
+def process_figures(supervisor: Supervisor) -> dict[str, Any]:
+    """What only the serving process's memory knows: its worker, its own memory, its long-lived tasks."""
+    return {
+        "worker": worker_status(supervisor.worker, supervisor.worker_max_rss_mb),
+        "web_rss_mb": rss_mb(),
+        "tasks": task_statuses(),
+    }
+
+
+# While Postgres is unavailable, every boundary whose figures live there is unknown.
+NOTHING_STORED = dict.fromkeys(("auth_store", "outbox", "webhooks", "send_queue", "deliveries_24h", "schema_version"))
+# Read from another process, the serving process's memory is unknown.
+NOTHING_LIVE = dict.fromkeys(("worker", "web_rss_mb", "incoming", "tasks"))
+
+
 async def session_status(
     supervisor: Supervisor,
     database: Database,
@@ -119,36 +134,14 @@ async def session_status(
             connection, supervisor.snapshot(), heartbeat_interval=supervisor.heartbeat_interval
         )
         figures = await stored_figures(connection, supervisor.backend, at_start, dispatcher, dispatcher_error)
-    return compose(
-        session,
-        "live",
-        utcnow(),
-        worker=worker_status(supervisor.worker, supervisor.worker_max_rss_mb),
-        web_rss_mb=rss_mb(),
-        incoming=store.report() if store is not None else None,
-        tasks=task_statuses(),
-        **figures,
-    )
+    incoming = store.report() if store is not None else None
+    return compose(session, "live", utcnow(), incoming=incoming, **process_figures(supervisor), **figures)
 
 
 def status_without_database(supervisor: Supervisor) -> Status:
     """While Postgres is unavailable: the session as the supervisor knows it, every stored figure unknown."""
     session = session_without_database(supervisor.snapshot(), supervisor.heartbeat_interval, supervisor.last_heartbeat)
-    return compose(
-        session,
-        "live",
-        utcnow(),
-        worker=worker_status(supervisor.worker, supervisor.worker_max_rss_mb),
-        web_rss_mb=rss_mb(),
-        auth_store=None,
-        incoming=None,
-        outbox=None,
-        webhooks=None,
-        send_queue=None,
-        deliveries_24h=None,
-        tasks=task_statuses(),
-        schema_version=None,
-    )
+    return compose(session, "live", utcnow(), incoming=None, **process_figures(supervisor), **NOTHING_STORED)
 
 
 async def stored_status(
@@ -159,7 +152,7 @@ async def stored_status(
     session = await read_session(connection, None, heartbeat_interval=heartbeat_interval)
     dispatcher = None if webhooks_configured else WEBHOOKS_OFF
     figures = await stored_figures(connection, backend, None, dispatcher, None)
-    return compose(session, "stored", utcnow(), worker=None, web_rss_mb=None, incoming=None, tasks=None, **figures)
+    return compose(session, "stored", utcnow(), **NOTHING_LIVE, **figures)
 
 
 def heartbeat_stale(status: SessionStatus, now: dt.datetime) -> bool:
