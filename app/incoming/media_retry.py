@@ -143,8 +143,7 @@ class MediaRetrier:
         self, connection: asyncpg.Connection, chat: str, message_id: str, media: dict[str, Any]
     ) -> None:
         """Record the stored file with its message and enqueue `message.media_ready`, in the caller's transaction."""
-        links = self.options.links
-        media = {**media, "url": links.url(media["id"]) if links is not None else None}
+        media = self.options.with_link(media)
         await connection.execute(RECORD_MEDIA, chat, message_id, outbox.json_text(media), MESSAGE_EVENTS)
         data = {"message_id": message_id, "chat": chat, "media": event_media(media)}
         await outbox.enqueue_event(connection, outbox.MESSAGE_MEDIA_READY, data, chat=chat)

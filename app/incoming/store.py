@@ -81,6 +81,10 @@ class IncomingOptions:
     links: MediaLinks | None = None  # signs the `url` of stored media in webhook events (needs SECRET_KEY)
     media_retry_after: float = FIRST_RETRY  # seconds before the first retry of a transient download failure
 
+    def with_link(self, media: dict[str, Any]) -> dict[str, Any]:
+        """A stored file's media with its signed `url` (null without SECRET_KEY), as webhook events carry it."""
+        return {**media, "url": self.links.url(media["id"]) if self.links is not None else None}
+
 
 # One statement per batch of events of any kind: the new ones (a redelivered event hits the unique key and is skipped,
 # also within the batch), an event for each in arrival order, a delivery per active endpoint, and a NOTIFY.
@@ -312,9 +316,7 @@ async def store_messages(
     for index, (name, item) in enumerate(wanted):
         if handed_over(item):  # one file in memory at a time, however many the batch holds
             media = await store_media(connection, item, options.media_dir)
-            if "id" in media:
-                media["url"] = options.links.url(media["id"]) if options.links is not None else None
-            wanted[index] = (name, {**item, "media": media})
+            wanted[index] = (name, {**item, "media": options.with_link(media) if "id" in media else media})
     retries: list[tuple[str, str, str]] = []
     for index, (name, item) in enumerate(wanted):
         marked = item.get("media")
