@@ -181,6 +181,7 @@ class Services:
             per_minute=settings.send_rate_per_minute,
             min_interval=settings.send_min_interval,
             typing_cap=settings.send_typing_seconds,
+            media_dir=self.media_dir,
         )
         self.number_checker = NumberChecker(self.database, self._check_numbers, settings.check_cache_days)
         self.supervisor.start()  # in the background: HTTP answers (state "starting"/"standby") meanwhile

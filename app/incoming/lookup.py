@@ -71,3 +71,17 @@ async def message(connection: Any, message_id: str) -> list[dict[str, Any]]:
     """The stored message(s) with WhatsApp id `message_id`: {chat, sender_jid, is_from_me}; two when the id is not
     unique across chats (WhatsApp ids are unique per sender, not globally)."""
     return [dict(row) for row in await connection.fetch(MESSAGE, message_id)]
+
+
+QUOTED = """
+SELECT sender_jid, is_from_me, raw FROM incoming_messages
+WHERE chat = $1 AND message_id = $2 AND event_type IN ('message.received', 'message.from_me')
+ORDER BY id DESC LIMIT 1
+"""
+
+
+async def quoted(connection: Any, chat: str, message_id: str) -> dict[str, Any] | None:
+    """A message received (or typed on the account's phone) in `chat`, for a reply to quote: {sender_jid,
+    is_from_me, raw (the serialized waE2E.Message, or None)}; None if it is not stored here."""
+    row = await connection.fetchrow(QUOTED, chat, message_id)
+    return dict(row) if row else None

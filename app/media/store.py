@@ -84,6 +84,24 @@ def read_handed_over(path: str, folder: str | None) -> bytes | None:
         return None
 
 
+SELECT_KEPT = "SELECT mimetype, file_name, size, removed FROM media WHERE id = $1"
+
+
+@dataclasses.dataclass(frozen=True)
+class Kept:
+    mimetype: str
+    file_name: str | None
+    size: int
+    removed: str | None  # why the bytes are gone; None while they are stored
+
+
+async def kept(connection: asyncpg.Connection, media_id: uuid.UUID) -> Kept | None:
+    """What describes one file and whether its bytes are still stored (not its bytes: a file to send is checked when
+    it is queued and read when its turn comes); None if there is none."""
+    row = await connection.fetchrow(SELECT_KEPT, media_id)
+    return Kept(**dict(row)) if row else None
+
+
 SELECT_SERVED = "SELECT mimetype, file_name, bytes, removed FROM media WHERE id = $1"
 
 

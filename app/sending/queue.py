@@ -31,14 +31,19 @@ RECEIPT_TRANSITIONS = {
 
 # One statement on the API's hot path (one round trip, atomic on its own).
 INSERT = """
-INSERT INTO outgoing_messages (recipient, jid, text, idempotency_key, request_hash, typing, mentions)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+INSERT INTO outgoing_messages (recipient, jid, text, idempotency_key, request_hash, typing, mentions, kind, content,
+                               reply_to, reply_sender, reply_quoted)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12)
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING *"""
 INSERT_ACTION = """
 INSERT INTO outgoing_messages (recipient, jid, text, request_hash, kind, target_id, target_sender, target)
 VALUES ($1, $1, $2, $3, $4, $5, $6, $7)
 RETURNING *"""
+# A message this account sent in a chat, by WhatsApp's id (what a reply may quote).
+SENT_IN_CHAT = """
+SELECT 1 FROM outgoing_messages
+WHERE jid = $1 AND whatsapp_id = $2 AND kind NOT IN ('reaction', 'edit', 'delete')"""
 SELECT_BY_KEY = "SELECT * FROM outgoing_messages WHERE idempotency_key = $1"
 SELECT_ONE = "SELECT * FROM outgoing_messages WHERE id = $1"
 SELECT_PAGE = """
@@ -114,13 +119,37 @@ class Enqueued:
     created: bool  # False: the same Idempotency-Key and body came before; this is that message
 
 
-def request_hash(recipient: Recipient, text: str, typing: bool | None = None, mentions: list[str] | None = None) -> str:
-    """What makes two requests the same message. `typing` and `mentions` count only when given, so the keys of
-    messages queued before they existed still match a retry of the same request."""
+ACTIONS = ("reaction", "edit", "delete")
+FILE_KINDS = ("image", "video", "audio", "document", "sticker")  # content names a stored file (media_id)
+MESSAGE_KINDS = ("text", *FILE_KINDS, "location", "contact")
+
+
+@dataclasses.dataclass(frozen=True)
+class Reply:
+    """The message a new one quotes (reply_to): WhatsApp's id, its sender's JID (None: this account) and, when it was
+    received here, its serialized waE2E.Message as stored (WhatsApp shows the quote from it)."""
+
+    whatsapp_id: str
+    sender: str | None
+    quoted: bytes | None
+
+
+def request_hash(
+    recipient: Recipient,
+    text: str,
+    typing: bool | None = None,
+    mentions: list[str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> str:
+    """What makes two requests the same message. `typing`, `mentions` and `extra` (a kind other than text with its
+    content, a reply_to) count only when given, so the keys of messages queued before they existed still match a
+    retry of the same request."""
     request: list[Any] = [recipient.jid, text] if typing is None else [recipient.jid, text, typing]
     if mentions:
         request.append(mentions)
-    return hashlib.sha256(json.dumps(request, ensure_ascii=False).encode()).hexdigest()
+    if extra:
+        request.append(extra)
+    return hashlib.sha256(json.dumps(request, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
 
 
 def public(row: asyncpg.Record) -> dict[str, Any]:
@@ -140,6 +169,8 @@ def public(row: asyncpg.Record) -> dict[str, Any]:
         "typing": row["typing"],
         "mentions": list(row["mentions"]) if row["mentions"] else None,
         "kind": row["kind"],
+        "content": json.loads(row["content"]) if row["content"] else None,
+        "reply_to": row["reply_to"],
         "target": row["target"],
         "created_at": iso(row["created_at"]),
         "sent_at": iso(row["sent_at"]),
@@ -158,8 +189,10 @@ async def emit_status(connection: asyncpg.Connection, row: asyncpg.Record) -> No
         timestamp=row["updated_at"].isoformat(),
         error=row["error"],
     )
-    if row["kind"] != "text":  # an action on a message: which one, and on what
+    if row["kind"] in ACTIONS:  # an action on a message: which one, and on what
         data.update(kind=row["kind"], target=row["target"], target_id=row["target_id"])
+    elif row["kind"] != "text":  # a message other than text: which kind
+        data.update(kind=row["kind"])
     await outbox.enqueue_event(connection, outbox.MESSAGE_STATUS, data, chat=row["jid"])
 
 
@@ -171,11 +204,21 @@ async def enqueue(
     *,
     typing: bool | None = None,
     mentions: list[str] | None = None,
+    kind: str = "text",
+    content: dict[str, Any] | None = None,
+    reply: Reply | None = None,
 ) -> Enqueued:
-    digest = request_hash(recipient, text, typing, mentions)
+    """Queue a message: a text (`text`), or another kind with its `content` (`text` ''), quoting `reply` if given."""
+    assert kind in MESSAGE_KINDS and (kind == "text") == (content is None)
+    extra: dict[str, Any] = {"kind": kind, "content": content} if content is not None else {}
+    if reply is not None:
+        extra["reply_to"] = reply.whatsapp_id
+    digest = request_hash(recipient, text, typing, mentions, extra)
     row = await connection.fetchrow(
-        INSERT, recipient.address, recipient.jid, text, idempotency_key, digest, typing, mentions or None
-    )
+        INSERT, recipient.address, recipient.jid, text, idempotency_key, digest, typing, mentions or None,
+        kind, json.dumps(content, ensure_ascii=False) if content is not None else None,
+        reply.whatsapp_id if reply else None, reply.sender if reply else None, reply.quoted if reply else None,
+    )  # fmt: skip
     if row is None:  # the key exists: same request -> same message, different request -> conflict
         existing = await connection.fetchrow(SELECT_BY_KEY, idempotency_key)
         if existing["request_hash"] != digest:
@@ -186,7 +229,9 @@ async def enqueue(
     return Enqueued(public(row), created=True)
 
 
-ACTIONS = ("reaction", "edit", "delete")
+async def sent_in_chat(connection: asyncpg.Connection, chat: str, whatsapp_id: str) -> bool:
+    """Whether this account sent a message (not an action) with WhatsApp id `whatsapp_id` in `chat` from here."""
+    return await connection.fetchval(SENT_IN_CHAT, chat, whatsapp_id) is not None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,10 +10,14 @@ before it is sent, so it only ever slows the pace down.
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import contextlib
+import json
 import logging
+import os
 import random
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -22,6 +26,7 @@ from typing import Any, Protocol
 from app.backoff import Jitter, backoff
 from app.db.database import Database
 from app.errors import AppError, DatabaseUnavailable, NoReply, WhatsAppError
+from app.media import store as media_store
 from app.observability import report
 from app.sending import queue
 from app.tasks import LongTask
@@ -39,6 +44,7 @@ STOP_BUDGET = 3.0  # on shutdown, a send in flight gets this long to finish and 
 TYPING_CHARS_PER_SECOND = 20.0  # a quick typist; long texts meet the cap anyway
 TYPING_MIN = 1.0  # seconds: less than this reads as a flicker, not as someone typing
 TYPING_DEFAULT_CAP = 3.0  # seconds, for a message that asks for typing while SEND_TYPING_SECONDS is 0
+OUTGOING_SUFFIX = ".send"  # a file handed to the worker to send (incoming ones are ".media")
 
 
 class RateLimiter:
@@ -107,6 +113,27 @@ def action_command(row: Any) -> tuple[str, dict[str, Any]]:
     raise ValueError(f"unknown kind {row['kind']!r}")
 
 
+def message_args(row: Any) -> dict[str, Any]:
+    """The protocol.SEND_MESSAGE arguments of a queued message other than a plain text (without its file's path)."""
+    if row["kind"] == "text":  # a text that quotes another
+        content: dict[str, Any] = {"type": "text", "text": row["text"], "mentions": row["mentions"]}
+    else:
+        content = {"type": row["kind"], **json.loads(row["content"])}
+    reply = None
+    if row["reply_to"] is not None:
+        quoted = base64.b64encode(row["reply_quoted"]).decode() if row["reply_quoted"] else None
+        reply = {"id": row["reply_to"], "sender": row["reply_sender"], "quoted": quoted}
+    return {"to": row["jid"], "content": content, "reply": reply}
+
+
+def handed_file(folder: str, data: bytes) -> str:
+    """Write a file to send into the worker's media folder (private to this process); its path."""
+    handle, path = tempfile.mkstemp(suffix=OUTGOING_SUFFIX, dir=folder)
+    with os.fdopen(handle, "wb") as file:
+        file.write(data)
+    return path
+
+
 def retry_delay(attempt: int, rng: random.Random, base: float = RETRY_BASE) -> float:
     """Seconds to wait after the `attempt`-th failed attempt: equal jitter, never much sooner than the schedule."""
     return backoff(attempt - 1, base=base, cap=RETRY_CAP, jitter=Jitter.EQUAL, rng=rng)
@@ -136,7 +163,8 @@ class Session(Protocol):
     async def send_action(
         self, name: str, args: dict[str, Any], late: Callable[[dict[str, Any]], None] | None = None
     ) -> dict[str, Any]:
-        """A reaction, edit or delete (a worker command, app/whatsapp/protocol.py), answered as send_text is."""
+        """A reaction, edit or delete, or a message other than a plain text (protocol.SEND_MESSAGE): a worker
+        command (app/whatsapp/protocol.py), answered as send_text is."""
 
 
 class Sender:
@@ -152,8 +180,10 @@ class Sender:
         rng: random.Random | None = None,
         retry_base: float = RETRY_BASE,
         typing_cap: float = 0.0,
+        media_dir: str | None = None,
     ) -> None:
         self.database = database
+        self.media_dir = media_dir  # the worker's media folder: files to send are handed over there
         self.typing_cap = typing_cap  # SEND_TYPING_SECONDS: 0 = typing only for messages that ask for it
         self.retry_base = retry_base
         self.session = session
@@ -241,7 +271,7 @@ class Sender:
         """Show "typing..." in the message's chat for its time: whether it was shown, or None if the sender is
         stopping meanwhile (then nothing is sent). A presence WhatsApp does not take holds no message back."""
         if row["kind"] != "text":
-            return False  # nobody types a reaction, an edit or a delete
+            return False  # typing goes before a text only: not before a file, a location, a contact or an action
         seconds = typing_seconds(row["text"], row["typing"], self.typing_cap, self.rng)
         if seconds <= 0:
             return False
@@ -263,10 +293,17 @@ class Sender:
             return
         try:
             late = self._late_answer(message_id)
-            if row["kind"] == "text":
+            if row["kind"] in queue.ACTIONS:
+                result = await self.session.send_action(*action_command(row), late=late)
+            elif row["kind"] == "text" and row["reply_to"] is None:
                 result = await self.session.send_text(row["jid"], row["text"], late=late, mentions=row["mentions"])
             else:
-                result = await self.session.send_action(*action_command(row), late=late)
+                result = await self._send_message(row, late)
+        except DatabaseUnavailable as error:
+            # A file to send could not be read: nothing went out; it waits its turn again (settled once Postgres is
+            # back), the attempt given back.
+            await self._settle(queue.requeue, message_id, POLL_INTERVAL, str(error), counts=False)
+            return
         except NoReply as error:
             # No reply: the worker died or hung with the message in its hands. It may have gone out.
             self.limiter.record(time.time())
@@ -299,6 +336,30 @@ class Sender:
         self.limiter.record(time.time())
         await self._settle(queue.mark_sent, message_id, str(result["message_id"]), sent_at)
         log.info("sent message %s as %s", message_id, result["message_id"])
+
+    async def _send_message(self, row: Any, late: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        """A message other than a plain text. A file's bytes are read from the media table when its turn comes and
+        handed to the worker as a file in its media folder (never in a frame); the file is deleted once the worker
+        answered, failed or was given up on. A file no longer stored fails the message for good."""
+        args = message_args(row)
+        media_id = args["content"].get("media_id")
+        path = None
+        if media_id is not None:
+            if self.media_dir is None:
+                raise WhatsAppError("this process has no media folder to hand files to the worker", permanent=True)
+            async with self.database.connection() as connection:
+                data = await media_store.content(connection, uuid.UUID(media_id))  # the one read of a file to send
+            if data is None:
+                raise WhatsAppError(f"the file {media_id} is no longer stored (deleted or removed)", permanent=True)
+            path = await asyncio.to_thread(handed_file, self.media_dir, data)
+            del data
+            args["file"] = path
+        try:
+            return await self.session.send_action(protocol.SEND_MESSAGE, args, late=late)
+        finally:
+            if path is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
 
     def _late_answer(self, message_id: uuid.UUID) -> Any:
         """What to do with WhatsApp's answer if it comes after the send was counted as interrupted: record its id,

@@ -672,7 +672,8 @@ class Supervisor:
     async def send_action(
         self, name: str, args: dict[str, Any], late: Callable[[dict[str, Any]], None] | None = None
     ) -> dict[str, Any]:
-        """A queued reaction, edit or delete through the worker, answered (and timed) as send_text is."""
+        """A queued reaction, edit or delete, or a message other than a plain text (protocol.SEND_MESSAGE), through
+        the worker, answered (and timed) as send_text is."""
         if self.state is not State.CONNECTED or self.worker is None:
             raise WhatsAppError(f"not connected (the session is {self.state.value})")
         return await self.worker.request(name, args, timeout=self.send_timeout, late=late)

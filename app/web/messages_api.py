@@ -1,4 +1,5 @@
-"""The sending API: POST /api/messages queues a text; GET shows one or a page. Actions on a message go through the
+"""The sending API: POST /api/messages queues a text, a file (image, video, audio, document, sticker), a location or
+a contact card, any of them as a reply; GET shows one or a page. Actions on a message go through the
 same queue, as rows of their own: POST .../reaction reacts (also to an incoming message, by WhatsApp's id), PATCH
 edits our sent text, DELETE cancels a queued message or, once sent, deletes it for everyone."""
 
@@ -13,10 +14,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.incoming import lookup
+from app.media import store as media_store
 from app.sending import queue
 from app.times import utcnow
 from app.web.endpoint import Operation, Reply, api, reply
-from app.web.models import EditText, Message, MessagePage, MessagesQuery, React, SendMessage
+from app.web.models import EditText, MediaSpec, Message, MessagePage, MessagesQuery, React, SendMessage
 from app.web.state import state
 
 MAX_KEY = 255
@@ -60,16 +62,93 @@ def message_id_of(request: Request) -> uuid.UUID:
         raise HTTPException(404, "no such message (ids are UUIDs, as returned by POST /api/messages)") from None
 
 
+async def stored_media_for(request: Request, spec: MediaSpec, kind: str) -> uuid.UUID:
+    """The stored file a `url` names, fetched into the media table: the one seam where the URL fetcher plugs in."""
+    raise HTTPException(
+        422, f"'{kind}.url' is not available yet: store the file first (POST /api/media) and send its 'media_id'"
+    )
+
+
+async def file_content(request: Request, connection: Any, spec: MediaSpec, kind: str) -> dict[str, Any]:
+    """What the queue keeps of a file to send: the stored file's id, its caption, name and type (as given, else as
+    stored). 422 when no such file is stored, or its bytes were removed."""
+    media_id = uuid.UUID(spec.media_id) if spec.media_id else await stored_media_for(request, spec, kind)
+    stored = await media_store.kept(connection, media_id)
+    if stored is None:
+        raise HTTPException(422, f"'{kind}.media_id': no stored file has the id {media_id}")
+    if stored.removed is not None:
+        raise HTTPException(422, f"'{kind}.media_id': the file {media_id} is no longer stored ({stored.removed})")
+    content: dict[str, Any] = {"media_id": str(media_id), "mimetype": spec.mimetype or stored.mimetype}
+    file_name = spec.file_name or stored.file_name
+    if file_name:
+        content["file_name"] = file_name
+    if spec.caption is not None:
+        content["caption"] = spec.caption
+    if kind == "audio":
+        content["ptt"] = bool(spec.ptt)
+    return content
+
+
+def vcard_of(name: str, phone: str) -> str:
+    """A vCard 3.0 for a name and an E.164 number; waid tells WhatsApp the number's account (the "Message" button)."""
+    digits = phone.removeprefix("+")
+    clean = " ".join(name.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").split())
+    return f"BEGIN:VCARD\nVERSION:3.0\nFN:{clean}\nTEL;type=CELL;waid={digits}:{phone}\nEND:VCARD"
+
+
+def card_name(vcard: str) -> str:
+    """The FN (formatted name) of a vCard, as WhatsApp shows the card; '' if it has none."""
+    for line in vcard.splitlines():
+        label, _, value = line.partition(":")
+        if label.split(";")[0].strip().upper() == "FN":
+            return value.strip()
+    return ""
+
+
+async def content_of(request: Request, connection: Any, body: SendMessage) -> dict[str, Any] | None:
+    """What a message other than text carries (None for a text)."""
+    kind = body.kind
+    if kind == "location":
+        assert body.location is not None
+        return body.location.model_dump(exclude_none=True)
+    if kind == "contact":
+        card = body.contact
+        assert card is not None
+        if card.vcard is not None:
+            return {"name": card.name or card_name(card.vcard), "vcard": card.vcard}
+        assert card.name is not None and card.phone is not None
+        return {"name": card.name, "vcard": vcard_of(card.name, card.phone)}
+    spec = getattr(body, kind)
+    return await file_content(request, connection, spec, kind) if isinstance(spec, MediaSpec) else None
+
+
+async def reply_of(connection: Any, chat: str, whatsapp_id: str) -> queue.Reply:
+    """The message a reply quotes: received in this chat (stored here), or sent to it from here. Else 422: a quote
+    WhatsApp cannot show would make the reply read as a plain message, which is not what was asked."""
+    received = await lookup.quoted(connection, chat, whatsapp_id)
+    if received is not None:
+        sender = None if received["is_from_me"] else (received["sender_jid"] or chat)
+        return queue.Reply(whatsapp_id, sender, received["raw"])
+    if await queue.sent_in_chat(connection, chat, whatsapp_id):
+        return queue.Reply(whatsapp_id, None, None)
+    raise HTTPException(
+        422, f"'reply_to': no message {whatsapp_id!r} was received in or sent to {chat} here (or it was deleted)"
+    )
+
+
 async def create(request: Request, body: SendMessage) -> Response:
     key = request.headers.get("idempotency-key")
     if key is not None and not 1 <= len(key) <= MAX_KEY:
         raise HTTPException(422, f"the Idempotency-Key header must be 1 to {MAX_KEY} characters")
     services = state(request)
-    async with services["database"].connection() as connection:  # one statement: no explicit transaction needed
+    async with services["database"].connection() as connection:  # one insert: no explicit transaction needed
+        content = await content_of(request, connection, body)
+        reply_to = await reply_of(connection, body.to.jid, body.reply_to) if body.reply_to else None
         try:
             result = await queue.enqueue(
-                connection, body.to, body.text, key, typing=body.typing, mentions=body.mentions
-            )
+                connection, body.to, body.text or "", key, typing=body.typing, mentions=body.mentions,
+                kind=body.kind, content=content, reply=reply_to,
+            )  # fmt: skip
         except queue.IdempotencyConflict as error:
             raise HTTPException(409, str(error)) from None
     if result.created:
@@ -92,7 +171,7 @@ EDIT_WINDOW = dt.timedelta(minutes=15)  # WhatsApp lets a message be edited for 
 
 def sent_message(row: Any, action: str) -> queue.Target:
     """The target of an action on one of our messages: it must be a message (not an action) that WhatsApp has."""
-    if row["kind"] != "text":
+    if row["kind"] in queue.ACTIONS:
         raise HTTPException(422, f"this is a {row['kind']}, not a message: only messages can be acted on")
     if row["status"] not in SENT or row["whatsapp_id"] is None:
         raise HTTPException(409, f"only a sent message can be {action}; this one is {row['status']}")
@@ -130,6 +209,8 @@ async def edit(request: Request, body: EditText) -> Response:
     if row is None:
         raise HTTPException(404, "no such message")
     target = sent_message(row, "edited")
+    if row["kind"] != "text":
+        raise HTTPException(422, f"only a text can be edited; this message is a {row['kind']}")
     if row["sent_at"] is not None and utcnow() - row["sent_at"] > EDIT_WINDOW:
         raise HTTPException(422, "WhatsApp lets a message be edited only within 15 minutes of sending it")
     return await queue_action(request, "edit", target, body.text)
@@ -181,16 +262,25 @@ ROUTES = [
         "/api/messages",
         "POST",
         Operation(
-            "Queue a text message (an Idempotency-Key header makes a retried request return the same message)",
+            "Queue a message: a text, a file, a location or a contact, any of them as a reply (an Idempotency-Key "
+            "header makes a retried request return the same message)",
             {
                 202: Reply("queued", Message, LOCATION, FOLLOW),
                 200: Reply(
                     "the message an earlier request with the same Idempotency-Key queued", Message, LOCATION, FOLLOW
                 ),
                 409: Reply("the Idempotency-Key was used with a different request"),
+                422: Reply(
+                    "the body is invalid: not exactly one kind, an unknown or removed media_id, a reply_to that names "
+                    "no message of this chat"
+                ),
             },
             body=SendMessage,
             headers=IDEMPOTENCY_KEY,
+            description="`text` alone, or exactly one of `image`, `video`, `audio` (`ptt`: a voice note), "
+            "`document`, `sticker` (each a stored file by `media_id`, with its own `caption`), `location`, "
+            "`contact`; `reply_to` quotes a message of the same chat. Every kind goes through the same queue: "
+            "rate limit, spacing, retries, statuses, receipts. See docs/SENDING.md.",
         ),
         create,
     ),

@@ -20,6 +20,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     PlainValidator,
     RootModel,
     WithJsonSchema,
@@ -170,9 +171,162 @@ Mention = Annotated[
 ]
 
 
+MAX_CAPTION = 1024  # WhatsApp's apps cut a caption at about this length
+MAX_VCARD = 10000
+MAX_URL = 2048
+MIMETYPE_PATTERN = r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}$"
+FILE_KINDS = ("image", "video", "audio", "document", "sticker")
+CAPTIONLESS = ("audio", "sticker")  # WhatsApp shows no caption on these
+KINDS = (*FILE_KINDS, "location", "contact")
+NO_KIND = (
+    f"'text' must be a string of 1 to {MAX_TEXT} characters, unless the message is one of image, video, audio, "
+    "document, sticker, location, contact"
+)
+ONE_KIND = (
+    "give 'text' alone, or exactly one of image, video, audio, document, sticker, location, contact, not several "
+    "(a file's text is its own 'caption')"
+)
+
+
+class MediaSpec(Body):
+    """A file to send: one already stored (media_id: POST /api/media, or a file received here) or one to fetch (url)."""
+
+    url: Annotated[
+        str | None,
+        Field(
+            min_length=8,
+            max_length=MAX_URL,
+            pattern=r"^https?://",
+            description=f"an http(s) URL of 8 to {MAX_URL} characters to fetch the file from",
+            examples=["https://example.com/invoice-1234.pdf"],
+        ),
+        NoNul,
+    ] = None
+    media_id: Annotated[
+        str | None,
+        Field(
+            pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+            description="a UUID: the id of a stored file (POST /api/media, or the media_id of a received message)",
+            examples=["0c6f4a52-8a39-4d7e-9d1c-2f6b0e7d5a11"],
+            json_schema_extra={"format": "uuid"},
+        ),
+    ] = None
+    caption: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=MAX_CAPTION,
+            description=f"a string of 1 to {MAX_CAPTION} characters shown under the file (not for audio or a sticker)",
+        ),
+        NoNul,
+    ] = None
+    file_name: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=255,
+            pattern=r"^[^/\\]+$",
+            description="a file name of 1 to 255 characters without / or \\ (a document shows it; default: as stored)",
+            examples=["invoice-1234.pdf"],
+        ),
+        NoNul,
+    ] = None
+    mimetype: Annotated[
+        str | None,
+        Field(
+            max_length=128,
+            pattern=MIMETYPE_PATTERN,
+            description="a lowercase MIME type such as image/jpeg (default: as stored)",
+            examples=["application/pdf"],
+        ),
+    ] = None
+    ptt: Annotated[
+        bool | None,
+        Field(description="true or false, audio only: true sends it as a voice note (Ogg Opus)", examples=[True]),
+    ] = None
+
+    @model_validator(mode="after")
+    def one_source(self) -> MediaSpec:
+        if (self.url is None) == (self.media_id is None):
+            raise ValueError("give either 'url' or 'media_id', not both and not neither")
+        return self
+
+
+class Location(Body):
+    latitude: Annotated[
+        float, Field(ge=-90, le=90, allow_inf_nan=False, description="a number from -90 to 90", examples=[-6.2])
+    ]
+    longitude: Annotated[
+        float, Field(ge=-180, le=180, allow_inf_nan=False, description="a number from -180 to 180", examples=[106.8])
+    ]
+    name: Annotated[str | None, chars(1, 256), NoNul, Field(examples=["Toko Maju"])] = None
+    address: Annotated[str | None, chars(1, 1024), NoNul, Field(examples=["Jl. Sudirman 1, Jakarta"])] = None
+
+
+class ContactCard(Body):
+    """A contact card: a name and a phone number (a vCard 3.0 is built from them), or a whole vCard."""
+
+    name: Annotated[str | None, chars(1, 256), NoNul, Field(examples=["Budi Santoso"])] = None
+    phone: Phone | None = None
+    vcard: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=MAX_VCARD,
+            pattern=r"^BEGIN:VCARD[\s\S]*END:VCARD\s*$",
+            description=f"a vCard of up to {MAX_VCARD} characters, from BEGIN:VCARD to END:VCARD",
+        ),
+        NoNul,
+    ] = None
+
+    @model_validator(mode="after")
+    def one_form(self) -> ContactCard:
+        if self.vcard is None and (self.name is None or self.phone is None):
+            raise ValueError("give 'name' and 'phone', or a 'vcard'")
+        if self.vcard is not None and self.phone is not None:
+            raise ValueError("give 'name' and 'phone', or a 'vcard', not both")
+        return self
+
+
+SEND_EXAMPLES: list[JsonValue] = [
+    {"to": "+6281234567890", "text": "Your order #1234 has shipped."},
+    {"to": "+6281234567890", "image": {"media_id": "0c6f4a52-8a39-4d7e-9d1c-2f6b0e7d5a11", "caption": "Your receipt"}},
+    {"to": "+6281234567890", "video": {"media_id": "0c6f4a52-8a39-4d7e-9d1c-2f6b0e7d5a11", "caption": "How to"}},
+    {"to": "+6281234567890", "audio": {"media_id": "0c6f4a52-8a39-4d7e-9d1c-2f6b0e7d5a11", "ptt": True}},
+    {
+        "to": "+6281234567890",
+        "document": {"media_id": "0c6f4a52-8a39-4d7e-9d1c-2f6b0e7d5a11", "file_name": "invoice-1234.pdf"},
+    },
+    {"to": "+6281234567890", "sticker": {"media_id": "0c6f4a52-8a39-4d7e-9d1c-2f6b0e7d5a11"}},
+    {"to": "+6281234567890", "location": {"latitude": -6.2, "longitude": 106.8, "name": "Toko Maju"}},
+    {"to": "+6281234567890", "contact": {"name": "Budi Santoso", "phone": "+6289876543210"}},
+    {"to": "+6281234567890", "text": "Yes, it is in stock.", "reply_to": "3EB0C431D5F1A2B3C4D5"},
+]
+
+
 class SendMessage(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": SEND_EXAMPLES})
+
     to: RecipientField
-    text: Annotated[str, chars(1, MAX_TEXT), NoNul]
+    text: Annotated[str | None, chars(1, MAX_TEXT), NoNul] = None
+    image: MediaSpec | None = None
+    video: MediaSpec | None = None
+    audio: MediaSpec | None = None
+    document: MediaSpec | None = None
+    sticker: MediaSpec | None = None
+    location: Location | None = None
+    contact: ContactCard | None = None
+    reply_to: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=128,
+            description="WhatsApp's id of a message in the same chat to quote (a message_id from a webhook event, "
+            "or of a message sent here), 1 to 128 characters",
+            examples=["3EB0C431D5F1A2B3C4D5"],
+        ),
+        NoNul,
+    ] = None
     typing: Annotated[bool | None, Field(description=TYPING, examples=[True])] = None
     mentions: Annotated[
         list[Mention] | None,
@@ -181,10 +335,36 @@ class SendMessage(Body):
             max_length=MAX_MENTIONS,
             description=f"a list of 1 to {MAX_MENTIONS} group members to mention ({MENTION_FORMS}); the text "
             "must name each as @<digits> (its number without +, or its LID's digits), where WhatsApp shows the "
-            "mention; only in a message to a group",
+            "mention; only in a text message to a group",
             examples=[["+6281234567890"]],
         ),
     ] = None
+
+    @property
+    def kind(self) -> str:
+        """text, or the one other kind given."""
+        return next((kind for kind in KINDS if getattr(self, kind) is not None), "text")
+
+    @model_validator(mode="after")
+    def one_kind(self) -> SendMessage:
+        given = [kind for kind in KINDS if getattr(self, kind) is not None]
+        if not given and self.text is None:
+            raise ValueError(NO_KIND)
+        if len(given) + (self.text is not None) != 1:
+            raise ValueError(ONE_KIND)
+        if given:
+            kind = given[0]
+            if self.typing:
+                raise ValueError(f"'typing' is shown only before a text, not before a {kind}")
+            if self.mentions is not None:
+                raise ValueError(f"'mentions' are only for a text, not for a {kind}")
+            spec = getattr(self, kind)
+            if isinstance(spec, MediaSpec):
+                if kind in CAPTIONLESS and spec.caption is not None:
+                    raise ValueError(f"'{kind}.caption': WhatsApp shows no caption on {kind}")
+                if kind != "audio" and spec.ptt is not None:
+                    raise ValueError(f"'{kind}.ptt' is for audio only (a voice note)")
+        return self
 
     @model_validator(mode="after")
     def mentions_fit(self) -> SendMessage:
@@ -192,12 +372,20 @@ class SendMessage(Body):
             return self
         if not self.to.is_group:
             raise ValueError("'mentions' are only for a message to a group (`to` a group JID)")
-        missing = [jid for jid in self.mentions if "@" + jid.partition("@")[0] not in self.text]
+        text = self.text or ""
+        missing = [jid for jid in self.mentions if "@" + jid.partition("@")[0] not in text]
         if missing:
             names = ", ".join("@" + jid.partition("@")[0] for jid in missing)
             raise ValueError(f"'text' must name each mention where WhatsApp shows it; it lacks {names}")
         self.__dict__["mentions"] = list(dict.fromkeys(self.mentions))  # frozen: each member once
         return self
+
+
+MESSAGE_KINDS = ("text", *KINDS, "reaction", "edit", "delete")
+CONTENT = (
+    "what a message other than text carries: a file {media_id, caption?, file_name?, mimetype, ptt?}, a location "
+    "{latitude, longitude, name?, address?} or a contact {name, vcard}; null for a text and for actions"
+)
 
 
 class Message(Answer):
@@ -210,9 +398,12 @@ class Message(Answer):
     attempts: int
     typing: bool | None = Field(description="as asked: true, false, or null (as SEND_TYPING_SECONDS says)")
     mentions: list[str] | None = Field(description="the JIDs of the members it mentions; null: nobody")
-    kind: Literal["text", "reaction", "edit", "delete"] = Field(
-        description="text: a message; reaction, edit, delete: an action on the message `target` names"
+    kind: Literal[MESSAGE_KINDS] = Field(  # type: ignore[valid-type]
+        description="text, image, video, audio, document, sticker, location, contact: a message; reaction, edit, "
+        "delete: an action on the message `target` names"
     )
+    content: dict[str, Any] | None = Field(description=CONTENT)
+    reply_to: str | None = Field(description="WhatsApp's id of the message it quotes; null: none")
     target: str | None = Field(
         description="for an action: the message acted on, by our id or (an incoming one) WhatsApp's; else null"
     )

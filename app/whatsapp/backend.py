@@ -95,6 +95,14 @@ class Backend(abc.ABC):
         whatsmeow waits up to 75 s for the server's answer (SEND_TIMEOUT covers it)."""
 
     @abc.abstractmethod
+    async def send_message(
+        self, to: str, content: dict[str, Any], data: bytes | None, reply: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """Send a message other than a plain text (protocol.SEND_MESSAGE): a text quoting another, a file (`data`, its
+        bytes: image, video, audio, document, sticker), a location or a contact card, quoting `reply` if given:
+        {"message_id", "timestamp"}, refused as send_text is."""
+
+    @abc.abstractmethod
     async def mark_read(self, chat: str, sender: str, message_ids: list[str]) -> dict[str, Any]:
         """Send read receipts for messages of one sender in one chat (in a 1:1 chat the sender is the chat):
         {"chat", "message_ids"}. The sender's blue ticks turn on; WhatsApp answers nothing more."""

@@ -1,5 +1,5 @@
-"""The worker's side of incoming media: the size check before a download, the SHA-256 check after it, and the
-hand-over to the parent.
+"""The worker's side of media: for incoming media, the size check before a download, the SHA-256 check after it, and
+the hand-over to the parent; for media to send, reading the file the parent handed over, and an Ogg Opus duration.
 
 The bytes never travel inside a JSON frame. The worker writes them to a file of its own in the parent's private
 folder (made by the web process, mode 0700) and names the file in the item; the parent reads it into the `media`
@@ -88,3 +88,35 @@ def hand_over(
         os.unlink(path)
         return failed(media, f"not stored: {error.strerror or error}")
     return {**media, "size": len(data), "sha256": digest.hexdigest(), "file": path}
+
+
+def read_outgoing(path: str, folder: str | None) -> bytes | None:
+    """The bytes of a file the parent wrote into the media folder for a send, or None if it is gone or is not directly
+    in that folder: a path from the channel is never trusted further than that."""
+    if folder is None:
+        return None
+    real = os.path.realpath(path)
+    if os.path.dirname(real) != os.path.realpath(folder):
+        return None
+    try:
+        with open(real, "rb") as file:
+            return file.read()
+    except OSError:
+        return None
+
+
+OGG_PAGE = b"OggS"
+OPUS_HEAD = b"OpusHead"
+OPUS_RATE = 48000  # Opus granule positions count 48 kHz samples whatever the input rate
+
+
+def ogg_opus_seconds(data: bytes) -> int:
+    """The length of an Ogg Opus file in whole seconds (a voice note's `seconds`), from its last page's granule
+    position less the pre-skip; 0 when it is not Ogg Opus or cannot be read."""
+    head = data.find(OPUS_HEAD)
+    last = data.rfind(OGG_PAGE)
+    if not data.startswith(OGG_PAGE) or head < 0 or last < 0 or len(data) < last + 14 or len(data) < head + 12:
+        return 0
+    pre_skip = int.from_bytes(data[head + 10 : head + 12], "little")
+    granule = int.from_bytes(data[last + 6 : last + 14], "little", signed=True)
+    return max(0, round((granule - pre_skip) / OPUS_RATE)) if granule > 0 else 0

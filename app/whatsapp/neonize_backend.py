@@ -41,8 +41,9 @@ from app.whatsapp.backend import (
     Emit,
 )
 from app.whatsapp.intake import Intake
-from app.whatsapp.media import download_failed, failed, hand_over, too_large
+from app.whatsapp.media import download_failed, failed, hand_over, ogg_opus_seconds, too_large
 from app.whatsapp.neonize_mapping import (
+    FILE_FIELDS,
     call_offer_to_dict,
     command_error,
     connect_failure_to_event,
@@ -54,6 +55,7 @@ from app.whatsapp.neonize_mapping import (
     media_content,
     media_of,
     needs_phone_lookup,
+    outgoing_message,
     pair_status_to_event,
     pairing_failure,
     phone_of,
@@ -61,6 +63,7 @@ from app.whatsapp.neonize_mapping import (
     pump_failure,
     receipt_to_dict,
     recipient,
+    reply_context,
     short,
     temporary_ban_to_dict,
     text_message,
@@ -116,7 +119,14 @@ def load_neonize() -> SimpleNamespace:
             from neonize.proto.waCommon.WACommon_pb2 import MessageKey
             from neonize.proto.waCompanionReg.WAWebProtobufsCompanionReg_pb2 import DeviceProps
             from neonize.proto.waE2E import WAWebProtobufsE2E_pb2
-            from neonize.utils.enum import ChatPresence, ChatPresenceMedia, ClientName, ClientType, ReceiptType
+            from neonize.utils.enum import (
+                ChatPresence,
+                ChatPresenceMedia,
+                ClientName,
+                ClientType,
+                MediaType,
+                ReceiptType,
+            )
 
             _reap_uname()
         for handler in list(root.handlers):
@@ -130,6 +140,7 @@ def load_neonize() -> SimpleNamespace:
             ClientName=ClientName,
             ClientType=ClientType,
             ReceiptType=ReceiptType,
+            MediaType=MediaType,
             ChatPresence=ChatPresence,
             ChatPresenceMedia=ChatPresenceMedia,
             proto=Neonize_pb2,
@@ -726,6 +737,35 @@ class NeonizeBackend(Backend):
             raise command_error(error) from error
         sent_at = response.Timestamp if response.Timestamp > 0 else datetime.now(UTC).timestamp()
         return {"message_id": str(response.ID), "timestamp": iso_utc(sent_at)}
+
+    async def send_message(
+        self, to: str, content: dict[str, Any], data: bytes | None, reply: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        kind = str(content.get("type"))
+        user, server = recipient(to)
+        for mention in content.get("mentions") or []:
+            recipient(mention)  # a malformed JID is refused for good, before anything is sent
+        if kind in FILE_FIELDS and not data:
+            raise BackendError(f"no file to send as {kind}", permanent=True)
+        self._require_client()
+        jid = build_jid(self._nz.proto, user, server)
+        participant = None
+        if reply is not None:  # the quoted message's sender; our own JID (without its device) for ours
+            own = await self._sender_jid(reply.get("sender") or None)
+            participant = f"{own.User}@{own.Server}"
+        context = reply_context(self._nz.e2e, reply, participant)
+        upload = None
+        try:
+            if kind in FILE_FIELDS:
+                # neonize's upload: encrypted with a fresh media key and put on WhatsApp's CDN by whatsmeow.
+                upload = await self._client.upload(data, getattr(self._nz.MediaType, FILE_FIELDS[kind][1]))
+            seconds = ogg_opus_seconds(data) if kind == "audio" and data else 0
+            # Off the loop: an image's thumbnail is decoded and scaled with Pillow.
+            message = await asyncio.to_thread(outgoing_message, self._nz.e2e, content, upload, context, data, seconds)
+            response = await self._client.send_message(jid, message)
+        except self._nz.NeonizeError as error:
+            raise command_error(error) from error
+        return self._sent(response)
 
     async def mark_read(self, chat: str, sender: str, message_ids: list[str]) -> dict[str, Any]:
         if not message_ids:

@@ -42,6 +42,11 @@ CHECK_NUMBERS = "check_numbers"  # {"phones": ["+<digits>", ...]}
 SEND_REACTION = "send_reaction"  # {"chat", "target_id", "sender": JID | None (this account), "emoji"}
 EDIT_MESSAGE = "edit_message"  # {"chat", "target_id", "text"}
 REVOKE_MESSAGE = "revoke_message"  # {"chat", "target_id", "sender": JID | None (this account)}
+# A message other than a plain text: {"to", "content": {"type": text | image | video | audio | document | sticker |
+# location | contact, ...its fields}, "file": the path of the bytes in the worker's media folder (files only),
+# "reply": {"id", "sender": JID | None (this account), "quoted": base64 of the quoted waE2E.Message | None} | None}.
+# The file's bytes never travel in a frame: the parent writes them there and deletes the file after the reply.
+SEND_MESSAGE = "send_message"
 JOINED_GROUPS = "joined_groups"  # {}
 GROUP_INFO = "group_info"  # {"jid": "<id>@g.us"}
 DOWNLOAD_MEDIA = "download_media"  # {"message_id", "chat", "type", "media", "raw"}: a stored message's media again

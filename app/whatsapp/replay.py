@@ -13,7 +13,7 @@ protobuf events instead of the Go library, at the exact point where Go hands an 
 The first line may also carry what the stand-in answers for the Go client's own look-ups: `"lid_map": {"<lid>@lid":
 "<phone>@s.whatsapp.net"}`, `"poll_votes": {"<vote message id>": ["option", ...]}` (whatsmeow decrypts votes with
 keys only a real device has), `"send_errors": ["text", ...]` (the next sends fail with these whatsmeow errors) and
-`"call_errors": {"mark_read": ["text", ...], ...}` (the next calls of that name fail with these) and
+`"call_errors": {"mark_read": ["text", ...], ...}` (the next calls of that name fail with these; "upload" too) and
 `"on_whatsapp": {"+<digits>": "<jid>", ...}` (the numbers is_on_whatsapp finds; any other is not on WhatsApp) and
 `"groups": [{"jid", "name", "topic"?, "participants": [{"jid", "phone"?, "admin"?}]}]` (the account's groups; any
 other group is one it does not take part in) and `"downloads": {"<directPath of the media>": "<file>"}` (what
@@ -21,8 +21,9 @@ download_any answers for media with that CDN path, from a file; any other fails 
 
 Every event goes through the same checks Go's side makes: an event Go could not marshal (a required field unset, as
 neonize leaves `Receipt.Type` for receipts it cannot map) ends the event pump with Go's error text, and the events
-after it are never seen, exactly as with the real library. Calls that would go to Go (get_me, sends, look-ups,
-logout) are answered here and recorded: in the log, and as JSON lines in `WHATSAPP_REPLAY_CALLS` when that is set.
+after it are never seen, exactly as with the real library. Calls that would go to Go (get_me, uploads, sends, look-ups,
+logout) are answered here and recorded: in the log, and as JSON lines in `WHATSAPP_REPLAY_CALLS` when that is set
+(a send with the whole message it carried, base64 of its serialized waE2E.Message).
 """
 
 from __future__ import annotations
@@ -225,10 +226,31 @@ class ReplayClient:
         target = f"{to.User}@{to.Server}"
         text = message.conversation or message.extendedTextMessage.text or None
         mentions = list(message.extendedTextMessage.contextInfo.mentionedJID) or None
-        self._record("send_message", to=target, text=text, mentions=mentions, **message_summary(message))
+        # The whole message too, as Go would get it (tests decode it with neonize's own classes).
+        whole = base64.b64encode(message.SerializeToString()).decode()
+        summary = message_summary(message)
+        self._record("send_message", to=target, text=text, mentions=mentions, **summary, message=whole)
         if self._send_errors:
             raise self._nz.NeonizeError(self._send_errors.pop(0))
         return self._nz.proto.SendResponse(ID="3EB0" + secrets.token_hex(8).upper(), Timestamp=int(time.time()))
+
+    async def upload(self, binary: bytes, media_type: Any = None) -> Any:
+        """neonize's own signature and answer (an UploadResponse), as whatsmeow's Upload fills it: a CDN path of its
+        own (here made from the file's SHA-256, so it is the same every time), a media key, and the SHA-256 of the
+        file and of its encrypted form (here the file's with the key prepended: nothing is encrypted)."""
+        self._fail_if_told("upload")
+        digest = hashlib.sha256(binary).hexdigest()
+        key = hashlib.sha256(b"media key " + binary).digest()
+        direct_path = f"/v/t62.7118-24/replay-{digest[:32]}.enc"
+        self._record("upload", media_type=media_type.name, sha256=digest, length=len(binary), direct_path=direct_path)
+        return self._nz.proto.UploadResponse(
+            url="https://mmg.whatsapp.net" + direct_path,
+            DirectPath=direct_path,
+            MediaKey=key,
+            FileEncSHA256=hashlib.sha256(key + binary).digest(),
+            FileSHA256=hashlib.sha256(binary).digest(),
+            FileLength=len(binary),
+        )
 
     async def mark_read(
         self, *message_ids: str, chat: Any, sender: Any, receipt: Any, timestamp: int | None = None

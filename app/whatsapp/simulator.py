@@ -53,6 +53,7 @@ ACTIONS_KEPT = 1000  # the simulated server's record of actions (`actions`), new
 CHECKS_PER_MINUTE = 60
 RATE_LIMITED = "info query returned status 429: rate-overlimit"
 NOT_IN_GROUP = "you're not participating in that group"  # whatsmeow's ErrNotInGroup
+FILE_TYPES = ("image", "video", "audio", "document", "sticker")  # send_message types that carry a file
 
 # `type` of a simulated incoming item -> the backend event it becomes (the rest are message types).
 EVENT_TYPES = {
@@ -277,7 +278,9 @@ class SimulatorBackend(Backend):
         alphabet = "ABCDEFGHJKLMNPQRSTVWXYZ23456789"
         return "".join(secrets.choice(alphabet) for _ in range(8))
 
-    async def send_text(self, to: str, text: str, mentions: list[str] | None = None) -> dict[str, Any]:
+    async def _refuse_or_delay(self, to: str) -> None:
+        """What the simulated server makes of any send before it goes out: refused while not connected, to a group
+        the account is not in, or as injected (send_failures), or answered late (an injected delay)."""
         if not self.connected:
             raise BackendError("websocket not connected")
         if to.endswith("@g.us") and self.groups is not None and to not in self.groups:
@@ -288,12 +291,32 @@ class SimulatorBackend(Backend):
                 await asyncio.sleep(float(failure["delay"]))  # WhatsApp is slow to answer; the send goes out
             else:
                 raise BackendError(str(failure["error"]), permanent=bool(failure["permanent"]))
+
+    async def send_text(self, to: str, text: str, mentions: list[str] | None = None) -> dict[str, Any]:
+        await self._refuse_or_delay(to)
         log.info("simulated send to %s (%d characters)", to, len(text))
         sent = {"message_id": message_id(), "timestamp": now_iso()}
         if mentions:  # kept among the server's actions, so that what a mention named can be seen
             self.actions.append(
                 {"action": "send", "to": to, "text": text, "mentions": mentions, "at": sent["timestamp"]}
             )
+        return sent
+
+    async def send_message(
+        self, to: str, content: dict[str, Any], data: bytes | None, reply: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """Any other message: kept among the server's actions with what it carried (a file by its SHA-256 and size,
+        never its bytes), so that tests and the operator see what went out."""
+        if content.get("type") in FILE_TYPES and not data:
+            raise BackendError(f"no file to send as {content.get('type')}", permanent=True)
+        await self._refuse_or_delay(to)
+        sent = {"message_id": message_id(), "timestamp": now_iso()}
+        action: dict[str, Any] = {"action": "send_message", "to": to, "content": content, "reply": reply}
+        if data is not None:
+            action.update(sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+        log.info("simulated %s send to %s", content.get("type"), to)
+        self.actions.append({**action, "message_id": sent["message_id"], "at": sent["timestamp"]})
+        del self.actions[:-ACTIONS_KEPT]
         return sent
 
     def _act(self, action: str, **details: Any) -> None:

@@ -27,6 +27,7 @@ from app.tasks import wait_any
 from app.whatsapp import protocol
 from app.whatsapp.backend import Backend, BackendError
 from app.whatsapp.intake import Intake
+from app.whatsapp.media import read_outgoing
 
 log = logging.getLogger("app.worker")
 
@@ -105,6 +106,14 @@ class Worker:
         if name == protocol.SEND_TEXT:
             mentions = [str(jid) for jid in args["mentions"]] if args.get("mentions") else None
             return await backend.send_text(str(args["to"]), str(args["text"]), mentions)
+        if name == protocol.SEND_MESSAGE:
+            data = None
+            if args.get("file"):
+                data = await asyncio.to_thread(read_outgoing, str(args["file"]), backend.media_dir)
+                if data is None:  # the parent gave up waiting and took it back; a new try writes it again
+                    raise BackendError("the file to send is not in the media folder (any more)")
+            reply = dict(args["reply"]) if args.get("reply") else None
+            return await backend.send_message(str(args["to"]), dict(args["content"]), data, reply)
         if name == protocol.MARK_READ:
             ids = [str(item) for item in args["message_ids"]]
             return await backend.mark_read(str(args["chat"]), str(args["sender"]), ids)
