@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -96,6 +97,28 @@ def parse(model: type[M], data: bytes | dict[str, Any]) -> M:
         raise HTTPException(422, "; ".join(describe(model, problem) for problem in problems[:5])) from None
 
 
+def named_field(model: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[str, FieldInfo | None]:
+    """The field a problem's location names, as the client spelled it, and its declaration: down into nested bodies
+    (`image.media_id`) as far as a field says what it must be; else the top one (None: no declared field)."""
+    names: list[str] = []
+    walked: list[tuple[str, FieldInfo]] = []
+    current: type[BaseModel] | None = model
+    for part in loc:
+        if current is None or not isinstance(part, str):
+            break
+        field = next((f for key, f in current.model_fields.items() if part in (key, f.alias)), None)
+        if field is None:
+            break
+        names.append(part)
+        walked.append((".".join(names), field))
+        kinds = (field.annotation, *get_args(field.annotation))
+        current = next((k for k in kinds if isinstance(k, type) and issubclass(k, BaseModel)), None)
+    if not walked:
+        return str(loc[0]), None
+    described = [(name, field) for name, field in walked[1:] if field.description]
+    return described[-1] if described else walked[0]
+
+
 def describe(model: type[BaseModel], problem: ErrorDetails) -> str:
     """One problem as the 422 says it: the field (by the name the client sent), what it must be, and where exactly.
     A field's description is written to read after "must be"; a validator's own message (app/phone.py) stands alone.
@@ -105,8 +128,7 @@ def describe(model: type[BaseModel], problem: ErrorDetails) -> str:
         if problem["type"] == "value_error":
             return str(problem.get("ctx", {}).get("error", problem["msg"]))
         return "the body must be a JSON object"
-    name = str(loc[0])
-    field = next((f for key, f in model.model_fields.items() if name in (key, f.alias)), None)
+    name, field = named_field(model, loc)
     if problem["type"] == "value_error":
         message = str(problem.get("ctx", {}).get("error", problem["msg"]))
         said = f"'{name}' {message}"

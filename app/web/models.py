@@ -248,7 +248,7 @@ class MediaSpec(Body):
     @model_validator(mode="after")
     def one_source(self) -> MediaSpec:
         if (self.url is None) == (self.media_id is None):
-            raise ValueError("give either 'url' or 'media_id', not both and not neither")
+            raise ValueError("must give either 'url' or 'media_id', not both and not neither")
         return self
 
 
@@ -267,7 +267,9 @@ class ContactCard(Body):
     """A contact card: a name and a phone number (a vCard 3.0 is built from them), or a whole vCard."""
 
     name: Annotated[str | None, chars(1, 256), NoNul, Field(examples=["Budi Santoso"])] = None
-    phone: Phone | None = None
+    phone: Annotated[
+        Phone | None, Field(description=f"an international phone number: {EXPECTED_FORM}", examples=["+6289876543210"])
+    ] = None
     vcard: Annotated[
         str | None,
         Field(
@@ -282,9 +284,9 @@ class ContactCard(Body):
     @model_validator(mode="after")
     def one_form(self) -> ContactCard:
         if self.vcard is None and (self.name is None or self.phone is None):
-            raise ValueError("give 'name' and 'phone', or a 'vcard'")
+            raise ValueError("must give 'name' and 'phone', or a 'vcard'")
         if self.vcard is not None and self.phone is not None:
-            raise ValueError("give 'name' and 'phone', or a 'vcard', not both")
+            raise ValueError("must give 'name' and 'phone', or a 'vcard', not both")
         return self
 
 
