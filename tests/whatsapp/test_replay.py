@@ -4,11 +4,14 @@ webhook receiver on 127.0.0.1."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import datetime as dt
 import hashlib
 import json
+import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -18,10 +21,13 @@ import pytest
 
 from app.db.database import Database
 from app.errors import WhatsAppError
+from app.incoming import lookup
 from app.incoming.media_retry import MediaRetrier
 from app.incoming.store import IncomingOptions, MessageStore
 from app.media import store as media_store
+from app.phone import parse_recipient
 from app.sending import queue
+from app.sending.sender import Sender
 from app.session.policy import Policy
 from app.session.states import State
 from app.session.supervisor import SessionError, Supervisor
@@ -518,3 +524,150 @@ async def test_a_transient_download_failure_is_retried_and_announced_as_media_re
     downloads = [call["direct_path"] for call in gateway.calls() if call["call"] == "download_any"]
     assert downloads == ["/flaky", "/flaky", "/flaky"]  # on arrival, the 502, then the file
     assert list(gateway.media_dir.iterdir()) == []
+
+
+def sent_messages(gateway: Gateway) -> list[Any]:
+    """Every message the backend gave neonize's send_message, decoded with neonize's own class."""
+    decode = corpus.E2E.Message.FromString
+    return [decode(base64.b64decode(call["message"])) for call in gateway.calls() if call["call"] == "send_message"]
+
+
+def hand_over(gateway: Gateway, data: bytes) -> str:
+    """A file to send, where the web process puts it: directly in the worker's media folder."""
+    gateway.media_dir.mkdir(mode=0o700, exist_ok=True)
+    path = gateway.media_dir / f"{uuid.uuid4().hex}.send"
+    path.write_bytes(data)
+    return str(path)
+
+
+async def test_every_kind_is_uploaded_and_sent_as_neonizes_own_message(gateway: Gateway) -> None:
+    supervisor = gateway.start([replay_line(corpus.connected())])
+    await wait_state(supervisor, State.CONNECTED)
+    contact = "6281234567890@s.whatsapp.net"
+    files = {kind: samples.sample(kind) for kind in ("image", "video", "audio", "document", "sticker")}
+    contents: list[dict[str, Any]] = [
+        {"type": "image", "mimetype": "image/png", "caption": "Your receipt"},
+        {"type": "video", "mimetype": "video/mp4", "caption": "How to"},
+        {"type": "audio", "mimetype": "audio/ogg", "ptt": True},
+        {"type": "document", "mimetype": "application/pdf", "file_name": "invoice-1234.pdf", "caption": "Invoice"},
+        {"type": "sticker", "mimetype": "image/webp"},
+        {"type": "location", "latitude": -6.2, "longitude": 106.816666, "name": "Toko Maju", "address": "Jl. 1"},
+        {"type": "contact", "name": "Budi", "vcard": "BEGIN:VCARD\nVERSION:3.0\nFN:Budi\nEND:VCARD"},
+    ]
+    for content in contents:
+        found = files.get(content["type"])
+        args = {"to": contact, "content": content, "reply": None}
+        if found is not None:
+            args["file"] = hand_over(gateway, found[0])
+        assert (await supervisor.send_action(protocol.SEND_MESSAGE, args))["message_id"].startswith("3EB0")
+    uploads = [call for call in gateway.calls() if call["call"] == "upload"]
+    assert [call["media_type"] for call in uploads] == [
+        "MediaImage", "MediaVideo", "MediaAudio", "MediaDocument", "MediaImage",  # whatsmeow's types; a sticker: image
+    ]  # fmt: skip
+    for call, kind in zip(uploads, ("image", "video", "audio", "document", "sticker"), strict=True):
+        data = files[kind]
+        assert data is not None and call["sha256"] == hashlib.sha256(data[0]).hexdigest()  # the file, whole
+        assert call["length"] == len(data[0])
+    image, video, audio, document, sticker, location, contact_card = sent_messages(gateway)
+
+    def uploaded(body: Any, index: int) -> None:
+        data = list(files.values())[index]
+        assert data is not None
+        assert body.fileSHA256 == hashlib.sha256(data[0]).digest() and body.fileLength == len(data[0])
+        assert body.directPath == uploads[index]["direct_path"] and body.URL.endswith(body.directPath)
+        assert len(body.mediaKey) == 32 and len(body.fileEncSHA256) == 32
+
+    assert image.HasField("imageMessage")
+    uploaded(image.imageMessage, 0)
+    assert (image.imageMessage.mimetype, image.imageMessage.caption) == ("image/png", "Your receipt")
+    assert (image.imageMessage.width, image.imageMessage.height) == (16, 16)
+    assert image.imageMessage.JPEGThumbnail.startswith(b"\xff\xd8")  # a JPEG preview, made with Pillow
+    uploaded(video.videoMessage, 1)
+    assert (video.videoMessage.mimetype, video.videoMessage.caption) == ("video/mp4", "How to")
+    uploaded(audio.audioMessage, 2)
+    assert audio.audioMessage.PTT and audio.audioMessage.seconds == 1  # the sample is one second of Ogg Opus
+    assert audio.audioMessage.mimetype == "audio/ogg; codecs=opus"
+    uploaded(document.documentMessage, 3)
+    assert (document.documentMessage.fileName, document.documentMessage.title) == ("invoice-1234.pdf",) * 2
+    assert (document.documentMessage.mimetype, document.documentMessage.caption) == ("application/pdf", "Invoice")
+    uploaded(sticker.stickerMessage, 4)
+    assert (sticker.stickerMessage.mimetype, sticker.stickerMessage.isAnimated) == ("image/webp", False)
+    place = location.locationMessage
+    assert (place.degreesLatitude, place.degreesLongitude, place.name, place.address) == (
+        -6.2, 106.816666, "Toko Maju", "Jl. 1",
+    )  # fmt: skip
+    assert (contact_card.contactMessage.displayName, contact_card.contactMessage.vcard) == (
+        "Budi", "BEGIN:VCARD\nVERSION:3.0\nFN:Budi\nEND:VCARD",
+    )  # fmt: skip
+    assert not any(message.ListFields()[0][1].HasField("contextInfo") for message in sent_messages(gateway))
+
+    gone = {"to": contact, "content": contents[0], "reply": None, "file": str(gateway.media_dir / "gone.send")}
+    with pytest.raises(WhatsAppError, match="not in the media folder"):
+        await supervisor.send_action(protocol.SEND_MESSAGE, gone)
+    outside = gateway.directory / "outside.send"
+    outside.write_bytes(b"secret")
+    with pytest.raises(WhatsAppError, match="not in the media folder"):  # the worker reads only its folder
+        await supervisor.send_action(protocol.SEND_MESSAGE, {**gone, "file": str(outside)})
+    assert len(sent_messages(gateway)) == 7
+
+
+async def test_a_reply_quotes_the_stored_message_with_its_sender(gateway: Gateway) -> None:
+    group = f"{corpus.GROUP.User}@g.us"
+    member = "6289876543210@s.whatsapp.net"
+    question = corpus.message_event(
+        corpus.E2E.Message(conversation="Do you have it in blue?"),
+        corpus.source(corpus.GROUP, corpus.jid("6289876543210"), is_group=True),
+    )
+    supervisor = gateway.start([replay_line(corpus.connected()), line(question, "ASK1")])
+    await wait_state(supervisor, State.CONNECTED)
+    await gateway.until(lambda got: ("message.received", "ASK1") in by_id(got))
+    async with gateway.database.connection() as connection:
+        stored = await lookup.quoted(connection, group, "ASK1")
+    assert stored is not None and stored["raw"] is not None and stored["sender_jid"] == member
+    sender = Sender(gateway.database, supervisor, per_minute=600, min_interval=0.0, media_dir=str(gateway.media_dir))
+    sender.start()
+    try:
+        data, mimetype, _ = samples.sample("image") or (b"", "", None)
+        async with gateway.database.transaction() as connection:
+            media_id = await media_store.save(
+                connection, chat=group, message_id="IMG1", mimetype=mimetype,
+                sha256=hashlib.sha256(data).hexdigest(), file_name=None, data=data,
+            )  # fmt: skip
+            reply = queue.Reply("ASK1", stored["sender_jid"], stored["raw"])
+            image = await queue.enqueue(
+                connection, parse_recipient(group), "", None, kind="image",
+                content={"media_id": str(media_id), "mimetype": mimetype, "caption": "This one"}, reply=reply,
+            )  # fmt: skip
+            own = queue.Reply("OURS1", None, None)
+            text = await queue.enqueue(
+                connection, parse_recipient(group), "@6289876543210 yes", None,
+                mentions=[member], reply=own,
+            )  # fmt: skip
+        sender.wake()
+        for message in (image.message, text.message):
+            await wait_sent(gateway.database, uuid.UUID(message["id"]))
+    finally:
+        await sender.stop()
+    quoting, answering = sent_messages(gateway)
+    context = quoting.imageMessage.contextInfo
+    assert (context.stanzaID, context.participant) == ("ASK1", member)
+    assert context.quotedMessage.conversation == "Do you have it in blue?"  # the message as it was stored
+    assert quoting.imageMessage.caption == "This one"
+    context = answering.extendedTextMessage.contextInfo
+    assert (context.stanzaID, context.participant) == ("OURS1", "15550001111@s.whatsapp.net")  # ours: no device
+    assert not context.HasField("quotedMessage") and list(context.mentionedJID) == [member]
+    assert answering.extendedTextMessage.text == "@6289876543210 yes"
+    assert [name for name in os.listdir(gateway.media_dir) if name.endswith(".send")] == []
+
+
+async def wait_sent(database: Database, message_id: uuid.UUID) -> None:
+    """Until the sender recorded the message sent (it works in its own task; the row is the signal)."""
+    deadline = time.monotonic() + 20
+    while True:
+        async with database.connection() as connection:
+            row = await queue.get(connection, message_id)
+        assert row is not None and row["status"] not in ("failed", "cancelled"), row
+        if row["status"] == "sent":
+            return
+        assert time.monotonic() < deadline, row
+        await asyncio.sleep(0.02)
