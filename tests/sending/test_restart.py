@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
+from typing import Any
 
 import asyncpg
+import pytest
 
+from app.media import store as media_store
+from app.whatsapp import samples
 from tests.processes import AppProcess
 from tests.session.test_app_processes import pair
 
@@ -28,16 +33,20 @@ def wait_until(app: AppProcess, ids: list[str], check: object, timeout: float = 
         time.sleep(0.05)
 
 
-async def test_restart_mid_queue_loses_nothing_and_sends_nothing_twice(database_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["text", "image"])
+async def test_restart_mid_queue_loses_nothing_and_sends_nothing_twice(
+    database_url: str, tmp_path: Path, kind: str
+) -> None:
     env = {"SEND_MIN_INTERVAL": "0.4"}
     first = AppProcess(database_url, tmp_path / "first.log", env=env).start()
     try:
         pair(first)
+        bodies: list[dict[str, Any]] = [{"text": f"order {n}"} for n in range(COUNT)]
+        if kind == "image":  # a file's message survives a restart as a text does: its bytes stay in Postgres
+            media_id = await stored_image(database_url)
+            bodies = [{"image": {"media_id": media_id, "caption": f"order {n}"}} for n in range(COUNT)]
         with first.api() as api:
-            ids = [
-                api.post("/api/messages", json={"to": "+6281234567890", "text": f"order {n}"}).json()["id"]
-                for n in range(COUNT)
-            ]
+            ids = [api.post("/api/messages", json={"to": "+6281234567890", **body}).json()["id"] for body in bodies]
         wait_until(first, ids, lambda current: current.count("sent") >= 2)
         assert first.terminate() == 0
     finally:
@@ -54,6 +63,21 @@ async def test_restart_mid_queue_loses_nothing_and_sends_nothing_twice(database_
     assert final == ["sent"] * COUNT
     counts = await sent_counts(database_url)
     assert counts == {message_id: 1 for message_id in ids}, before_restart  # one "sent" event per message
+
+
+async def stored_image(database_url: str) -> str:
+    found = samples.sample("image")
+    assert found is not None
+    data, mimetype, _ = found
+    connection = await asyncpg.connect(database_url)
+    try:
+        media_id = await media_store.save(
+            connection, chat="6281234567890@s.whatsapp.net", message_id="IMG1", mimetype=mimetype,
+            sha256=hashlib.sha256(data).hexdigest(), file_name=None, data=data,
+        )  # fmt: skip
+    finally:
+        await connection.close()
+    return str(media_id)
 
 
 async def sent_counts(database_url: str) -> dict[str, int]:
