@@ -210,7 +210,7 @@ async def edit(request: Request, body: EditText) -> Response:
         raise HTTPException(404, "no such message")
     target = sent_message(row, "edited")
     if row["kind"] != "text":
-        raise HTTPException(422, f"only a text can be edited; this message is a {row['kind']}")
+        raise HTTPException(422, f"only a text can be edited; this message's kind is {row['kind']}")
     if row["sent_at"] is not None and utcnow() - row["sent_at"] > EDIT_WINDOW:
         raise HTTPException(422, "WhatsApp lets a message be edited only within 15 minutes of sending it")
     return await queue_action(request, "edit", target, body.text)

@@ -357,9 +357,9 @@ class SendMessage(Body):
         if given:
             kind = given[0]
             if self.typing:
-                raise ValueError(f"'typing' is shown only before a text, not before a {kind}")
+                raise ValueError(f"'typing' is shown only before a text, not with '{kind}'")
             if self.mentions is not None:
-                raise ValueError(f"'mentions' are only for a text, not for a {kind}")
+                raise ValueError(f"'mentions' are only for a text, not with '{kind}'")
             spec = getattr(self, kind)
             if isinstance(spec, MediaSpec):
                 if kind in CAPTIONLESS and spec.caption is not None:

@@ -271,3 +271,22 @@ async def test_idempotency_covers_the_new_fields_and_old_keys_still_match(linked
     assert other.status_code == 409
     located = await send(linked, {"location": {"latitude": 1, "longitude": 2}}, **{"Idempotency-Key": "k-1"})
     assert located.status_code == 409
+
+
+async def test_a_file_can_be_reacted_to_and_deleted_but_only_a_text_edited(linked: httpx.AsyncClient) -> None:
+    media_id, _ = await stored_file(linked, "image")
+    queued = await send(linked, {"image": {"media_id": media_id, "caption": "v1"}})
+    sent = await until_status(linked, queued.json()["id"], "sent")
+    edited = await linked.patch(f"/api/messages/{sent['id']}", headers=AUTH, json={"text": "v2"})
+    assert edited.status_code == 422
+    assert edited.json()["detail"] == "only a text can be edited; this message's kind is image"
+    reacted = await linked.post(f"/api/messages/{sent['id']}/reaction", headers=AUTH, json={"emoji": "👍"})
+    assert reacted.status_code == 202 and reacted.json()["kind"] == "reaction"
+    deleted = await linked.delete(f"/api/messages/{sent['id']}", headers=AUTH)
+    assert deleted.status_code == 202 and deleted.json()["kind"] == "delete"
+
+
+async def test_a_contact_name_is_escaped_in_the_vcard(linked: httpx.AsyncClient) -> None:
+    response = await send(linked, {"contact": {"name": "Budi; Jr, \\ Toko", "phone": "+6289876543210"}})
+    assert response.status_code == 202
+    assert "\nFN:Budi\\; Jr\\, \\\\ Toko\n" in response.json()["content"]["vcard"]

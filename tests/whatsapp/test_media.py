@@ -10,7 +10,7 @@ import zlib
 from pathlib import Path
 
 from app.whatsapp import samples
-from app.whatsapp.media import hand_over, too_large
+from app.whatsapp.media import hand_over, ogg_opus_seconds, read_outgoing, too_large
 
 MEDIA = {"mimetype": "image/png", "size": 10, "file_name": None}
 
@@ -67,3 +67,26 @@ def test_the_ogg_pages_carry_opus_with_correct_checksums() -> None:
         blank = page[:22] + b"\0\0\0\0" + page[26:]
         assert struct.unpack("<I", page[22:26])[0] == samples._ogg_crc(blank)
     assert pages[0][5] == 0x02 and pages[-1][5] == 0x04  # beginning and end of stream
+
+
+def test_an_ogg_opus_length_is_read_from_its_last_page() -> None:
+    assert ogg_opus_seconds(samples.ogg()) == 1  # 50 frames of 20 ms
+    assert ogg_opus_seconds(samples.ogg(frames=250)) == 5
+    assert ogg_opus_seconds(samples.png()) == 0  # not Ogg: no length, the voice note still goes
+    assert ogg_opus_seconds(samples.ogg()[:30]) == 0  # cut short: no page with a length
+
+
+def test_only_a_file_directly_in_the_folder_is_read_for_a_send(tmp_path: Path) -> None:
+    folder = tmp_path / "media"
+    folder.mkdir()
+    inside = folder / "a.send"
+    inside.write_bytes(b"bytes")
+    assert read_outgoing(str(inside), str(folder)) == b"bytes"
+    nested = folder / "sub"
+    nested.mkdir()
+    (nested / "b.send").write_bytes(b"x")
+    (tmp_path / "c.send").write_bytes(b"x")
+    os.symlink(tmp_path / "c.send", folder / "link.send")  # a link out of the folder is read as where it points
+    for path in (nested / "b.send", tmp_path / "c.send", folder / "link.send", folder / "../c.send", folder / "gone"):
+        assert read_outgoing(str(path), str(folder)) is None
+    assert read_outgoing(str(inside), None) is None
