@@ -351,7 +351,10 @@ class Sender:
                 data = await media_store.content(connection, uuid.UUID(media_id))  # the one read of a file to send
             if data is None:
                 raise WhatsAppError(f"the file {media_id} is no longer stored (deleted or removed)", permanent=True)
-            path = await asyncio.to_thread(handed_file, self.media_dir, data)
+            try:
+                path = await asyncio.to_thread(handed_file, self.media_dir, data)
+            except OSError as error:  # a full disk, say: nothing went out; tried again with the usual backoff
+                raise WhatsAppError(f"could not hand the file to the worker: {error.strerror or error}") from error
             del data
             args["file"] = path
         try:

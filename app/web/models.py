@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from app.phone import EXPECTED_FORM, Recipient, normalise_phone, parse_recipient
+from app.sending import queue
 from app.status import Status as StatusReport
 from app.webhooks import operator
 
@@ -175,9 +176,8 @@ MAX_CAPTION = 1024  # WhatsApp's apps cut a caption at about this length
 MAX_VCARD = 10000
 MAX_URL = 2048
 MIMETYPE_PATTERN = r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}$"
-FILE_KINDS = ("image", "video", "audio", "document", "sticker")
 CAPTIONLESS = ("audio", "sticker")  # WhatsApp shows no caption on these
-KINDS = (*FILE_KINDS, "location", "contact")
+KINDS = queue.MESSAGE_KINDS[1:]  # every kind but text: image, ..., location, contact
 NO_KIND = (
     f"'text' must be a string of 1 to {MAX_TEXT} characters, unless the message is one of image, video, audio, "
     "document, sticker, location, contact"
@@ -383,7 +383,7 @@ class SendMessage(Body):
         return self
 
 
-MESSAGE_KINDS = ("text", *KINDS, "reaction", "edit", "delete")
+MESSAGE_KINDS = (*queue.MESSAGE_KINDS, *queue.ACTIONS)
 CONTENT = (
     "what a message other than text carries: a file {media_id, caption?, file_name?, mimetype, ptt?}, a location "
     "{latitude, longitude, name?, address?} or a contact {name, vcard}; null for a text and for actions"
