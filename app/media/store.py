@@ -87,18 +87,6 @@ def open_handed_over(path: str, folder: str | None) -> BinaryIO | None:
         return None
 
 
-def read_handed_over(path: str, folder: str | None) -> bytes | None:
-    """The bytes of a file a worker wrote into `folder` (see open_handed_over), or None."""
-    file = open_handed_over(path, folder)
-    if file is None:
-        return None
-    with file:
-        try:
-            return file.read()
-        except OSError:
-            return None
-
-
 CHUNK = 64 * 1024  # bytes of a handed-over file held at a time while it is hashed or sent to Postgres
 
 

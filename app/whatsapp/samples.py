@@ -152,15 +152,6 @@ def random_png(size: int) -> bytes:
 SIZED = ("image", "sticker")  # the types a sender may ask for in a given size: a PNG of random pixels
 
 
-def sample(kind: str) -> tuple[bytes, str, str | None] | None:
-    """(bytes, mimetype, file name) of a sample of message type `kind`, or None if it has no media."""
-    found = SAMPLES.get(kind)
-    if found is None:
-        return None
-    make_sample, mimetype, file_name = found
-    return make_sample(), mimetype, file_name
-
-
 def make(kind: str, size: int | None = None) -> bytes:
     """The bytes of a sample of message type `kind` (one of SAMPLES). An image or a sticker of a `size` other than the
     sample's own is a PNG of random pixels (random_png): the sample's own size (as a failed download records it, and
