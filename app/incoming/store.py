@@ -18,7 +18,6 @@ import base64
 import binascii
 import contextlib
 import dataclasses
-import hashlib
 import itertools
 import json
 import logging
@@ -239,23 +238,29 @@ def to_retry(data: dict[str, Any]) -> bool:
     return isinstance(media, dict) and RETRY in media
 
 
+SHA256_MISMATCH = "sha256 mismatch: the downloaded file is not the one the message names; not stored"
+
+
 async def store_media(connection: asyncpg.Connection, item: dict[str, Any], folder: str | None) -> dict[str, Any]:
     """Store the file a worker handed over into the media table (in the caller's transaction); the item's media
-    with the stored file's `id`, or with `error` if the file cannot be taken. The file is deleted after the commit."""
+    with the stored file's `id`, or with `error` if the file cannot be taken. The file is deleted after the commit.
+    It is hashed and then streamed to Postgres a piece at a time (media_store.save_file): a batch of media messages
+    costs this process a piece's memory, not a file's."""
     media = {key: value for key, value in item["media"].items() if key != "file"}
-    data = media_store.read_handed_over(item["media"]["file"], folder)
-    if data is None:
+    file = media_store.open_handed_over(item["media"]["file"], folder)
+    if file is None:
         log.warning("the media file of message %s is gone or outside the media folder", item["message_id"])
         return {**media, "error": "not stored: the downloaded file was lost"}
-    sha256 = hashlib.sha256(data).hexdigest()
-    if sha256 != media.get("sha256"):
-        return {**media, "error": "sha256 mismatch: the downloaded file is not the one the message names; not stored"}
-    mimetype = string_or_none(media.get("mimetype")) or "application/octet-stream"
-    media_id = await media_store.save(
-        connection, chat=item["chat"], message_id=item["message_id"], mimetype=mimetype, sha256=sha256,
-        file_name=string_or_none(media.get("file_name")), data=data,
-    )  # fmt: skip
-    return {**media, "id": str(media_id), "size": len(data)}
+    with file:
+        sha256, size = media_store.file_sha256(file)
+        if sha256 != media.get("sha256"):
+            return {**media, "error": SHA256_MISMATCH}
+        mimetype = string_or_none(media.get("mimetype")) or "application/octet-stream"
+        media_id = await media_store.save_file(
+            connection, chat=item["chat"], message_id=item["message_id"], mimetype=mimetype, sha256=sha256,
+            file_name=string_or_none(media.get("file_name")), file=file, size=size,
+        )  # fmt: skip
+    return {**media, "id": str(media_id), "size": size}
 
 
 def _row(name: str, event_type: str, item: dict[str, Any], data: dict[str, Any]) -> tuple[Any, ...]:

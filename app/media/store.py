@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import os
+import struct
 import uuid
+from collections.abc import AsyncIterator
+from typing import BinaryIO
 
 import asyncpg
 
@@ -69,17 +73,16 @@ async def delete_expired(connection: asyncpg.Connection, older_than: dt.datetime
     return int(tag.rsplit(" ", 1)[-1])
 
 
-def read_handed_over(path: str, folder: str | None) -> bytes | None:
-    """The bytes of a file a worker wrote into `folder` (the web process's private media folder), or None if it is
-    gone or is not directly in that folder: a path from the worker's channel is never trusted further than that."""
+def open_handed_over(path: str, folder: str | None) -> BinaryIO | None:
+    """A file a worker wrote into `folder` (the web process's private media folder), open for reading, or None if it
+    is gone or is not directly in that folder: a path from the worker's channel is never trusted further than that."""
     if folder is None:
         return None
     real = os.path.realpath(path)
     if os.path.dirname(real) != os.path.realpath(folder):
         return None
     try:
-        with open(real, "rb") as file:
-            return file.read()
+        return open(real, "rb")  # the caller closes it
     except OSError:
         return None
 
@@ -100,6 +103,65 @@ async def kept(connection: asyncpg.Connection, media_id: uuid.UUID) -> Kept | No
     it is queued and read when its turn comes); None if there is none."""
     row = await connection.fetchrow(SELECT_KEPT, media_id)
     return Kept(**dict(row)) if row else None
+
+
+CHUNK = 64 * 1024  # bytes of a handed-over file held at a time while it is hashed or sent to Postgres
+
+
+def file_sha256(file: BinaryIO) -> tuple[str, int]:
+    """(hex SHA-256, size) of an open file, read CHUNK bytes at a time from the start."""
+    file.seek(0)
+    digest, size = hashlib.sha256(), 0
+    while chunk := file.read(CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
+SELECT_STORED = "SELECT id FROM media WHERE chat = $1 AND message_id = $2"
+COPY_COLUMNS = ["id", "chat", "message_id", "mimetype", "size", "sha256", "file_name", "bytes"]
+COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)  # COPY's binary format: signature, flags, extension
+COPY_TRAILER = struct.pack(">h", -1)
+
+
+async def save_file(
+    connection: asyncpg.Connection, *, chat: str, message_id: str, mimetype: str, sha256: str,
+    file_name: str | None, file: BinaryIO, size: int,
+) -> uuid.UUID:  # fmt: skip
+    """Store one file of a message like `save`, streamed from an open file of `size` bytes: COPY (binary) sends it in
+    pieces of CHUNK bytes, so this process never holds the whole file. An INSERT's parameters would hold it three
+    times over (the bytes, asyncpg's encoded parameters, and its Bind message): 48 MB at MEDIA_MAX_BYTES's default.
+    COPY has no ON CONFLICT: a message stored again finds its first copy first. (Another writer storing the same
+    message in between makes this transaction fail on the unique key; the batch is tried again and finds it.)"""
+    stored: uuid.UUID | None = await connection.fetchval(SELECT_STORED, chat, message_id)
+    if stored is not None:
+        return stored
+    media_id = uuid.uuid4()
+
+    def field(value: bytes | None) -> bytes:
+        return struct.pack(">i", -1) if value is None else struct.pack(">i", len(value)) + value
+
+    row = struct.pack(">h", len(COPY_COLUMNS)) + b"".join(
+        field(value)
+        for value in (
+            media_id.bytes, chat.encode(), message_id.encode(), mimetype.encode(), struct.pack(">q", size),
+            sha256.encode(), file_name.encode() if file_name is not None else None,
+        )
+    )  # fmt: skip
+
+    async def pieces() -> AsyncIterator[bytes]:
+        yield COPY_HEADER + row + struct.pack(">i", size)
+        file.seek(0)
+        sent = 0
+        while sent < size and (chunk := file.read(min(CHUNK, size - sent))):
+            sent += len(chunk)
+            yield chunk
+        if sent != size:  # the file shrank: COPY would fail on the short field anyway, but say why
+            raise OSError(f"the media file ended after {sent} of {size} bytes")
+        yield COPY_TRAILER
+
+    await connection.copy_to_table("media", source=pieces(), columns=COPY_COLUMNS, format="binary")
+    return media_id
 
 
 SELECT_SERVED = "SELECT mimetype, file_name, bytes, removed FROM media WHERE id = $1"

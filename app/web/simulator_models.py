@@ -37,7 +37,9 @@ class SimulatorPair(Body):
 
 
 class Media(Body):
-    """null or {"mimetype", "size", "file_name"} (each optional), as in a message.received webhook."""
+    """null or {"mimetype", "size", "file_name"} (each optional), as in a message.received webhook. `size` over
+    MEDIA_MAX_BYTES stands for a file too large to download; an image or a sticker is made that large (a PNG of
+    random pixels), for load tests."""
 
     model_config = ConfigDict(extra="forbid")
     mimetype: Annotated[str | None, chars(0, 255), NoNul] = None
@@ -63,7 +65,10 @@ class SimulatorIncoming(Body):
     ] = "text"
     media: Annotated[
         Media | None,
-        Field(description="null or an object with mimetype (string), size (integer >= 0), file_name (string)"),
+        Field(
+            description="null or an object with mimetype (string), size (integer >= 0: an image or a sticker is made "
+            "that many bytes, of random pixels), file_name (string)"
+        ),
     ] = None
     from_me: Annotated[bool, Field(description="true or false")] = False
     target_id: Annotated[

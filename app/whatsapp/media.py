@@ -5,9 +5,9 @@ The bytes never travel inside a JSON frame. The worker writes them to a file of 
 folder (made by the web process, mode 0700) and names the file in the item; the parent reads it into the `media`
 table in the transaction that stores the message and deletes it after the commit. A file rather than binary chunks on
 the channel: the frame protocol and the intake window stay as they are (a numbered item is still one frame), a file
-waiting for a Postgres outage to end sits on disk instead of in the parent's memory, and the parent reads one file at
-a time while storing a batch. The worker holds one file in memory at a time (neonize's download returns it whole),
-and never one larger than MEDIA_MAX_BYTES.
+waiting for a Postgres outage to end sits on disk instead of in the parent's memory, and the parent streams each file
+into Postgres a piece at a time while storing a batch. The worker holds one file in memory at a time (neonize's
+download returns it whole), and never one larger than MEDIA_MAX_BYTES.
 """
 
 from __future__ import annotations

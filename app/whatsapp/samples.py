@@ -1,8 +1,11 @@
 """Small real files for the simulator's incoming media, made here without any dependency: a PNG image, a one-page
-PDF and a short Ogg Opus voice note (silence), so a receiver can test downloads offline."""
+PDF and a short Ogg Opus voice note (silence), so a receiver can test downloads offline; and a PNG of random pixels
+of a given size, for load (bench/media_in.py)."""
 
 from __future__ import annotations
 
+import io
+import os
 import struct
 import zlib
 from collections.abc import Callable
@@ -90,10 +93,70 @@ SAMPLES: dict[str, tuple[Callable[[], bytes], str, str | None]] = {
 }
 
 
-def sample(kind: str) -> tuple[bytes, str, str | None] | None:
-    """(bytes, mimetype, file name) of a sample of message type `kind`, or None if it has no media."""
-    found = SAMPLES.get(kind)
-    if found is None:
-        return None
-    make, mimetype, file_name = found
-    return make(), mimetype, file_name
+PNG_WIDTH = 64  # pixels per row of a sized PNG: 193 bytes a row (a filter byte and 64 RGB pixels)
+PAD_CHUNK = b"siMp"  # ancillary, private, safe to copy: viewers skip it (PNG specification, section 5.4)
+STORED_BLOCK = 65535  # the most a stored (uncompressed) deflate block holds
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _idat_length(raw: int) -> int:
+    """The bytes of a zlib stream holding `raw` bytes in stored blocks: its header, 5 per block, its Adler-32."""
+    return 2 + raw + 5 * max(1, -(-raw // STORED_BLOCK)) + 4
+
+
+def random_png(size: int) -> bytes:
+    """A valid PNG of `size` bytes of random pixels: incompressible, as a photo's bytes are; a `size` below a one-row
+    PNG gives that. The pixels are stored (zlib's stored blocks) and a chunk viewers skip pads it to the exact size.
+    Written piece by piece into one buffer, so making it holds about the file's size and no more (what a download's
+    memory is measured against, bench/media_in.py)."""
+    row = 1 + 3 * PNG_WIDTH
+    framing = 8 + 25 + 12 + 12 + 12  # signature, IHDR, the IDAT and the padding chunks' own bytes, IEND
+    height = max(1, (size - framing) // row)
+    while height > 1 and framing + _idat_length(height * row) > size:
+        height -= 1
+    out = io.BytesIO()
+    out.write(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", PNG_WIDTH, height, 8, 2, 0, 0, 0)))
+
+    def write(piece: bytes, crc: int) -> int:
+        out.write(piece)
+        return zlib.crc32(piece, crc)
+
+    raw = height * row
+    out.write(struct.pack(">I", _idat_length(raw)))
+    crc = write(b"IDAT\x78\x01", 0)  # a zlib header: deflate, 32 KB window, no dictionary
+    adler, offset = 1, 0
+    while offset < raw or offset == 0:
+        length = min(STORED_BLOCK, raw - offset)
+        block = bytearray(os.urandom(length))
+        first = -offset % row  # each row starts with its filter type, 0 (none)
+        block[first::row] = bytes(len(range(first, length, row)))
+        final = 1 if offset + length == raw else 0
+        crc = write(struct.pack("<BHH", final, length, length ^ 0xFFFF) + block, crc)
+        adler = zlib.adler32(block, adler)
+        offset += length
+    out.write(struct.pack(">II", adler, zlib.crc32(struct.pack(">I", adler), crc)))
+    padding = size - out.tell() - 12 - 12
+    if padding >= 0:
+        out.write(struct.pack(">I", padding))
+        crc = write(PAD_CHUNK, 0)
+        for start in range(0, padding, STORED_BLOCK):
+            crc = write(os.urandom(min(STORED_BLOCK, padding - start)), crc)
+        out.write(struct.pack(">I", crc))
+    out.write(_png_chunk(b"IEND", b""))
+    return out.getvalue()
+
+
+SIZED = ("image", "sticker")  # the types a sender may ask for in a given size: a PNG of random pixels
+
+
+def make(kind: str, size: int | None = None) -> bytes:
+    """The bytes of a sample of message type `kind` (one of SAMPLES). An image or a sticker of a `size` other than the
+    sample's own is a PNG of random pixels (random_png): the sample's own size (as a failed download records it, and
+    its retry asks for again) stays the sample."""
+    data = SAMPLES[kind][0]()
+    if size is not None and kind in SIZED and size != len(data):
+        return random_png(size)
+    return data

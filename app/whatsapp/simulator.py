@@ -220,23 +220,24 @@ class SimulatorBackend(Backend):
 
     def _download(self, message: dict[str, Any]) -> dict[str, Any] | None:
         """The media of a simulated message, "downloaded": a generated file of its type (app/whatsapp/samples.py),
-        with what the sender gave (`media`: mimetype, file_name, and a `size` that, over MEDIA_MAX_BYTES, stands for
-        a file too large to download), handed to the parent like the neonize backend's. The `download` action
-        failures (action_failures) make the next downloads fail with their error, classified as whatsmeow's are (a
-        5xx or a network error is retried later, a 404 or 410 is an expired CDN copy)."""
+        with what the sender gave (`media`: mimetype, file_name, and a `size`: over MEDIA_MAX_BYTES it stands for a
+        file too large to download; an image or a sticker is made that large, of random pixels), handed to the parent
+        like the neonize backend's. The `download` action failures (action_failures) make the next downloads fail
+        with their error, classified as whatsmeow's are (a 5xx or a network error is retried later, a 404 or 410 is
+        an expired CDN copy)."""
         given_media = message.get("media")
-        found = samples.sample(str(message.get("type")))
-        if found is None:
+        kind = str(message.get("type"))
+        if kind not in samples.SAMPLES:
             return given_media if isinstance(given_media, dict) else None
-        data, mimetype, file_name = found
         given: dict[str, Any] = given_media if isinstance(given_media, dict) else {}
-        media = {
-            "mimetype": given.get("mimetype") or mimetype,
-            "size": given.get("size") if isinstance(given.get("size"), int) else len(data),
-            "file_name": given.get("file_name") or file_name,
-        }
-        if (problem := too_large(media["size"], self.media_max_bytes)) is not None:
-            return failed(media, problem)
+        size = given.get("size") if isinstance(given.get("size"), int) else None
+        _, mimetype, file_name = samples.SAMPLES[kind]
+        media = {"mimetype": given.get("mimetype") or mimetype, "size": size, "file_name": given.get("file_name")}
+        media["file_name"] = media["file_name"] or file_name
+        if (problem := too_large(size, self.media_max_bytes)) is not None:
+            return failed(media, problem)  # before making it: a sample that large would only be thrown away
+        data = samples.make(kind, size)
+        media["size"] = len(data) if size is None else size
         failures = self.action_failures.get("download")
         if failures:
             return download_failed(media, str(failures.pop(0)["error"]))

@@ -115,6 +115,17 @@ async def pending(database: Database) -> list[tuple[str, int]]:
     return [(row["message_id"], row["tries"]) for row in rows]
 
 
+async def test_an_image_of_a_given_size_is_random_pixels_of_that_size(
+    session: Supervisor, database: Database, store: MessageStore
+) -> None:
+    await session.simulate("incoming", {"from": SENDER, "type": "image", "media": {"size": 900}})
+    [image] = await events_of(database, "message.received", 1)
+    async with database.connection() as connection:
+        data = await media_store.content(connection, uuid.UUID(image["media"]["id"]))
+    assert data is not None and len(data) == image["media"]["size"] == 900 and data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert data != samples.png() and image["media"]["sha256"] == hashlib.sha256(data).hexdigest()
+
+
 async def test_a_transient_failure_is_retried_through_the_worker_and_announced_when_ready(
     session: Supervisor, database: Database, store: MessageStore, media_dir: Path
 ) -> None:

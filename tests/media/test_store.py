@@ -1,10 +1,14 @@
 """The media table against real Postgres: a file is stored with what describes it, once per message, read back
-whole, and deleted by retention after MEDIA_RETENTION_DAYS (and not before)."""
+whole, and deleted by retention after MEDIA_RETENTION_DAYS (and not before); a handed-over file is streamed in,
+never held whole."""
 
 from __future__ import annotations
 
 import hashlib
+import os
+import tracemalloc
 import uuid
+from pathlib import Path
 
 from app.db.database import Database
 from app.incoming.retention import Retention
@@ -35,6 +39,35 @@ async def test_a_file_is_stored_once_per_message_and_read_back(database: Databas
         assert await store.content(connection, media_id) == DATA
         assert await store.find(connection, uuid.uuid4()) is None
         assert await store.content(connection, uuid.uuid4()) is None
+
+
+async def test_a_file_is_streamed_in_without_being_held_whole(database: Database, tmp_path: Path) -> None:
+    data = os.urandom(4 * 2**20 + 12345)  # many pieces, the last one short
+    (tmp_path / "big.bin").write_bytes(data)
+    (tmp_path / "other.bin").write_bytes(b"redelivered")
+
+    async def save_file(name: str, message_id: str) -> uuid.UUID:
+        with (tmp_path / name).open("rb") as file:
+            sha256, size = store.file_sha256(file)
+            async with database.transaction() as connection:
+                return await store.save_file(
+                    connection, chat=CHAT, message_id=message_id, mimetype="video/mp4", sha256=sha256,
+                    file_name=None, file=file, size=size,
+                )  # fmt: skip
+
+    tracemalloc.start()
+    try:
+        media_id = await save_file("big.bin", "BIG")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < len(data) // 4, peak  # pieces of store.CHUNK, not the file (an INSERT would hold it 3 times)
+    assert await save_file("other.bin", "BIG") == media_id  # redelivered: the first copy stays
+    async with database.connection() as connection:
+        assert await store.content(connection, media_id) == data
+        found = await store.find(connection, media_id)
+    assert found is not None and found.size == len(data) and found.sha256 == hashlib.sha256(data).hexdigest()
+    assert found.file_name is None and found.mimetype == "video/mp4"
 
 
 async def test_retention_deletes_media_after_its_own_days(database: Database) -> None:

@@ -2,16 +2,20 @@
 PDF and voice note, and a real local webhook receiver gets `media.url` and fetches the file with no API token. The
 link is refused (403) once expired, forged or moved to another file; the token route serves the same bytes; a file
 too large still sends its message, with `media.error` naming the limit; a file removed to keep the total under
-MEDIA_MAX_TOTAL_BYTES answers 410 Gone with the reason."""
+MEDIA_MAX_TOTAL_BYTES answers 410 Gone with the reason. And the same path with WHATSAPP_BACKEND=replay: neonize's own
+protobuf media messages (image, video, voice note and audio file, document, sticker) through the real neonize backend
+and its download_any, fetched by the receiver byte for byte; an expired CDN copy gives `media.error`."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -25,9 +29,13 @@ from tests.processes import BASE_ENV, AppProcess
 from tests.session.test_app_processes import pair
 from tests.webhooks.conftest import SECRET, signed_correctly
 from tests.webhooks.receiver import Received, Receiver
+from tests.whatsapp import corpus
+from tests.whatsapp.corpus import replay_line
 
 CUSTOMER = "+6281111111111"
 LIMIT = 1000  # MEDIA_MAX_BYTES here: the sample PNG and PDF fit, the one-second Ogg voice note does not
+# A 1x1 lossless WebP, as WhatsApp's stickers are (RIFF, WEBP, one VP8L chunk).
+WEBP = b"RIFF\x1a\x00\x00\x00WEBPVP8L\x0d\x00\x00\x00\x2f\x00\x00\x00\x10\x07\x10\x11\x11\x88\x88\xfe\x07\x00"
 
 
 @pytest.fixture
@@ -89,6 +97,7 @@ def test_a_receiver_fetches_media_url_without_the_token(gateway: tuple[AppProces
     assert isinstance(voice["media"], dict) and isinstance(video["media"], dict)
     assert f"over MEDIA_MAX_BYTES ({LIMIT} bytes)" in str(voice["media"]["error"]) and "url" not in voice["media"]
     assert str(video["media"]["error"]).startswith("too large: 50000000 bytes is over MEDIA_MAX_BYTES")
+    assert set(video["media"]) == {"mimetype", "size", "file_name", "error"}  # as docs/WEBHOOKS.md shows it
 
     with app.api() as api:  # the token route serves the same bytes; without the token, nothing
         assert api.get(f"/api/media/{image['media']['id']}").content == samples.png()
@@ -146,3 +155,76 @@ def test_a_file_removed_over_the_total_cap_answers_410_with_the_reason(
         assert answer.status_code == 410 and b"PNG" not in answer.content
         assert answer.json()["error"] == "gone" and "MEDIA_MAX_TOTAL_BYTES" in answer.json()["detail"]
     assert httpx.get(str(document["media"]["url"]), timeout=10).content == samples.pdf()  # the newer stays
+
+
+def replayed_media(directory: Path) -> tuple[list[dict[str, Any]], dict[str, str], dict[str, tuple[str, bytes]]]:
+    """neonize's own media messages, each naming a file of the replay's `downloads` by its CDN path, SHA-256 and
+    length, plus an image whose CDN copy has expired (its path is not in `downloads`): (replay lines, downloads,
+    message id -> (mimetype, bytes))."""
+    audio_file = corpus.voice_note()
+    audio_file.Message.audioMessage.PTT = False  # a forwarded song or recording, not a voice note
+    media = {  # message id -> (waE2E field, event, mimetype, bytes)
+        "IMAGE": ("imageMessage", corpus.image(), "image/png", samples.random_png(4000)),
+        "VIDEO": ("videoMessage", corpus.video(), "video/mp4", samples.mp4()),
+        "VOICE": ("audioMessage", corpus.voice_note(), "audio/ogg; codecs=opus", samples.ogg()),
+        "AUDIO": ("audioMessage", audio_file, "audio/ogg; codecs=opus", samples.ogg(frames=100)),
+        "DOCUMENT": ("documentMessage", corpus.document_with_caption(), "application/pdf", samples.pdf()),
+        "STICKER": ("stickerMessage", corpus.sticker(), "image/webp", WEBP),
+    }
+    lines, downloads = [replay_line(corpus.connected())], {}
+    for message_id, (field, event, mimetype, data) in media.items():
+        body = getattr(corpus.unwrap_content(event.Message), field)
+        body.directPath = f"/v/t62.7118-24/{message_id}.enc"
+        body.fileSHA256, body.fileLength, body.mimetype = hashlib.sha256(data).digest(), len(data), mimetype
+        (directory / f"{message_id}.bin").write_bytes(data)
+        downloads[body.directPath] = str(directory / f"{message_id}.bin")
+        event.Info.ID = message_id
+        lines.append(replay_line(event))
+    expired = corpus.image()
+    expired.Message.imageMessage.directPath = "/v/t62.7118-24/EXPIRED.enc"
+    expired.Info.ID = "EXPIRED"
+    lines.append(replay_line(expired))
+    return lines, downloads, {message_id: (mimetype, data) for message_id, (_, _, mimetype, data) in media.items()}
+
+
+def test_neonizes_own_media_messages_reach_a_receiver_that_fetches_every_file(
+    database_url: str, tmp_path: Path
+) -> None:
+    lines, downloads, files = replayed_media(tmp_path)
+    replay = tmp_path / "replay.jsonl"
+    header = {"me": "15550001111:3@s.whatsapp.net", "push_name": "Toko Maju", "downloads": downloads}
+    replay.write_text("".join(json.dumps(line) + "\n" for line in [header, *lines]))
+    receiver = Receiver().start()
+    app = AppProcess(database_url, tmp_path / "app.log")
+    app.env.update(
+        WHATSAPP_BACKEND="replay", WHATSAPP_REPLAY_FILE=str(replay), WEBHOOK_URL=receiver.url, WEBHOOK_SECRET=SECRET,
+        PUBLIC_URL=app.url,
+    )  # fmt: skip
+    app.start()
+    try:
+        events = {str(event["message_id"]): event for event in received(receiver, len(files) + 1)}
+        for message_id, (mimetype, data) in files.items():
+            media = events[message_id]["media"]
+            assert isinstance(media, dict) and "error" not in media, (message_id, media)
+            assert (media["mimetype"], media["size"]) == (mimetype, len(data)), message_id
+            fetched = httpx.get(str(media["url"]), timeout=10)  # as a receiver would: no Authorization header
+            assert fetched.status_code == 200 and fetched.content == data, message_id
+            assert media["sha256"] == hashlib.sha256(fetched.content).hexdigest() == hashlib.sha256(data).hexdigest()
+            assert fetched.headers["content-type"] == mimetype
+        kinds = {message_id: events[message_id]["type"] for message_id in files}
+        assert kinds == {
+            "IMAGE": "image", "VIDEO": "video", "VOICE": "audio", "AUDIO": "audio", "DOCUMENT": "document",
+            "STICKER": "sticker",
+        }  # fmt: skip
+        document = events["DOCUMENT"]
+        assert document["text"] == "the report" and isinstance(document["media"], dict)
+        assert document["media"]["file_name"] == "invoice.pdf"
+        expired = events["EXPIRED"]["media"]
+        assert isinstance(expired, dict) and set(expired) == {"mimetype", "size", "file_name", "error"}
+        assert str(expired["error"]).startswith(
+            "expired: the file is no longer on WhatsApp's servers (download failed with status code 404)"
+        )
+        assert expired["mimetype"] == "image/jpeg" and expired["size"] == 48213  # what the message said
+    finally:
+        assert app.terminate() == 0, app.output()
+        receiver.close()

@@ -34,20 +34,40 @@ def test_a_wrong_hash_or_size_or_no_folder_is_an_error_and_writes_nothing(tmp_pa
     assert too_large(17, 16) is not None and too_large(16, 16) is None and too_large(None, 16) is None
 
 
-def test_the_png_is_valid() -> None:
-    data = samples.png(4, 3)
+def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(kind, body) of each chunk of a PNG, every chunk's CRC checked."""
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
-    position, kinds = 8, []
-    while position < len(data):  # every chunk's CRC checks, and the image data inflates to 3 rows of 1 + 4 * 3
+    position, chunks = 8, []
+    while position < len(data):
         (length,) = struct.unpack(">I", data[position : position + 4])
         kind, body = data[position + 4 : position + 8], data[position + 8 : position + 8 + length]
         (crc,) = struct.unpack(">I", data[position + 8 + length : position + 12 + length])
         assert crc == zlib.crc32(kind + body)
-        if kind == b"IDAT":
-            assert len(zlib.decompress(body)) == 3 * (1 + 4 * 3)
-        kinds.append(kind)
+        chunks.append((kind, body))
         position += 12 + length
-    assert kinds == [b"IHDR", b"IDAT", b"IEND"]
+    assert position == len(data)
+    return chunks
+
+
+def test_the_png_is_valid() -> None:
+    chunks = png_chunks(samples.png(4, 3))
+    assert [kind for kind, _ in chunks] == [b"IHDR", b"IDAT", b"IEND"]
+    assert len(zlib.decompress(chunks[1][1])) == 3 * (1 + 4 * 3)  # 3 rows of a filter byte and 4 RGB pixels
+
+
+def test_a_sized_png_is_that_size_of_random_pixels_that_do_not_compress() -> None:
+    row = 1 + 3 * samples.PNG_WIDTH
+    for size in (300, 1000, 65_600, 2**20 + 7):
+        data = samples.random_png(size)
+        assert len(data) == size
+        chunks = dict(png_chunks(data))
+        assert list(chunks) == [b"IHDR", b"IDAT", samples.PAD_CHUNK, b"IEND"]
+        width, height = struct.unpack(">II", chunks[b"IHDR"][:8])
+        pixels = zlib.decompress(chunks[b"IDAT"])  # checks the stored blocks and the Adler-32
+        assert width == samples.PNG_WIDTH and len(pixels) == height * row and pixels[::row] == bytes(height)
+        assert len(zlib.compress(data)) > 0.99 * size  # nothing to gain: as a photo's bytes
+    assert samples.random_png(2**20) != samples.random_png(2**20)
+    assert len(samples.random_png(10)) == len(samples.random_png(0)) > 10  # below one row: the smallest there is
 
 
 def test_the_pdf_cross_reference_points_at_its_objects() -> None:

@@ -1,6 +1,6 @@
 """The worker's environment, read from the running process: neonize's Go side must find NEONIZE_BOT_TAG=off when
-the library loads, or every send to a phone number carries WhatsApp's "AI" label (<bot biz_bot="1"/>); and the
-app's secrets are not in it."""
+the library loads, or every send to a phone number carries WhatsApp's "AI" label (<bot biz_bot="1"/>); glibc must find
+a fixed mmap threshold as the process starts; and the app's secrets are not in it."""
 
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ async def test_the_neonize_worker_loads_the_library_with_the_bot_tag_off() -> No
     finally:
         await worker.stop()
     assert b"NEONIZE_BOT_TAG=off" in environ  # even when the operator's environment says otherwise
+    assert b"MALLOC_MMAP_THRESHOLD_=131072" in environ  # a downloaded file's buffers go back to the system when freed
     assert "neonize-linux-amd64.so" in maps  # the Go library is loaded in that process, with that environment
 
 
