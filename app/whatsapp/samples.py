@@ -160,3 +160,11 @@ def make(kind: str, size: int | None = None) -> bytes:
     if size is not None and kind in SIZED and size != len(data):
         return random_png(size)
     return data
+
+
+def sample(kind: str) -> tuple[bytes, str, str | None] | None:
+    """(bytes, mimetype, file name) of the sample of message type `kind`, or None if it has no media."""
+    if kind not in SAMPLES:
+        return None
+    _, mimetype, file_name = SAMPLES[kind]
+    return make(kind), mimetype, file_name
