@@ -119,7 +119,9 @@ def create_app(settings: Settings, *, banner: str | None = None) -> Starlette:
         middleware=[
             Middleware(RequestLogMiddleware, metrics=metrics),  # outermost: its latency is the whole request's
             Middleware(SecurityHeadersMiddleware),
-            Middleware(RequestBodyMiddleware),  # inside the security headers: its own 413 answers carry them too
+            Middleware(
+                RequestBodyMiddleware, upload_bytes=settings.media_max_bytes
+            ),  # inside the security headers: its own 413 answers carry them too
             Middleware(InternalErrorMiddleware),
         ],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -77,6 +77,7 @@ class Settings:
     media_max_total_bytes: int = 1024**3  # MEDIA_MAX_TOTAL_BYTES: over this, the oldest stored files are removed first
     media_url_ttl: int = 7 * 86400  # MEDIA_URL_TTL: seconds a webhook's signed media link stays valid
     public_url: str | None = None  # PUBLIC_URL: this app's address, so webhook media links are absolute
+    media_fetch_allow_private: bool = False  # MEDIA_FETCH_ALLOW_PRIVATE: a send's `url` may name a private address
 
     def secrets(self) -> list[str]:
         """Values that must never appear in logs, pages or webhook bodies."""
@@ -262,6 +263,9 @@ def load_settings() -> Settings:
     media_max_total_bytes = env.int("MEDIA_MAX_TOTAL_BYTES", 1024**3, validate=_between(1024 * 1024, 2**50))
     media_url_ttl = env.int("MEDIA_URL_TTL", 7 * 86400, validate=_between(60, 365 * 86400))
     public_url = env.public_url("PUBLIC_URL", None)
+    # A send's `url` is fetched by this server: without this, a token holder could make it read internal services
+    # (the cloud's metadata address, a database's HTTP port). On for a gateway whose files sit on a private network.
+    media_fetch_allow_private = env.flag("MEDIA_FETCH_ALLOW_PRIVATE", None)
     metrics_token = env.str("METRICS_TOKEN", None, validate=Length(min=16, error="must be at least 16 characters"))
     database_url = env.database_url("DATABASE_URL", None)
     backend = env.choice("WHATSAPP_BACKEND", None, fallback="neonize", choices=BACKENDS)
@@ -344,6 +348,7 @@ def load_settings() -> Settings:
         media_max_total_bytes=media_max_total_bytes,
         media_url_ttl=media_url_ttl,
         public_url=public_url,
+        media_fetch_allow_private=media_fetch_allow_private,
         metrics_token=metrics_token.strip() if metrics_token else None,
         dyno=dyno,
         replay_calls=replay_calls,

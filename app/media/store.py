@@ -1,5 +1,6 @@
-"""The `media` table: the bytes of incoming media with what describes them, stored by the message store in the
-transaction of their message, read by the media routes, and deleted after MEDIA_RETENTION_DAYS; the oldest files'
+"""The `media` table: the bytes of media with what describes them: incoming files, stored by the message store in the
+transaction of their message, and files to send (uploaded or fetched from a URL, `save_unattached`); read by the media
+routes, and deleted after MEDIA_RETENTION_DAYS; the oldest files'
 bytes are removed first while the total is over MEDIA_MAX_TOTAL_BYTES (the row stays, saying why, until its days are
 up)."""
 
@@ -20,13 +21,14 @@ import asyncpg
 @dataclasses.dataclass(frozen=True)
 class Media:
     id: uuid.UUID
-    chat: str
-    message_id: str
+    chat: str | None  # None unless origin is 'incoming'
+    message_id: str | None
     mimetype: str
     size: int
     sha256: str
     file_name: str | None
     created_at: dt.datetime
+    origin: str  # 'incoming', 'upload' (POST /api/media) or 'fetched' (a send's `url`)
 
 
 INSERT = """
@@ -47,7 +49,24 @@ async def save(
     return media_id
 
 
-SELECT = "SELECT id, chat, message_id, mimetype, size, sha256, file_name, created_at FROM media WHERE id = $1"
+INSERT_UNATTACHED = """
+INSERT INTO media (id, origin, mimetype, size, sha256, file_name, bytes) VALUES ($1, $2, $3, $4, $5, $6, $7)"""
+ORIGINS = ("upload", "fetched")  # the origins of files that belong to no incoming message
+
+
+async def save_unattached(
+    connection: asyncpg.Connection, *, origin: str, mimetype: str, sha256: str, file_name: str | None, data: bytes
+) -> uuid.UUID:
+    """Store one file that belongs to no message yet (uploaded, or fetched from a URL to be sent); its new id."""
+    if origin not in ORIGINS:
+        raise ValueError(f"origin must be one of {', '.join(ORIGINS)}, not {origin!r}")
+    media_id = uuid.uuid4()
+    await connection.execute(INSERT_UNATTACHED, media_id, origin, mimetype, len(data), sha256, file_name, data)
+    return media_id
+
+
+SELECT = """
+SELECT id, chat, message_id, mimetype, size, sha256, file_name, created_at, origin FROM media WHERE id = $1"""
 SELECT_BYTES = "SELECT bytes FROM media WHERE id = $1"
 
 

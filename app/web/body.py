@@ -1,17 +1,19 @@
 """Request bodies, for every route in one place: bounded while they stream, and read to the end before a response ends.
 
-**Bounded.** The login and logout forms take at most FORM_LIMIT bytes, everything else (the JSON API) BODY_LIMIT.
-Handlers read bodies whole (`request.body()`), so without a bound on the stream an unauthenticated client could make
-the process hold any amount of memory before a handler got to compare the size. Here:
+**Bounded.** The login and logout forms take at most FORM_LIMIT bytes, an upload (`POST /api/media`) MEDIA_MAX_BYTES
+and the multipart framing around it, everything else (the JSON API) BODY_LIMIT. Handlers read bodies whole
+(`request.body()`; an upload's file is spooled to a temporary file), so without a bound on the stream an
+unauthenticated client could make the process hold any amount of memory or disk before a handler got to compare the
+size. Here:
 
 - a Content-Length above the limit is answered 413 before anything of the body is read;
 - a body without one (chunked) is counted as it arrives, and the chunk that passes the limit makes `receive` raise
   BodyTooLarge (an HTTPException), which the app's error handler answers with the same JSON 413.
 
-A body that has not arrived whole within BODY_SECONDS of the request is answered 408 the same way (a client trickling
-its body would otherwise hold the connection as long as it liked). Either way the answer says `Connection: close` and
-the rest of the body is never read: hypercorn closes a connection
-whose request was not read to its end, which is the point (reading 60 MB only to discard it is the attack).
+A body that has not arrived whole within BODY_SECONDS of the request (an upload: more, by its size) is answered 408
+the same way (a client trickling its body would otherwise hold the connection as long as it liked). Either way the
+answer says `Connection: close` and the rest of the body is never read: hypercorn closes a connection whose request
+was not read to its end, which is the point (reading 60 MB only to discard it is the attack).
 
 **Read to the end.** hypercorn (0.18) reuses a keep-alive connection only if it has parsed the whole request by the
 time the response ends; otherwise it closes the connection without saying so (no `Connection: close`), and the
@@ -26,9 +28,10 @@ app/web/errors.py answers that as the client's doing (499, logged at INFO), not 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 from starlette.exceptions import HTTPException
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.web.errors import error_response
 from app.web.middleware import HTTPMiddleware
@@ -42,8 +45,28 @@ DRAIN_SECONDS = 2.0
 BODY_SECONDS = 30.0
 
 
-def body_limit(path: str) -> int:
-    return FORM_LIMIT if path in FORM_PATHS else BODY_LIMIT
+UPLOAD_PATH = "/api/media"  # POST: a multipart upload of one file (app/web/media_api.py)
+# Room for the multipart framing around the file: the boundaries and the part's headers (its file name among them).
+MULTIPART_FRAMING = 16 * 1024
+# The slowest upload waited for, in bytes per second (a phone on a poor mobile link): 16 MB takes at most ~3 minutes.
+UPLOAD_RATE = 100 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class Limit:
+    bytes: int
+    seconds: float
+    too_large: str  # the 413's detail
+
+
+def body_limit(path: str, upload_bytes: int | None = None) -> Limit:
+    """The bound of a request body to `path`; `upload_bytes` is MEDIA_MAX_BYTES, the largest file an upload takes."""
+    if path == UPLOAD_PATH and upload_bytes is not None:
+        seconds = BODY_SECONDS + upload_bytes / UPLOAD_RATE
+        detail = f"the upload is larger than MEDIA_MAX_BYTES ({upload_bytes} bytes)"
+        return Limit(upload_bytes + MULTIPART_FRAMING, seconds, detail)
+    limit = FORM_LIMIT if path in FORM_PATHS else BODY_LIMIT
+    return Limit(limit, BODY_SECONDS, too_large(limit))
 
 
 CLOSE = {"Connection": "close"}
@@ -54,13 +77,13 @@ def too_large(limit: int) -> str:
 
 
 class BodyTooLarge(HTTPException):
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, too_large(limit), headers=CLOSE)
+    def __init__(self, detail: str) -> None:
+        super().__init__(413, detail, headers=CLOSE)
 
 
 class BodyTooSlow(HTTPException):
-    def __init__(self) -> None:
-        super().__init__(408, f"the body did not arrive within {BODY_SECONDS:g} s", headers=CLOSE)
+    def __init__(self, seconds: float) -> None:
+        super().__init__(408, f"the body did not arrive within {seconds:g} s", headers=CLOSE)
 
 
 def declared_length(scope: Scope) -> int | None:
@@ -82,11 +105,16 @@ def has_body(scope: Scope) -> bool:
 
 
 class RequestBodyMiddleware(HTTPMiddleware):
+    def __init__(self, app: ASGIApp, upload_bytes: int | None = None) -> None:
+        super().__init__(app)
+        self.upload_bytes = upload_bytes  # MEDIA_MAX_BYTES: the largest file POST /api/media takes
+
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        limit = body_limit(scope["path"])
+        bound = body_limit(scope["path"], self.upload_bytes)
+        limit = bound.bytes
         length = declared_length(scope)
         if length is not None and length > limit:
-            await error_response(413, too_large(limit), CLOSE)(scope, receive, send)
+            await error_response(413, bound.too_large, CLOSE)(scope, receive, send)
             return
         if not has_body(scope):
             await self.app(scope, receive, send)  # nothing to bound or drain (a GET, a POST with Content-Length: 0)
@@ -94,7 +122,7 @@ class RequestBodyMiddleware(HTTPMiddleware):
         received = 0
         finished = False  # the whole body (or the client's disconnect) has been received
         refusal: HTTPException | None = None  # the body passed its limit or its time: the rest is never read
-        deadline = asyncio.get_running_loop().time() + BODY_SECONDS
+        deadline = asyncio.get_running_loop().time() + bound.seconds
 
         async def bounded_receive() -> Message:
             nonlocal received, finished, refusal
@@ -106,14 +134,14 @@ class RequestBodyMiddleware(HTTPMiddleware):
                 async with asyncio.timeout_at(deadline):
                     message = await receive()
             except TimeoutError:
-                refusal = BodyTooSlow()
+                refusal = BodyTooSlow(bound.seconds)
                 raise refusal from None
             if message["type"] == "http.disconnect":
                 finished = True
             elif message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    refusal = BodyTooLarge(limit)
+                    refusal = BodyTooLarge(bound.too_large)
                     raise refusal
                 finished = not message.get("more_body", False)
             return message

@@ -43,6 +43,8 @@ class Operation:
     path: Mapping[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # name -> JSON Schema
     headers: Mapping[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # request headers
     description: str | None = None
+    # A multipart/form-data body's JSON Schema (an upload), read by the handler itself: the document shows it as is.
+    form: Mapping[str, Any] | None = None
 
 
 def reply(answer: BaseModel, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:

@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ExceptionHandler, Message, Receive, Scope, Send
 
 from app.errors import DatabaseUnavailable, WhatsAppError
+from app.media.intake import MediaRefused
 from app.observability import report
 from app.session.supervisor import SessionError
 from app.web.middleware import HTTPMiddleware
@@ -33,6 +34,7 @@ ERROR_CODES = {
     499: "client_closed_request",
     500: "internal_error",
     503: "unavailable",
+    504: "gateway_timeout",
 }
 
 
@@ -53,6 +55,12 @@ async def database_unavailable(request: Request, exc: Exception) -> Response:
 
 async def session_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SessionError)
+    return error_response(exc.status, str(exc))
+
+
+async def media_refused(request: Request, exc: Exception) -> Response:
+    """A file that cannot be taken or sent (app/media): 422, or 502/504 for the server a `url` named."""
+    assert isinstance(exc, MediaRefused)
     return error_response(exc.status, str(exc))
 
 
@@ -100,6 +108,7 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, ExceptionHandler] = {
     ClientDisconnect: client_disconnected,
     DatabaseUnavailable: database_unavailable,
     SessionError: session_error,
+    MediaRefused: media_refused,
     WhatsAppError: worker_error,
     Exception: internal_error,
 }

@@ -1,5 +1,6 @@
 """Stored media over HTTP: `GET /api/media/{id}` with the API token, and `GET /media/{id}?expires=&signature=`, the
-signed, expiring link a webhook event carries (app/media/links.py), for receivers that hold no token.
+signed, expiring link a webhook event carries (app/media/links.py), for receivers that hold no token; and `POST
+/api/media`, the upload of a file to send, answered with its `media_id`.
 
 Both answer the bytes with the stored mimetype, `X-Content-Type-Options: nosniff` and `Cache-Control: private`, and
 as an attachment unless the file is an image (SVG, which can carry script, is an attachment too): a file a customer
@@ -11,13 +12,17 @@ from __future__ import annotations
 import uuid
 from urllib.parse import quote
 
+from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from app.media import store as media_store
-from app.web.endpoint import Operation, Reply, api
+from app.media.intake import keep
+from app.media.sniff import content_type
+from app.web.endpoint import Operation, Reply, api, reply
+from app.web.models import Uploaded
 from app.web.state import state
 
 MEDIA_ID = {"id": {"type": "string", "format": "uuid", "description": "the `media.id` of a webhook event"}}
@@ -68,7 +73,82 @@ async def signed_media_file(request: Request) -> Response:
     return await _serve(request)
 
 
+MULTIPART = "multipart/form-data"
+HOW = "send it as multipart/form-data in one part named 'file' (curl -F file=@photo.jpg)"
+UPLOAD_FORM = {
+    "type": "object",
+    "required": ["file"],
+    "properties": {
+        "file": {
+            "type": "string",
+            "format": "binary",
+            "description": "the file (at most MEDIA_MAX_BYTES); its type is read from its bytes",
+        }
+    },
+}
+# Parts the upload's body may hold. The body as a whole is bounded (app/web/body.py), and each file part is spooled to
+# a temporary file past 1 MB (Starlette's parser), so these only keep a crafted body from costing many small objects.
+MAX_PARTS = 20
+MAX_FIELD_BYTES = 4096
+MAX_FILE_NAME = 255
+
+
+def clean_file_name(name: str | None) -> str | None:
+    """The part's file name without any folder a client put in it, without control characters, at most 255."""
+    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = "".join(c for c in base if c.isprintable()).strip()[:MAX_FILE_NAME]
+    return cleaned or None
+
+
+async def upload(request: Request) -> Response:
+    """POST /api/media: one file, stored to be sent by its media_id."""
+    max_bytes = state(request)["settings"].media_max_bytes
+    if request.headers.get("content-type", "").split(";", 1)[0].strip().lower() != MULTIPART:
+        raise HTTPException(415, f"the body is not multipart/form-data; {HOW}")
+    async with request.form(max_files=MAX_PARTS, max_fields=MAX_PARTS, max_part_size=MAX_FIELD_BYTES) as form:
+        files = [(name, value) for name, value in form.multi_items() if isinstance(value, UploadFile)]
+        if not files:
+            raise HTTPException(422, f"the body holds no file (a part with a filename); {HOW}")
+        if len(files) > 1:
+            raise HTTPException(422, f"the body holds {len(files)} files; send one file per request")
+        name, part = files[0]
+        if name != "file":
+            raise HTTPException(422, f"the file's part is named {name!r}; {HOW}")
+        data = await part.read(max_bytes + 1)  # the body's bound leaves room for the framing: the file itself here
+        if len(data) > max_bytes:
+            raise HTTPException(413, f"the upload is larger than MEDIA_MAX_BYTES ({max_bytes} bytes)")
+        if not data:
+            raise HTTPException(422, "the file is empty")
+        claimed = part.content_type
+        file_name = clean_file_name(part.filename)
+    stored = await keep(
+        state(request)["database"], data, origin="upload", mimetype=content_type(data, claimed), file_name=file_name
+    )
+    answer = Uploaded(
+        media_id=str(stored.id), mimetype=stored.mimetype, size=stored.size, sha256=stored.sha256,
+        file_name=stored.file_name,
+    )  # fmt: skip
+    return reply(answer, 201)
+
+
 ROUTES = [
+    api(
+        "/api/media",
+        "POST",
+        Operation(
+            "Upload a file to send: its media_id goes in a send's image, video, audio, document or sticker",
+            {
+                201: Reply("stored; the type was read from the bytes", Uploaded),
+                400: Reply("the multipart body is malformed"),
+                408: Reply("the body did not arrive in time"),
+                413: Reply("the file is larger than MEDIA_MAX_BYTES; the rest of the body is not read"),
+                415: Reply("the body is not multipart/form-data"),
+                422: Reply("no file, more than one file, a file under another part name, or an empty file"),
+            },
+            form=UPLOAD_FORM,
+        ),
+        upload,
+    ),
     api(
         "/api/media/{id}",
         "GET",

@@ -662,3 +662,16 @@ class Endpoints(Answer):
 class Resumed(Answer):
     id: int
     paused: Literal[False]
+
+
+# ---- media to send --------------------------------------------------------------------------------------------------
+
+
+class Uploaded(Answer):
+    media_id: str = Field(
+        json_schema_extra={"format": "uuid"}, description="name it as `media_id` in a send (image, video, audio...)"
+    )
+    mimetype: str = Field(description="read from the file's bytes, not from what the client said")
+    size: int = Field(description="bytes")
+    sha256: str = Field(description="the file's SHA-256, hex")
+    file_name: str | None = Field(description="the part's file name, as sent; null if it had none")

@@ -149,6 +149,11 @@ def describe(operation: Operation, refs: dict[Any, dict[str, Any]]) -> dict[str,
             "required": operation.body_required,
             "content": {JSON: {"schema": refs[operation.body, "validation"]}},
         }
+    if operation.form is not None:
+        described["requestBody"] = {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": dict(operation.form)}},
+        }
     return described
 
 

@@ -10,6 +10,9 @@ import tracemalloc
 import uuid
 from pathlib import Path
 
+import asyncpg
+import pytest
+
 from app.db.database import Database
 from app.incoming.retention import Retention
 from app.media import store
@@ -117,3 +120,29 @@ async def test_a_file_larger_than_the_cap_alone_is_removed_and_no_more(database:
         assert await store.remove_over_cap(connection, 50, 100) == 1  # the newer alone is over: it goes too
         assert await store.total(connection) == 0
         assert await store.remove_over_cap(connection, 50, 100) == 0
+
+
+async def test_a_file_without_a_message_is_stored_with_its_origin(database: Database) -> None:
+    async with database.transaction() as connection:
+        first, second = [
+            await store.save_unattached(
+                connection, origin=origin, mimetype="image/png", sha256="ab" * 32, file_name=None, data=DATA
+            )
+            for origin in ("upload", "fetched")
+        ]
+        assert first != second  # no message, so nothing to conflict on
+        found = await store.find(connection, first)
+        assert found is not None and (found.origin, found.chat, found.message_id) == ("upload", None, None)
+        assert await store.content(connection, second) == DATA
+    incoming = await save(database, "IN1")
+    async with database.connection() as connection:
+        found = await store.find(connection, incoming)
+        assert found is not None and found.origin == "incoming"
+        with pytest.raises(ValueError, match="origin"):
+            await store.save_unattached(
+                connection, origin="incoming", mimetype="image/png", sha256="", file_name=None, data=DATA
+            )
+        with pytest.raises(asyncpg.CheckViolationError):  # an incoming row must name its message
+            await connection.execute(
+                "INSERT INTO media (id, mimetype, size, sha256, bytes) VALUES ($1, 'a/b', 0, '', '')", uuid.uuid4()
+            )

@@ -39,6 +39,7 @@ ROUTES = [
     ("PATCH", "/api/messages/9b1c2d3e-4f50-4a6b-8c7d-0e1f2a3b4c5d"),
     ("DELETE", "/api/messages/9b1c2d3e-4f50-4a6b-8c7d-0e1f2a3b4c5d"),
     ("POST", "/api/simulator/numbers"),
+    ("POST", "/api/media"),
 ]
 
 

@@ -1,0 +1,44 @@
+"""A file that enters to be sent (uploaded, fetched from a URL, converted to a voice note): its type read from its
+bytes, its SHA-256, stored as a `media` row of its own; and MediaRefused, the one error each refusal raises."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import uuid
+
+from app.db.database import Database
+from app.media import store as media_store
+
+
+class MediaRefused(Exception):
+    """A file that cannot be taken or sent, with the HTTP status the API answers (422: the client's file or URL is
+    wrong; 502: the remote server answered an error; 504: it did not answer in time) and a message saying why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredMedia:
+    id: uuid.UUID
+    mimetype: str  # read from the bytes (app/media/sniff.py)
+    size: int
+    sha256: str  # hex
+    file_name: str | None
+
+
+async def keep(
+    database: Database, data: bytes, *, origin: str, mimetype: str, file_name: str | None = None
+) -> StoredMedia:
+    """Store `data` (its `mimetype` read from its bytes, app/media/sniff.py) as a new file of `origin` ('upload' or
+    'fetched') and describe it; an empty file is refused."""
+    if not data:
+        raise MediaRefused(422, "the file is empty")
+    sha256 = hashlib.sha256(data).hexdigest()
+    async with database.connection() as connection:
+        media_id = await media_store.save_unattached(
+            connection, origin=origin, mimetype=mimetype, sha256=sha256, file_name=file_name, data=data
+        )
+    return StoredMedia(media_id, mimetype, len(data), sha256, file_name)
