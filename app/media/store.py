@@ -106,11 +106,12 @@ def open_handed_over(path: str, folder: str | None) -> BinaryIO | None:
         return None
 
 
-SELECT_KEPT = "SELECT mimetype, file_name, size, removed FROM media WHERE id = $1"
+SELECT_KEPT = "SELECT id, mimetype, file_name, size, removed FROM media WHERE id = $1"
 
 
 @dataclasses.dataclass(frozen=True)
 class Kept:
+    id: uuid.UUID
     mimetype: str
     file_name: str | None
     size: int

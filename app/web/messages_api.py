@@ -14,7 +14,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.incoming import lookup
+from app.media import fetch, sniff, voice
 from app.media import store as media_store
+from app.media.intake import MediaRefused
 from app.sending import queue
 from app.times import utcnow
 from app.web.endpoint import Operation, Reply, api, reply
@@ -62,23 +64,51 @@ def message_id_of(request: Request) -> uuid.UUID:
         raise HTTPException(404, "no such message (ids are UUIDs, as returned by POST /api/messages)") from None
 
 
-async def stored_media_for(request: Request, spec: MediaSpec, kind: str) -> uuid.UUID:
-    """The stored file a `url` names, fetched into the media table: the one seam where the URL fetcher plugs in."""
-    raise HTTPException(
-        422, f"'{kind}.url' is not available yet: store the file first (POST /api/media) and send its 'media_id'"
-    )
-
-
-async def file_content(request: Request, connection: Any, spec: MediaSpec, kind: str) -> dict[str, Any]:
-    """What the queue keeps of a file to send: the stored file's id, its caption, name and type (as given, else as
-    stored). 422 when no such file is stored, or its bytes were removed."""
-    media_id = uuid.UUID(spec.media_id) if spec.media_id else await stored_media_for(request, spec, kind)
-    stored = await media_store.kept(connection, media_id)
+async def stored_media_for(request: Request, spec: MediaSpec, kind: str) -> media_store.Kept:
+    """The stored file a message sends: the one `media_id` names (422 when none is stored, its bytes were removed,
+    or it is not of a type the kind carries), or the one at `url`, fetched into the media table now, so that a bad,
+    private, too large or unreachable URL is this request's 4xx/5xx and not a failed message later, and a retried
+    send never fetches again (app/media/fetch.py)."""
+    services = state(request)
+    settings = services["settings"]
+    try:
+        if spec.url is not None:
+            fetched = await fetch.fetch_to_store(
+                services["database"], spec.url, kind, max_bytes=settings.media_max_bytes,
+                allow_private=settings.media_fetch_allow_private,
+            )  # fmt: skip
+            media_id = fetched.id
+        else:
+            assert spec.media_id is not None
+            media_id = uuid.UUID(spec.media_id)
+        async with services["database"].connection() as connection:
+            stored = await media_store.kept(connection, media_id)
+    except MediaRefused as refused:
+        raise HTTPException(refused.status, f"'{kind}.url': {refused}") from None
     if stored is None:
         raise HTTPException(422, f"'{kind}.media_id': no stored file has the id {media_id}")
     if stored.removed is not None:
         raise HTTPException(422, f"'{kind}.media_id': the file {media_id} is no longer stored ({stored.removed})")
-    content: dict[str, Any] = {"media_id": str(media_id), "mimetype": spec.mimetype or stored.mimetype}
+    wrong = sniff.fits(kind, stored.mimetype)
+    if wrong is not None:
+        raise HTTPException(422, f"'{kind}': {wrong}")
+    return stored
+
+
+async def file_content(request: Request, spec: MediaSpec, kind: str) -> dict[str, Any]:
+    """What the queue keeps of a file to send: the stored file's id, its caption, name and type (as given, else as
+    stored). A voice note (audio with ptt) that is not Ogg Opus is sent as its converted copy (app/media/voice.py)."""
+    stored = await stored_media_for(request, spec, kind)
+    media_id, mimetype = stored.id, spec.mimetype or stored.mimetype
+    if kind == "audio" and spec.ptt:
+        try:
+            note = await voice.voice_note(
+                state(request)["database"], media_id, max_bytes=state(request)["settings"].media_max_bytes
+            )
+        except MediaRefused as refused:
+            raise HTTPException(refused.status, f"'audio': {refused}") from None
+        media_id, mimetype = note.media_id, note.mimetype
+    content: dict[str, Any] = {"media_id": str(media_id), "mimetype": mimetype}
     file_name = spec.file_name or stored.file_name
     if file_name:
         content["file_name"] = file_name
@@ -105,7 +135,7 @@ def card_name(vcard: str) -> str:
     return ""
 
 
-async def content_of(request: Request, connection: Any, body: SendMessage) -> dict[str, Any] | None:
+async def content_of(request: Request, body: SendMessage) -> dict[str, Any] | None:
     """What a message other than text carries (None for a text)."""
     kind = body.kind
     if kind == "location":
@@ -119,7 +149,7 @@ async def content_of(request: Request, connection: Any, body: SendMessage) -> di
         assert card.name is not None and card.phone is not None
         return {"name": card.name, "vcard": vcard_of(card.name, card.phone)}
     spec = getattr(body, kind)
-    return await file_content(request, connection, spec, kind) if isinstance(spec, MediaSpec) else None
+    return await file_content(request, spec, kind) if isinstance(spec, MediaSpec) else None
 
 
 async def reply_of(connection: Any, chat: str, whatsapp_id: str) -> queue.Reply:
@@ -141,8 +171,8 @@ async def create(request: Request, body: SendMessage) -> Response:
     if key is not None and not 1 <= len(key) <= MAX_KEY:
         raise HTTPException(422, f"the Idempotency-Key header must be 1 to {MAX_KEY} characters")
     services = state(request)
+    content = await content_of(request, body)  # before a connection is taken: a URL may take seconds to fetch
     async with services["database"].connection() as connection:  # one insert: no explicit transaction needed
-        content = await content_of(request, connection, body)
         reply_to = await reply_of(connection, body.to.jid, body.reply_to) if body.reply_to else None
         try:
             result = await queue.enqueue(

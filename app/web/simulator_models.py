@@ -38,7 +38,7 @@ class SimulatorPair(Body):
 
 class Media(Body):
     """null or {"mimetype", "size", "file_name"} (each optional), as in a message.received webhook. `size` over
-    MEDIA_MAX_BYTES stands for a file too large to download; an image or a sticker is made that large (a PNG of
+    MEDIA_MAX_BYTES stands for a file too large to download; an image is made that large (a PNG of
     random pixels), for load tests."""
 
     model_config = ConfigDict(extra="forbid")
@@ -66,7 +66,7 @@ class SimulatorIncoming(Body):
     media: Annotated[
         Media | None,
         Field(
-            description="null or an object with mimetype (string), size (integer >= 0: an image or a sticker is made "
+            description="null or an object with mimetype (string), size (integer >= 0: an image is made "
             "that many bytes, of random pixels), file_name (string)"
         ),
     ] = None

@@ -1,6 +1,6 @@
-"""Small real files for the simulator's incoming media, made here without any dependency: a PNG image, a one-page
-PDF and a short Ogg Opus voice note (silence), so a receiver can test downloads offline; and a PNG of random pixels
-of a given size, for load (bench/media_in.py)."""
+"""Small real files for the simulator's incoming media, made here without any dependency: a PNG image, a WebP
+sticker, a one-page PDF and a short Ogg Opus voice note (silence), so a receiver can test downloads offline; and a
+PNG of random pixels of a given size, for load (bench/media_in.py)."""
 
 from __future__ import annotations
 
@@ -77,6 +77,11 @@ def ogg(frames: int = 50) -> bytes:
     return b"".join(pages)
 
 
+def webp() -> bytes:
+    """A 1x1 lossless WebP (RIFF, WEBP, one VP8L chunk): WhatsApp's stickers are WebP."""
+    return b"RIFF\x1a\x00\x00\x00WEBPVP8L\x0d\x00\x00\x00\x2f\x00\x00\x00\x10\x07\x10\x11\x11\x88\x88\xfe\x07\x00"
+
+
 def mp4() -> bytes:
     """The smallest MP4 container a sniffer recognises (an ftyp box and an empty mdat); not playable."""
     ftyp = struct.pack(">I4s4sI4s4s", 24, b"ftyp", b"isom", 512, b"isom", b"mp41")
@@ -86,7 +91,7 @@ def mp4() -> bytes:
 # Message type -> (bytes, mimetype, file name) of what the simulator "downloads".
 SAMPLES: dict[str, tuple[Callable[[], bytes], str, str | None]] = {
     "image": (png, "image/png", None),
-    "sticker": (png, "image/png", None),
+    "sticker": (webp, "image/webp", None),
     "document": (pdf, "application/pdf", "order.pdf"),
     "audio": (ogg, "audio/ogg; codecs=opus", None),
     "video": (mp4, "video/mp4", None),
@@ -149,11 +154,11 @@ def random_png(size: int) -> bytes:
     return out.getvalue()
 
 
-SIZED = ("image", "sticker")  # the types a sender may ask for in a given size: a PNG of random pixels
+SIZED = ("image",)  # the type a sender may ask for in a given size: a PNG of random pixels
 
 
 def make(kind: str, size: int | None = None) -> bytes:
-    """The bytes of a sample of message type `kind` (one of SAMPLES). An image or a sticker of a `size` other than the
+    """The bytes of a sample of message type `kind` (one of SAMPLES). An image of a `size` other than the
     sample's own is a PNG of random pixels (random_png): the sample's own size (as a failed download records it, and
     its retry asks for again) stays the sample."""
     data = SAMPLES[kind][0]()

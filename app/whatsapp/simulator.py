@@ -221,7 +221,7 @@ class SimulatorBackend(Backend):
     def _download(self, message: dict[str, Any]) -> dict[str, Any] | None:
         """The media of a simulated message, "downloaded": a generated file of its type (app/whatsapp/samples.py),
         with what the sender gave (`media`: mimetype, file_name, and a `size`: over MEDIA_MAX_BYTES it stands for a
-        file too large to download; an image or a sticker is made that large, of random pixels), handed to the parent
+        file too large to download; an image is made that large, of random pixels), handed to the parent
         like the neonize backend's. The `download` action failures (action_failures) make the next downloads fail
         with their error, classified as whatsmeow's are (a 5xx or a network error is retried later, a 404 or 410 is
         an expired CDN copy)."""

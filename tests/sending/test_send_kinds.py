@@ -14,12 +14,16 @@ from typing import Any
 
 import httpx
 import pytest
+from aiohttp import web
 
 from app.media import store as media_store
+from app.media import voice
 from app.phone import parse_recipient
 from app.sending import queue
 from app.session.states import State
 from app.whatsapp import samples
+from tests.media.test_fetch import server
+from tests.media.test_voice import tone
 from tests.processes import TOKEN
 from tests.sending.test_actions import server_actions, status_events, until_status
 from tests.session.conftest import wait_state
@@ -246,8 +250,12 @@ async def test_a_file_must_be_stored_and_kept(linked: httpx.AsyncClient) -> None
     removed = await send(linked, {"image": {"media_id": media_id}})
     assert removed.status_code == 422
     assert "is no longer stored (removed: over the cap)" in removed.json()["detail"]
-    fetched = await send(linked, {"image": {"url": "https://example.com/a.png"}})
-    assert fetched.status_code == 422 and "'image.url' is not available yet" in fetched.json()["detail"]
+    private = await send(linked, {"image": {"url": "http://127.0.0.1:9/a.png"}})  # MEDIA_FETCH_ALLOW_PRIVATE unset
+    assert private.status_code == 422 and "'image.url'" in private.json()["detail"]
+    assert "127.0.0.1" in private.json()["detail"] and "MEDIA_FETCH_ALLOW_PRIVATE" in private.json()["detail"]
+    png, _ = await stored_file(linked, "image")
+    sticker = await send(linked, {"sticker": {"media_id": png}})  # WhatsApp's stickers are WebP
+    assert sticker.status_code == 422 and "image/png" in sticker.json()["detail"], sticker.text
     async with state_of(linked)["database"].connection() as connection:
         assert await connection.fetchval("SELECT count(*) FROM outgoing_messages") == 0
 
@@ -290,3 +298,50 @@ async def test_a_contact_name_is_escaped_in_the_vcard(linked: httpx.AsyncClient)
     response = await send(linked, {"contact": {"name": "Budi; Jr, \\ Toko", "phone": "+6289876543210"}})
     assert response.status_code == 202
     assert "\nFN:Budi\\; Jr\\, \\\\ Toko\n" in response.json()["content"]["vcard"]
+
+
+async def test_a_file_at_a_url_is_fetched_once_when_queued_and_sent(app_client: ClientFactory) -> None:
+    hits: list[str] = []
+
+    async def image(request: web.Request) -> web.StreamResponse:
+        hits.append(request.path)
+        return web.Response(body=samples.png(), content_type="image/png")
+
+    async with (
+        server("127.0.0.1", {"/receipt.png": image}) as base,
+        linked_app(app_client, SEND_MIN_INTERVAL="0", MEDIA_FETCH_ALLOW_PRIVATE="true") as client,
+    ):
+        queued = await send(client, {"image": {"url": f"{base}/receipt.png", "caption": "Your receipt"}})
+        assert queued.status_code == 202, queued.text
+        assert hits == ["/receipt.png"]  # fetched while the request was answered, not when the message's turn came
+        media_id = queued.json()["content"]["media_id"]
+        async with state_of(client)["database"].connection() as connection:
+            origin = await connection.fetchval("SELECT origin FROM media WHERE id = $1::uuid", media_id)
+        assert origin == "fetched" and queued.json()["content"]["mimetype"] == "image/png"
+        sent = await until_status(client, queued.json()["id"], "sent")
+        action = (await sent_messages(client))[sent["message_id"]]
+        assert action["sha256"] == hashlib.sha256(samples.png()).hexdigest()
+        assert hits == ["/receipt.png"]  # and never again
+        missing = await send(client, {"image": {"url": f"{base}/gone.png"}})
+        assert missing.status_code == 502 and "404" in missing.json()["detail"], missing.text
+
+
+async def test_a_voice_note_in_another_format_is_sent_as_its_ogg_opus_copy(linked: httpx.AsyncClient) -> None:
+    wav = tone(1.0)
+    uploaded = await linked.post("/api/media", headers=AUTH, files={"file": ("memo.wav", wav, "audio/wav")})
+    assert uploaded.status_code == 201, uploaded.text
+    original = uploaded.json()["media_id"]
+    queued = await send(linked, {"audio": {"media_id": original, "ptt": True}})
+    assert queued.status_code == 202, queued.text
+    content = queued.json()["content"]
+    assert content["media_id"] != original and content["mimetype"] == "audio/ogg; codecs=opus"
+    assert content["ptt"] is True
+    async with state_of(linked)["database"].connection() as connection:
+        converted = await media_store.content(connection, uuid.UUID(content["media_id"]))
+    assert converted is not None and voice.is_ogg_opus(converted)
+    sent = await until_status(linked, queued.json()["id"], "sent")
+    action = (await sent_messages(linked))[sent["message_id"]]
+    assert action["sha256"] == hashlib.sha256(converted).hexdigest()  # the worker got the converted copy
+    document = await linked.post("/api/media", headers=AUTH, files={"file": ("order.pdf", samples.pdf(), "")})
+    refused = await send(linked, {"audio": {"media_id": document.json()["media_id"], "ptt": True}})
+    assert refused.status_code == 422 and "application/pdf" in refused.json()["detail"], refused.text

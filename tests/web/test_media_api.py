@@ -34,8 +34,7 @@ from tests.whatsapp.corpus import replay_line
 
 CUSTOMER = "+6281111111111"
 LIMIT = 1000  # MEDIA_MAX_BYTES here: the sample PNG and PDF fit, the one-second Ogg voice note does not
-# A 1x1 lossless WebP, as WhatsApp's stickers are (RIFF, WEBP, one VP8L chunk).
-WEBP = b"RIFF\x1a\x00\x00\x00WEBPVP8L\x0d\x00\x00\x00\x2f\x00\x00\x00\x10\x07\x10\x11\x11\x88\x88\xfe\x07\x00"
+WEBP = samples.webp()
 
 
 @pytest.fixture
