@@ -28,7 +28,7 @@ from app.backoff import Jitter, backoff
 from app.db.database import UNAVAILABLE, Database, describe
 from app.errors import AppError
 from app.incoming.events import event_media
-from app.incoming.store import IncomingOptions, handed_over, store_media
+from app.incoming.store import IncomingOptions, handed_over, place_media, store_media
 from app.tasks import LongTask
 from app.times import utcnow
 from app.webhooks import outbox
@@ -119,13 +119,14 @@ class MediaRetrier:
         item = {"chat": chat, "message_id": message_id, "media": {**described, **result}}
         if handed_over(item):
             try:
+                placement = await place_media(item, self.options)  # into a bucket: before the transaction
                 async with self.database.transaction() as connection:
-                    media = await store_media(connection, item, self.options.media_dir)
+                    media = await store_media(connection, item, self.options, placement)
                     if "id" in media:
                         await self._announce(connection, chat, message_id, media)
                         self.ready += 1
                         return
-                    result = {**media, RETRY: True}  # the file was lost on the way: try again
+                    result = {**media, RETRY: True}  # lost on the way, or the bucket failed: try again
             finally:
                 with contextlib.suppress(OSError):
                     os.unlink(item["media"]["file"])
