@@ -15,6 +15,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -43,6 +44,9 @@ CONNECT_TIMEOUT = dt.timedelta(seconds=5)
 REQUEST_TIMEOUT = dt.timedelta(seconds=60)  # one request: a whole small file, or one part of a large one
 RETRIES = 2
 RETRY_TIMEOUT = dt.timedelta(seconds=15)
+# After a put failed, the next ones within this many seconds fail at once: a bucket that hangs costs the message store
+# one timeout per pause, not one per file (those files are downloaded again later).
+PAUSE = 30.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,6 +149,7 @@ class S3Storage:
             config["secret_access_key"] = bucket.secret_access_key
         if bucket.session_token:
             config["session_token"] = bucket.session_token
+        self._put_failed: tuple[float, MediaStoreUnavailable] | None = None  # when, and why, a put last failed
         plain_http = bool(bucket.endpoint_url and bucket.endpoint_url.startswith("http://"))  # MinIO, moto
         self.store: S3Store = S3Store(
             bucket.bucket,
@@ -162,6 +167,9 @@ class S3Storage:
     async def put(self, media_id: uuid.UUID, source: bytes | Path) -> Placed:
         import obstore
 
+        if self._put_failed is not None and time.monotonic() - self._put_failed[0] < PAUSE:
+            failed = self._put_failed[1]
+            raise MediaStoreUnavailable(f"{failed} (not asked again for {PAUSE:.0f} s after a failure)")
         key = self.key(media_id)
         if isinstance(source, bytes):
             size, sha256 = len(source), hashlib.sha256(source).hexdigest()
@@ -172,7 +180,10 @@ class S3Storage:
                 self.store, key, source, chunk_size=PART, max_concurrency=PARTS_IN_FLIGHT
             )  # a Path is streamed from disk, in parts when large
         except (obstore.exceptions.BaseError, OSError) as error:
-            raise self._unavailable(error) from None
+            unavailable = self._unavailable(error)
+            self._put_failed = (time.monotonic(), unavailable)
+            raise unavailable from None
+        self._put_failed = None
         return Placed(media_id, None, key, size, sha256)
 
     async def discard(self, placed: Placed) -> None:

@@ -195,24 +195,33 @@ async def test_a_bucket_that_does_not_answer_costs_the_message_nothing_and_the_f
     try:
         async with linked_supervisor(database, database_url, **options) as supervisor:
             await supervisor.simulate("incoming", {"from": SENDER, "type": "image", "text": "the receipt"})
-            [message] = await events_of(database, "message.received", 1)
+            await supervisor.simulate("incoming", {"from": SENDER, "type": "document"})
+            message, document = await events_of(database, "message.received", 2)
             await message_store.drained()
             assert message["text"] == "the receipt" and "id" not in message["media"]
             error = message["media"]["error"]
             assert error.startswith("not stored: the media store (s3://media-down) failed: ")
             assert "retry" not in message["media"]  # the store's own mark, never in an event
             assert error.endswith("; it is tried again later") and "test-secret-access-key" not in error
+            # the next file within the pause is not sent to the bucket that just failed: no second timeout
+            assert document["media"]["error"] == error.replace(
+                "; it is tried again later", " (not asked again for 30 s after a failure); it is tried again later"
+            )
             async with database.connection() as connection:
                 assert await connection.fetchval("SELECT count(*) FROM media") == 0
-                assert await connection.fetchval("SELECT tries FROM media_downloads") == 1
+                assert await connection.fetchval("SELECT count(*) FROM media_downloads WHERE tries = 1") == 2
 
             async def download(args: dict[str, object]) -> dict[str, object]:
                 return await supervisor.command(protocol.DOWNLOAD_MEDIA, args)
 
             back = IncomingOptions(media_dir=str(media_dir), storage=S3Storage(bucket))  # the bucket answers again
-            assert await MediaRetrier(database, download, back).run_once() == 1
-            [ready] = await events_of(database, "message.media_ready", 1)
-            assert objects(bucket) == {f"gateway/media/{ready['media']['id']}": samples.png()}
+            assert await MediaRetrier(database, download, back).run_once() == 2
+            ready = await events_of(database, "message.media_ready", 2)
+            by_message = {event["message_id"]: event["media"]["id"] for event in ready}
+            assert objects(bucket) == {
+                f"gateway/media/{by_message[message['message_id']]}": samples.png(),
+                f"gateway/media/{by_message[document['message_id']]}": samples.pdf(),
+            }
             assert os.listdir(media_dir) == []
     finally:
         await message_store.close(5.0)
