@@ -33,3 +33,8 @@ class WhatsAppError(AppError):
 
 class NoReply(WhatsAppError):
     """The worker exited or stopped answering before it replied: the command may have been carried out, or not."""
+
+
+class MediaStoreUnavailable(AppError):
+    """The S3-compatible bucket of MEDIA_STORAGE_URL did not answer or refused (an outage, wrong credentials). Callers
+    answer 503, or keep the message and try the file again later."""

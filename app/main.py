@@ -91,6 +91,7 @@ def create_app(settings: Settings, *, banner: str | None = None) -> Starlette:
                 metrics=metrics,
                 number_checker=services.number_checker,
                 media_links=services.media_links,
+                media_storage=services.media_storage,
             )
         finally:
             await services.stop()

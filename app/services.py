@@ -22,6 +22,7 @@ from app.incoming.media_retry import MediaRetrier
 from app.incoming.retention import Retention
 from app.incoming.store import IncomingOptions, MessageStore
 from app.media.links import MediaLinks
+from app.media.storage import POSTGRES, MediaStorage, storage_for
 from app.observability import flush_sentry, name_process
 from app.sending import queue
 from app.sending.sender import Sender
@@ -78,6 +79,7 @@ class Services:
         self.store: MessageStore | None = None
         self.media_dir: str | None = None
         self.media_links: MediaLinks | None = None
+        self.media_storage: MediaStorage = POSTGRES
         self.dispatcher: Dispatcher | None = None
         self.retention: Retention | None = None
         self.media_retrier: MediaRetrier | None = None
@@ -140,9 +142,13 @@ class Services:
         self.media_dir = tempfile.mkdtemp(prefix="whatsapp-media-")
         if settings.secret_key:  # signs the links to stored media in webhook events and checks them at GET /media
             self.media_links = MediaLinks(settings.secret_key, settings.media_url_ttl, settings.public_url)
+        # MEDIA_STORAGE_URL: the bucket is not asked anything at start (an outage there must not stop the app); a
+        # file that cannot be put is downloaded again later (app/incoming/media_retry.py)
+        self.media_storage = storage_for(settings.media_bucket)
         options = IncomingOptions(
-            status_posts=settings.webhook_status_posts, media_dir=self.media_dir, links=self.media_links
-        )
+            status_posts=settings.webhook_status_posts, media_dir=self.media_dir, links=self.media_links,
+            storage=self.media_storage,
+        )  # fmt: skip
         reply = queue.declined_call_reply(settings.reject_calls_message) if settings.reject_calls_message else None
         self.store = MessageStore(self.database, receipt_hook=queue.receipt_hook, options=options, call_hook=reply)
         self.store.start()
@@ -151,6 +157,7 @@ class Services:
             settings.message_retention_days,
             media_days=settings.media_retention_days,
             media_max_total=settings.media_max_total_bytes,
+            storage=self.media_storage,
         )
         self.retention.start()
         if settings.webhook_urls:
@@ -182,6 +189,7 @@ class Services:
             min_interval=settings.send_min_interval,
             typing_cap=settings.send_typing_seconds,
             media_dir=self.media_dir,
+            media_storage=self.media_storage,
         )
         self.number_checker = NumberChecker(self.database, self._check_numbers, settings.check_cache_days)
         self.supervisor.start()  # in the background: HTTP answers (state "starting"/"standby") meanwhile

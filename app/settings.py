@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -31,9 +32,25 @@ TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 # has nothing to give away.
 SECRET_VARIABLES = (
     "DATABASE_URL", "ADMIN_PASSWORD", "API_TOKEN", "SECRET_KEY", "WEBHOOK_SECRET", "SENTRY_DSN", "METRICS_TOKEN",
-    "ALERT_WEBHOOK_URL",
+    "ALERT_WEBHOOK_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",  # the worker needs no S3
 )  # fmt: skip
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+# S3's bucket naming rules (R2, Backblaze B2 and MinIO accept the same names); a prefix is path segments.
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+PREFIX_SEGMENT = re.compile(r"^[A-Za-z0-9!_.*'()-]+$")
+
+
+@dataclasses.dataclass(frozen=True)
+class MediaBucket:
+    """MEDIA_STORAGE_URL (s3://bucket/prefix) with the usual AWS variables: where media bytes go instead of Postgres."""
+
+    bucket: str
+    prefix: str  # "" or "a/b": object keys are "<prefix>/<media id>"
+    region: str | None = None  # AWS_REGION or AWS_DEFAULT_REGION ("auto" for Cloudflare R2)
+    endpoint_url: str | None = None  # AWS_ENDPOINT_URL: R2, Backblaze, MinIO (None: AWS itself)
+    access_key_id: str | None = None
+    secret_access_key: str | None = dataclasses.field(default=None, repr=False)
+    session_token: str | None = dataclasses.field(default=None, repr=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +95,7 @@ class Settings:
     media_url_ttl: int = 7 * 86400  # MEDIA_URL_TTL: seconds a webhook's signed media link stays valid
     public_url: str | None = None  # PUBLIC_URL: this app's address, so webhook media links are absolute
     media_fetch_allow_private: bool = False  # MEDIA_FETCH_ALLOW_PRIVATE: a send's `url` may name a private address
+    media_bucket: MediaBucket | None = None  # MEDIA_STORAGE_URL: None keeps media bytes in Postgres
 
     def secrets(self) -> list[str]:
         """Values that must never appear in logs, pages or webhook bodies."""
@@ -86,7 +104,9 @@ class Settings:
             self.metrics_token, self.alert_webhook_url,  # Slack's and Discord's webhook URLs hold their token
         ]  # fmt: skip
         password = urlsplit(self.database_url).password if self.database_url else None
-        return [value for value in (*values, password) if value]
+        bucket = self.media_bucket
+        keys = (bucket.secret_access_key, bucket.session_token) if bucket else ()
+        return [value for value in (*values, password, *keys) if value]
 
 
 def child_environment() -> dict[str, str]:
@@ -194,6 +214,30 @@ def _public_url(value: str | None) -> str | None:
     return url.rstrip("/")
 
 
+def _media_storage_url(value: str | None) -> tuple[str, str] | None:
+    """s3://bucket or s3://bucket/prefix -> (bucket, prefix); unset or blank: None (media stays in Postgres)."""
+    url = _text(value)
+    if url is None:
+        return None
+    wrong = "must be s3://bucket or s3://bucket/prefix (unset: media is kept in Postgres)"
+    parts = urlsplit(url)
+    if parts.scheme != "s3" or parts.query or parts.fragment or "@" in parts.netloc or ":" in parts.netloc:
+        raise EnvError(wrong)
+    if not BUCKET_NAME.match(parts.netloc) or ".." in parts.netloc:
+        raise EnvError(f"{wrong}; {parts.netloc!r} is not a bucket name (3-63 of a-z, 0-9, '.', '-')")
+    segments = parts.path.strip("/").split("/") if parts.path.strip("/") else []
+    if any(not PREFIX_SEGMENT.match(segment) or segment in (".", "..") for segment in segments):
+        raise EnvError(f"{wrong}; the prefix {parts.path!r} is not path segments of letters, digits and !_.*'()-")
+    return parts.netloc, "/".join(segments)
+
+
+def _endpoint_url(value: str | None) -> str | None:
+    url = _text(value)
+    if url is not None and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc):
+        raise EnvError("must be an http:// or https:// URL (the S3 endpoint of R2, Backblaze, MinIO ...)")
+    return url.rstrip("/") if url else None
+
+
 def _qr_seconds(value: str | None) -> tuple[float, ...]:
     text = _text(value)
     if text is None:
@@ -233,6 +277,8 @@ def _env() -> Env:
         ("alert_url", _alert_url),
         ("qr_seconds", _qr_seconds),
         ("public_url", _public_url),
+        ("media_storage_url", _media_storage_url),
+        ("endpoint_url", _endpoint_url),
         ("calls_file", _calls_file),
         ("runtime_dir", _runtime_dir),
     ):
@@ -266,6 +312,10 @@ def load_settings() -> Settings:
     # A send's `url` is fetched by this server: without this, a token holder could make it read internal services
     # (the cloud's metadata address, a database's HTTP port). On for a gateway whose files sit on a private network.
     media_fetch_allow_private = env.flag("MEDIA_FETCH_ALLOW_PRIVATE", None)
+    media_storage = env.media_storage_url("MEDIA_STORAGE_URL", None)
+    aws = {name: env.text(name, None) for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")}
+    aws_region = env.text("AWS_REGION", None) or env.text("AWS_DEFAULT_REGION", None)
+    aws_endpoint_url = env.endpoint_url("AWS_ENDPOINT_URL", None)
     metrics_token = env.str("METRICS_TOKEN", None, validate=Length(min=16, error="must be at least 16 characters"))
     database_url = env.database_url("DATABASE_URL", None)
     backend = env.choice("WHATSAPP_BACKEND", None, fallback="neonize", choices=BACKENDS)
@@ -303,6 +353,10 @@ def load_settings() -> Settings:
         problems["AUTO_READ"] = "needs WEBHOOK_URL: a message is marked read once a webhook endpoint took it"
     if reject_calls_message and not reject_calls and "REJECT_CALLS" not in problems:
         problems["REJECT_CALLS_MESSAGE"] = "is sent only with REJECT_CALLS=true (to the caller of a declined call)"
+    if media_storage is not None:
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            if not aws[name] and name not in problems:
+                problems[name] = "is required with MEDIA_STORAGE_URL (the bucket's access key)"
     if deployed:
         required = {"DATABASE_URL": database_url, **secrets}
         for name in REQUIRED_WHEN_DEPLOYED:
@@ -314,6 +368,13 @@ def load_settings() -> Settings:
             problems["WHATSAPP_REPLAY_FILE"] = replay_problem
     if problems:
         raise SettingsError(problems)
+    media_bucket = None
+    if media_storage is not None:
+        media_bucket = MediaBucket(
+            bucket=media_storage[0], prefix=media_storage[1], region=aws_region, endpoint_url=aws_endpoint_url,
+            access_key_id=aws["AWS_ACCESS_KEY_ID"], secret_access_key=aws["AWS_SECRET_ACCESS_KEY"],
+            session_token=aws["AWS_SESSION_TOKEN"],
+        )  # fmt: skip
     return Settings(
         database_url=database_url,
         port=port,
@@ -349,6 +410,7 @@ def load_settings() -> Settings:
         media_url_ttl=media_url_ttl,
         public_url=public_url,
         media_fetch_allow_private=media_fetch_allow_private,
+        media_bucket=media_bucket,
         metrics_token=metrics_token.strip() if metrics_token else None,
         dyno=dyno,
         replay_calls=replay_calls,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.errors import SettingsError
-from app.settings import REQUIRED_WHEN_DEPLOYED, load_settings, resolve_database_url
+from app.settings import REQUIRED_WHEN_DEPLOYED, MediaBucket, child_environment, load_settings, resolve_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIABLES = [
@@ -52,6 +52,13 @@ VARIABLES = [
     "CHECK_CACHE_DAYS",
     "REJECT_CALLS",
     "REJECT_CALLS_MESSAGE",
+    "MEDIA_STORAGE_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
 ]
 
 
@@ -247,6 +254,70 @@ def test_media_links_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(SettingsError) as caught:
         load_settings()
     assert set(caught.value.problems) == {"PUBLIC_URL"}
+
+
+def test_media_storage_url_names_a_bucket_and_the_aws_variables_reach_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().media_bucket is None  # unset: media bytes stay in Postgres
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "the-secret-access-key")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("MEDIA_STORAGE_URL", "s3://wa-media")
+    assert load_settings().media_bucket == MediaBucket(
+        "wa-media", "", "eu-west-1", None, "AKIAEXAMPLE", "the-secret-access-key"
+    )
+    monkeypatch.setenv("MEDIA_STORAGE_URL", "s3://wa-media.example/gateway/media/")
+    monkeypatch.setenv("AWS_REGION", "auto")  # Cloudflare R2's; AWS_REGION wins over AWS_DEFAULT_REGION
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "https://0123abc.r2.cloudflarestorage.com/")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "the-session-token")
+    settings = load_settings()
+    bucket = settings.media_bucket
+    assert bucket is not None and (bucket.bucket, bucket.prefix, bucket.region, bucket.endpoint_url) == (
+        "wa-media.example", "gateway/media", "auto", "https://0123abc.r2.cloudflarestorage.com",
+    )  # fmt: skip
+    assert {"the-secret-access-key", "the-session-token"} <= set(settings.secrets())  # masked in logs
+    assert "the-secret-access-key" not in repr(settings) and "the-session-token" not in repr(settings)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        assert name not in child_environment()  # the worker needs no S3 access
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "https://wa-media.s3.amazonaws.com",
+        "wa-media",
+        "s3://",
+        "s3://Wa_Media",
+        "s3://ab",
+        "s3://wa-media/../other",
+        "s3://key:secret@wa-media",
+        "s3://wa-media:9000/x",
+        "s3://wa-media/x?versionId=1",
+    ],
+)
+def test_a_bad_media_storage_url_is_refused_naming_itself(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "the-secret-access-key")
+    monkeypatch.setenv("MEDIA_STORAGE_URL", raw)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert set(caught.value.problems) == {"MEDIA_STORAGE_URL"}
+    assert caught.value.problems["MEDIA_STORAGE_URL"].startswith("must be s3://bucket or s3://bucket/prefix")
+
+
+def test_a_bucket_needs_its_keys_and_an_http_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDIA_STORAGE_URL", "s3://wa-media")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "minio.local:9000")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert set(caught.value.problems) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"}
+    assert "MEDIA_STORAGE_URL" in caught.value.problems["AWS_SECRET_ACCESS_KEY"]
+
+
+def test_a_bad_media_storage_url_stops_the_start_naming_it() -> None:
+    result = run_cli({"MEDIA_STORAGE_URL": "ftp://wa-media/x", "AWS_SECRET_ACCESS_KEY": "the-secret-access-key"})
+    assert result.returncode == 1
+    assert "MEDIA_STORAGE_URL: must be s3://bucket" in result.stderr and "Traceback" not in result.stderr
+    assert "the-secret-access-key" not in result.stderr + result.stdout
 
 
 def test_metrics_token(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,8 +2,9 @@
 CDN) is downloaded again later: a small loop of the web process asks the connected worker (the only process that
 imports neonize) to download it again from the message's stored `raw` (its media keys), with a backoff
 (app/backoff.py), at most RETRIES more times (waits of 5 minutes, then up to 10, 20, 40 and 80: at most about two
-and a half hours). The file comes back as on arrival, through the parent's private folder; it is stored in the media
-table and announced by a `message.media_ready` event in one transaction.
+and a half hours). The file comes back as on arrival, through the parent's private folder; it is stored (in the media
+table, or first put in MEDIA_STORAGE_URL's bucket) and announced by a `message.media_ready` event in one transaction.
+A file the bucket could not take on arrival is downloaded again the same way.
 
 The message itself never waited: its `message.received` went out at once, with `media.error`. A try that could not
 be made (the session is not connected, the worker did not answer) is not counted; an expired CDN copy (404, 410) or
@@ -28,7 +29,8 @@ from app.backoff import Jitter, backoff
 from app.db.database import UNAVAILABLE, Database, describe
 from app.errors import AppError
 from app.incoming.events import event_media
-from app.incoming.store import IncomingOptions, handed_over, store_media
+from app.incoming.store import IncomingOptions, handed_over, place_media, store_media
+from app.media.storage import Placed
 from app.tasks import LongTask
 from app.times import utcnow
 from app.webhooks import outbox
@@ -119,13 +121,19 @@ class MediaRetrier:
         item = {"chat": chat, "message_id": message_id, "media": {**described, **result}}
         if handed_over(item):
             try:
-                async with self.database.transaction() as connection:
-                    media = await store_media(connection, item, self.options.media_dir)
-                    if "id" in media:
-                        await self._announce(connection, chat, message_id, media)
-                        self.ready += 1
-                        return
-                    result = {**media, RETRY: True}  # the file was lost on the way: try again
+                placement = await place_media(item, self.options)  # into a bucket: before the transaction
+                try:
+                    async with self.database.transaction() as connection:
+                        media = await store_media(connection, item, self.options, placement)
+                        if "id" in media:
+                            await self._announce(connection, chat, message_id, media)
+                            self.ready += 1
+                            return
+                except BaseException:
+                    if isinstance(placement, Placed):  # no row names the object: it would stay in the bucket
+                        await self.options.storage.discard(placement)
+                    raise
+                result = {**media, RETRY: True}  # lost on the way, or the bucket failed: try again
             finally:
                 with contextlib.suppress(OSError):
                     os.unlink(item["media"]["file"])

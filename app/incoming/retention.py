@@ -1,7 +1,9 @@
 """Retention of incoming events: rows of `incoming_messages` and `message_receipts` older than
 MESSAGE_RETENTION_DAYS, and stored media older than MEDIA_RETENTION_DAYS, are deleted in bounded batches by a small
 hourly loop; then, while the stored media add up to more than MEDIA_MAX_TOTAL_BYTES, the oldest files' bytes are
-removed, a batch at a time (their links answer 410 Gone).
+removed, a batch at a time (their links answer 410 Gone). Files kept in a bucket (MEDIA_STORAGE_URL) have their
+objects deleted first, a batch per request, then their rows: an outage of the bucket leaves the rows for the next pass
+rather than objects that nothing names.
 
 Nothing references these rows (webhook events and deliveries are their own rows, pruned by the dispatcher), so a
 deletion never touches what is still to be delivered. Each batch is its own short statement: a large backlog (the
@@ -18,6 +20,7 @@ import asyncpg
 
 from app.db.database import UNAVAILABLE, Database, describe
 from app.media import store as media
+from app.media.storage import POSTGRES, MediaStorage
 from app.observability import report
 from app.tasks import LongTask
 from app.times import utcnow
@@ -58,7 +61,7 @@ class Retention:
 
     def __init__(
         self, database: Database, days: int, *, media_days: int | None = None, media_max_total: int | None = None,
-        interval: float = INTERVAL, batch: int = BATCH,
+        interval: float = INTERVAL, batch: int = BATCH, storage: MediaStorage = POSTGRES,
     ) -> None:  # fmt: skip
         self.database = database
         self.retention = dt.timedelta(days=days)
@@ -66,6 +69,7 @@ class Retention:
         self.media_max_total = media_max_total  # None: no cap
         self.interval = interval
         self.batch = batch
+        self.storage = storage  # where media bytes live: the objects of deleted files are deleted there
         self.deleted = 0  # rows deleted by this process
         self.passes = 0  # passes finished, whether they deleted anything or failed
         self.last_error: str | None = None
@@ -87,7 +91,7 @@ class Retention:
         for delete, older_than in (
             (delete_expired, now - self.retention),
             (delete_expired_receipts, now - self.retention),
-            (media.delete_expired, now - self.media_retention),
+            (self._delete_expired_media, now - self.media_retention),
         ):
             while True:
                 async with self.database.connection() as connection:
@@ -97,12 +101,25 @@ class Retention:
                     break
         if self.media_max_total is not None:
             while True:
-                async with self.database.connection() as connection:
-                    removed = await media.remove_over_cap(connection, self.media_max_total, self.batch)
+                removed = await self._remove_media_over_cap(self.media_max_total)
                 total += removed
                 if removed < self.batch:
                     break
         return total
+
+    async def _delete_expired_media(self, connection: asyncpg.Connection, older_than: dt.datetime, limit: int) -> int:
+        victims = await media.expired(connection, older_than, limit)
+        # The objects first, one bulk request per batch: a failed request deletes no row.
+        await self.storage.delete([key for _, key in victims if key is not None])
+        return await media.delete(connection, [media_id for media_id, _ in victims])
+
+    async def _remove_media_over_cap(self, cap: int) -> int:
+        async with self.database.connection() as connection:
+            victims = await media.over_cap(connection, cap, self.batch)
+        await self.storage.delete([key for _, key in victims if key is not None])
+        async with self.database.connection() as connection:
+            await media.remove(connection, [media_id for media_id, _ in victims], cap)
+        return len(victims)
 
     async def passed(self, passes: int) -> None:
         """Return once at least `passes` passes have finished (for tests and shutdown checks)."""

@@ -22,13 +22,15 @@ import itertools
 import json
 import logging
 import os
-from collections.abc import Awaitable, Callable, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
 
 from app.db.batch import BatchWriter
 from app.db.database import Database
+from app.errors import MediaStoreUnavailable
 from app.incoming.events import (
     EVENT_TYPES,
     POLL_SOURCES,
@@ -39,8 +41,10 @@ from app.incoming.events import (
     poll_of,
     string_or_none,
 )
+from app.media import storage as media_storage
 from app.media import store as media_store
 from app.media.links import MediaLinks
+from app.media.storage import POSTGRES, MediaStorage, Placed
 from app.times import parse_time
 from app.webhooks import outbox
 from app.whatsapp import backend as events
@@ -79,6 +83,7 @@ class IncomingOptions:
     media_dir: str | None = None  # where workers hand downloaded media over; a file named outside it is never read
     links: MediaLinks | None = None  # signs the `url` of stored media in webhook events (needs SECRET_KEY)
     media_retry_after: float = FIRST_RETRY  # seconds before the first retry of a transient download failure
+    storage: MediaStorage = POSTGRES  # where the bytes go: the media table, or MEDIA_STORAGE_URL's bucket
 
     def with_link(self, media: dict[str, Any]) -> dict[str, Any]:
         """A stored file's media with its signed `url` (null without SECRET_KEY), as webhook events carry it."""
@@ -238,29 +243,51 @@ def to_retry(data: dict[str, Any]) -> bool:
     return isinstance(media, dict) and RETRY in media
 
 
-SHA256_MISMATCH = "sha256 mismatch: the downloaded file is not the one the message names; not stored"
+# What taking a handed-over file gave: where its bytes went, or the item's media saying why there is no file.
+Placement = Placed | dict[str, Any]
 
 
-async def store_media(connection: asyncpg.Connection, item: dict[str, Any], folder: str | None) -> dict[str, Any]:
-    """Store the file a worker handed over into the media table (in the caller's transaction); the item's media
-    with the stored file's `id`, or with `error` if the file cannot be taken. The file is deleted after the commit.
-    It is hashed and then streamed to Postgres a piece at a time (media_store.save_file): a batch of media messages
-    costs this process a piece's memory, not a file's."""
+async def place_media(item: dict[str, Any], options: IncomingOptions) -> Placement:
+    """Put the file a worker handed over where media bytes live (for a bucket: before, never inside, the transaction
+    of its message). If it cannot be taken, the item's media with `error`: the file was lost, is not the one the
+    message names, or the bucket failed (then it is marked to be downloaded again later, and the message goes on)."""
     media = {key: value for key, value in item["media"].items() if key != "file"}
-    file = media_store.open_handed_over(item["media"]["file"], folder)
-    if file is None:
+    path = media_store.handed_over_path(item["media"]["file"], options.media_dir)
+    placed: Placed | None = None
+    if path is not None:
+        try:
+            placed = await options.storage.put(uuid.uuid4(), path)
+        except OSError:
+            placed = None
+        except MediaStoreUnavailable as error:
+            log.warning("the media of message %s is not stored: %s", item["message_id"], error)
+            return {**media, "error": f"not stored: {error}; it is tried again later", RETRY: True}
+    if placed is None:
         log.warning("the media file of message %s is gone or outside the media folder", item["message_id"])
         return {**media, "error": "not stored: the downloaded file was lost"}
-    with file:
-        sha256, size = media_store.file_sha256(file)
-        if sha256 != media.get("sha256"):
-            return {**media, "error": SHA256_MISMATCH}
-        mimetype = string_or_none(media.get("mimetype")) or "application/octet-stream"
-        media_id = await media_store.save_file(
-            connection, chat=item["chat"], message_id=item["message_id"], mimetype=mimetype, sha256=sha256,
-            file_name=string_or_none(media.get("file_name")), file=file, size=size,
-        )  # fmt: skip
-    return {**media, "id": str(media_id), "size": size}
+    if placed.sha256 != media.get("sha256"):
+        await options.storage.discard(placed)
+        return {**media, "error": "sha256 mismatch: the downloaded file is not the one the message names; not stored"}
+    return placed
+
+
+async def store_media(
+    connection: asyncpg.Connection, item: dict[str, Any], options: IncomingOptions, placement: Placement | None = None
+) -> dict[str, Any]:
+    """Store the file a worker handed over (placed already, or now) with its row in the media table, in the caller's
+    transaction; the item's media with the stored file's `id`, or with `error` if the file cannot be taken. The file
+    is deleted after the commit."""
+    if placement is None:
+        placement = await place_media(item, options)
+    if isinstance(placement, dict):
+        return placement
+    media = {key: value for key, value in item["media"].items() if key != "file"}
+    mimetype = string_or_none(media.get("mimetype")) or "application/octet-stream"
+    media_id = await media_storage.save(
+        connection, options.storage, placement, chat=item["chat"], message_id=item["message_id"], mimetype=mimetype,
+        file_name=string_or_none(media.get("file_name")),
+    )  # fmt: skip
+    return {**media, "id": str(media_id), "size": placement.size}
 
 
 def _row(name: str, event_type: str, item: dict[str, Any], data: dict[str, Any]) -> tuple[Any, ...]:
@@ -299,9 +326,11 @@ async def store_messages(
     connection: asyncpg.Connection,
     items: Sequence[Incoming],
     options: IncomingOptions = IncomingOptions(),  # frozen: one shared default is safe
+    placed: Mapping[str, Placement] | None = None,
 ) -> int:
     """Store incoming events of any kind but RECEIPT, in arrival order, each with its webhook event (one statement;
-    a read of whatsmeow's LID map and of stored polls first, only when the batch needs them). Return how many events
+    a read of whatsmeow's LID map and of stored polls first, only when the batch needs them). Handed-over files are
+    taken here, one at a time, unless `placed` (by file name) says where they went already. Return how many events
     were new."""
     wanted: list[Incoming] = []
     for name, data in items:
@@ -320,7 +349,8 @@ async def store_messages(
     wanted = await resolve_votes(connection, await resolve_senders(connection, wanted))
     for index, (name, item) in enumerate(wanted):
         if handed_over(item):  # one file in memory at a time, however many the batch holds
-            media = await store_media(connection, item, options.media_dir)
+            placement = (placed or {}).get(item["media"]["file"])
+            media = await store_media(connection, item, options, placement)
             wanted[index] = (name, {**item, "media": options.with_link(media) if "id" in media else media})
     retries: list[tuple[str, str, str]] = []
     for index, (name, item) in enumerate(wanted):
@@ -416,6 +446,9 @@ class MessageStore:
         self.receipt_hook = receipt_hook
         self.call_hook = call_hook  # REJECT_CALLS_MESSAGE: the answer to a declined call, queued with it
         self.options = options or IncomingOptions()
+        # Files already put in the bucket, by file name, before the transaction of their batch: a batch written
+        # again (Postgres was away) does not upload them twice. Forgotten once the batch is written.
+        self.placed: dict[str, Placement] = {}
         self.writer: BatchWriter[Item] = BatchWriter(
             "message-store", self._write, max_batch=max_batch, on_written=self._acknowledge
         )
@@ -464,6 +497,10 @@ class MessageStore:
         if self.call_hook is None:
             declined = []
         media = any(handed_over(data) or to_retry(data) for _, data, _ in batch)  # more than one statement
+        if self.options.storage is not POSTGRES:  # into the bucket first: no upload holds the transaction open
+            for _, data, _ in batch:
+                if handed_over(data) and data["media"]["file"] not in self.placed:
+                    self.placed[data["media"]["file"]] = await place_media(data, self.options)
         if all(name != events.RECEIPT for name, _, _ in batch) and not declined and not media:
             # The usual case: one statement, atomic on its own, so one round trip instead of three.
             async with self.database.connection() as connection:
@@ -476,15 +513,15 @@ class MessageStore:
                 if is_receipt:
                     await store_receipts(connection, [data for _, data in items], self.receipt_hook)
                 else:
-                    await store_messages(connection, items, self.options)
+                    await store_messages(connection, items, self.options, self.placed)
             if declined:
                 assert self.call_hook is not None
                 await self.call_hook(connection, declined)
 
-    @staticmethod
-    def _acknowledge(batch: list[Item]) -> None:
+    def _acknowledge(self, batch: list[Item]) -> None:
         for _, data, stored in batch:
-            if handed_over(data):  # committed: the bytes are in the media table now
+            if handed_over(data):  # committed: the bytes are in the media table or the bucket now
+                self.placed.pop(data["media"]["file"], None)
                 with contextlib.suppress(OSError):
                     os.unlink(data["media"]["file"])
             if stored is not None:

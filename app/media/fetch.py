@@ -23,6 +23,7 @@ from yarl import URL
 from app.db.database import Database
 from app.media.intake import MediaRefused, StoredMedia, keep
 from app.media.sniff import KINDS, content_type, fits
+from app.media.storage import MediaStorage
 
 FETCH_SECONDS = 30.0  # the whole fetch, redirects and body included
 MAX_REDIRECTS = 3
@@ -191,7 +192,7 @@ async def _follow(
 
 
 async def fetch_to_store(
-    database: Database, url: str, kind: str, *, max_bytes: int, allow_private: bool = False,
+    database: Database, storage: MediaStorage, url: str, kind: str, *, max_bytes: int, allow_private: bool = False,
     timeout: float = FETCH_SECONDS, resolver: AbstractResolver | None = None,
     treat_as_public: Collection[IPAddress] = (),
 ) -> StoredMedia:  # fmt: skip
@@ -209,4 +210,4 @@ async def fetch_to_store(
     wrong = fits(kind, mimetype)
     if wrong:
         raise MediaRefused(422, f"the file at the url cannot be sent: {wrong}")
-    return await keep(database, data, origin="fetched", mimetype=mimetype, file_name=file_name)
+    return await keep(database, storage, data, origin="fetched", mimetype=mimetype, file_name=file_name)

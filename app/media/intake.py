@@ -4,11 +4,11 @@ bytes, its SHA-256, stored as a `media` row of its own; and MediaRefused, the on
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import uuid
 
 from app.db.database import Database
 from app.media import store as media_store
+from app.media.storage import MediaStorage
 
 
 class MediaRefused(Exception):
@@ -30,15 +30,16 @@ class StoredMedia:
 
 
 async def keep(
-    database: Database, data: bytes, *, origin: str, mimetype: str, file_name: str | None = None
+    database: Database, storage: MediaStorage, data: bytes, *, origin: str, mimetype: str, file_name: str | None = None
 ) -> StoredMedia:
-    """Store `data` (its `mimetype` read from its bytes, app/media/sniff.py) as a new file of `origin` ('upload' or
-    'fetched') and describe it; an empty file is refused."""
+    """Store `data` (its `mimetype` read from its bytes, app/media/sniff.py) where media bytes live, as a new file of
+    `origin` ('upload' or 'fetched'), and describe it; an empty file is refused."""
     if not data:
         raise MediaRefused(422, "the file is empty")
-    sha256 = hashlib.sha256(data).hexdigest()
+    placed = await storage.put(uuid.uuid4(), data)
     async with database.connection() as connection:
-        media_id = await media_store.save_unattached(
-            connection, origin=origin, mimetype=mimetype, sha256=sha256, file_name=file_name, data=data
-        )
-    return StoredMedia(media_id, mimetype, len(data), sha256, file_name)
+        await media_store.save_unattached(
+            connection, media_id=placed.id, origin=origin, mimetype=mimetype, sha256=placed.sha256,
+            file_name=file_name, size=placed.size, data=placed.bytes, object_key=placed.object_key,
+        )  # fmt: skip
+    return StoredMedia(placed.id, mimetype, placed.size, placed.sha256, file_name)

@@ -1,8 +1,8 @@
-"""The `media` table: the bytes of media with what describes them: incoming files, stored by the message store in the
-transaction of their message, and files to send (uploaded or fetched from a URL, `save_unattached`); read by the media
-routes, and deleted after MEDIA_RETENTION_DAYS; the oldest files'
-bytes are removed first while the total is over MEDIA_MAX_TOTAL_BYTES (the row stays, saying why, until its days are
-up)."""
+"""The `media` table: what describes each stored file and where its bytes are (the `bytes` column, or the key of an
+object in MEDIA_STORAGE_URL's bucket: app/media/storage.py). Incoming files are written by the message store in the
+transaction of their message; files to send (uploaded, fetched from a URL) by `save_unattached`. Read by the media
+routes and the sender, deleted after MEDIA_RETENTION_DAYS; the oldest files' bytes are removed first while the total
+is over MEDIA_MAX_TOTAL_BYTES (the row stays, saying why, until its days are up)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import os
 import struct
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import BinaryIO
 
 import asyncpg
@@ -32,37 +33,43 @@ class Media:
 
 
 INSERT = """
-INSERT INTO media (id, chat, message_id, mimetype, size, sha256, file_name, bytes)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+INSERT INTO media (id, chat, message_id, mimetype, size, sha256, file_name, bytes, object_key)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT (chat, message_id) DO UPDATE SET chat = EXCLUDED.chat
 RETURNING id"""
 
 
 async def save(
     connection: asyncpg.Connection, *, chat: str, message_id: str, mimetype: str, sha256: str,
-    file_name: str | None, data: bytes,
+    file_name: str | None, data: bytes | None, size: int | None = None, object_key: str | None = None,
+    media_id: uuid.UUID | None = None,
 ) -> uuid.UUID:  # fmt: skip
-    """Store one file of a message; a message stored again (redelivered) keeps its first copy. Its id."""
-    media_id: uuid.UUID = await connection.fetchval(
-        INSERT, uuid.uuid4(), chat, message_id, mimetype, len(data), sha256, file_name, data
+    """Store one file of a message: its bytes (`data`), or the key of the object holding its `size` bytes. A message
+    stored again (redelivered) keeps its first copy: the first copy's id (not `media_id`) is returned."""
+    assert (data is None) != (object_key is None), "the bytes are in the row or in an object, not both"
+    stored_size = len(data) if data is not None else size
+    saved: uuid.UUID = await connection.fetchval(
+        INSERT, media_id or uuid.uuid4(), chat, message_id, mimetype, stored_size, sha256, file_name, data, object_key
     )
-    return media_id
+    return saved
 
 
 INSERT_UNATTACHED = """
-INSERT INTO media (id, origin, mimetype, size, sha256, file_name, bytes) VALUES ($1, $2, $3, $4, $5, $6, $7)"""
+INSERT INTO media (id, origin, mimetype, size, sha256, file_name, bytes, object_key)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"""
 ORIGINS = ("upload", "fetched")  # the origins of files that belong to no incoming message
 
 
 async def save_unattached(
-    connection: asyncpg.Connection, *, origin: str, mimetype: str, sha256: str, file_name: str | None, data: bytes
-) -> uuid.UUID:
-    """Store one file that belongs to no message yet (uploaded, or fetched from a URL to be sent); its new id."""
+    connection: asyncpg.Connection, *, media_id: uuid.UUID, origin: str, mimetype: str, sha256: str,
+    file_name: str | None, size: int, data: bytes | None, object_key: str | None,
+) -> None:  # fmt: skip
+    """Store the row of one file that belongs to no message yet (uploaded, or fetched from a URL to be sent): its
+    bytes (`data`), or the key of the object holding them (app/media/storage.py)."""
     if origin not in ORIGINS:
         raise ValueError(f"origin must be one of {', '.join(ORIGINS)}, not {origin!r}")
-    media_id = uuid.uuid4()
-    await connection.execute(INSERT_UNATTACHED, media_id, origin, mimetype, len(data), sha256, file_name, data)
-    return media_id
+    assert (data is None) != (object_key is None), "the bytes are in the row or in an object, not both"
+    await connection.execute(INSERT_UNATTACHED, media_id, origin, mimetype, size, sha256, file_name, data, object_key)
 
 
 SELECT = """
@@ -82,28 +89,32 @@ async def content(connection: asyncpg.Connection, media_id: uuid.UUID) -> bytes 
     return data
 
 
-DELETE_EXPIRED = """
-DELETE FROM media WHERE id IN (SELECT id FROM media WHERE created_at < $1 ORDER BY created_at LIMIT $2)"""
+# A file to delete or remove: its id and its object's key (None: the bytes are in the row).
+Victim = tuple[uuid.UUID, str | None]
+SELECT_EXPIRED = "SELECT id, object_key FROM media WHERE created_at < $1 ORDER BY created_at LIMIT $2"
+DELETE = "DELETE FROM media WHERE id = ANY($1::uuid[])"
 
 
-async def delete_expired(connection: asyncpg.Connection, older_than: dt.datetime, limit: int) -> int:
-    """Delete at most `limit` files stored before `older_than`, oldest first; return how many."""
-    tag: str = await connection.execute(DELETE_EXPIRED, older_than, limit)
+async def expired(connection: asyncpg.Connection, older_than: dt.datetime, limit: int) -> list[Victim]:
+    """At most `limit` files stored before `older_than`, oldest first."""
+    return [(row["id"], row["object_key"]) for row in await connection.fetch(SELECT_EXPIRED, older_than, limit)]
+
+
+async def delete(connection: asyncpg.Connection, ids: list[uuid.UUID]) -> int:
+    """Delete these files' rows (their objects first: app/incoming/retention.py); how many."""
+    tag: str = await connection.execute(DELETE, ids)
     return int(tag.rsplit(" ", 1)[-1])
 
 
-def open_handed_over(path: str, folder: str | None) -> BinaryIO | None:
-    """A file a worker wrote into `folder` (the web process's private media folder), open for reading, or None if it
-    is gone or is not directly in that folder: a path from the worker's channel is never trusted further than that."""
+def handed_over_path(path: str, folder: str | None) -> Path | None:
+    """A file a worker wrote into `folder` (the web process's private media folder), or None if it is gone or is not
+    directly in that folder: a path from the worker's channel is never trusted further than that."""
     if folder is None:
         return None
     real = os.path.realpath(path)
-    if os.path.dirname(real) != os.path.realpath(folder):
+    if os.path.dirname(real) != os.path.realpath(folder) or not os.path.isfile(real):
         return None
-    try:
-        return open(real, "rb")  # the caller closes it
-    except OSError:
-        return None
+    return Path(real)
 
 
 SELECT_KEPT = "SELECT id, mimetype, file_name, size, removed FROM media WHERE id = $1"
@@ -146,7 +157,7 @@ COPY_TRAILER = struct.pack(">h", -1)
 
 async def save_file(
     connection: asyncpg.Connection, *, chat: str, message_id: str, mimetype: str, sha256: str,
-    file_name: str | None, file: BinaryIO, size: int,
+    file_name: str | None, file: BinaryIO, size: int, media_id: uuid.UUID,
 ) -> uuid.UUID:  # fmt: skip
     """Store one file of a message like `save`, streamed from an open file of `size` bytes: COPY (binary) sends it in
     pieces of CHUNK bytes, so this process never holds the whole file. An INSERT's parameters would hold it three
@@ -156,7 +167,6 @@ async def save_file(
     stored: uuid.UUID | None = await connection.fetchval(SELECT_STORED, chat, message_id)
     if stored is not None:
         return stored
-    media_id = uuid.uuid4()
 
     def field(value: bytes | None) -> bytes:
         return struct.pack(">i", -1) if value is None else struct.pack(">i", len(value)) + value
@@ -184,19 +194,22 @@ async def save_file(
     return media_id
 
 
-SELECT_SERVED = "SELECT mimetype, file_name, bytes, removed FROM media WHERE id = $1"
+SELECT_SERVED = "SELECT mimetype, file_name, size, bytes, object_key, removed FROM media WHERE id = $1"
 
 
 @dataclasses.dataclass(frozen=True)
 class Served:
     mimetype: str
     file_name: str | None
-    bytes: bytes | None  # None once removed
+    size: int
+    bytes: bytes | None  # None once removed, or when the bytes are in an object
+    object_key: str | None  # the object in MEDIA_STORAGE_URL's bucket that holds the bytes
     removed: str | None  # why the bytes are gone
 
 
 async def served(connection: asyncpg.Connection, media_id: uuid.UUID) -> Served | None:
-    """A file for the media routes (its bytes, or why they were removed); None if there is none."""
+    """A file for the media routes and readers (its bytes or its object, or why they were removed); None if there is
+    none."""
     row = await connection.fetchrow(SELECT_SERVED, media_id)
     return Served(**dict(row)) if row else None
 
@@ -204,12 +217,14 @@ async def served(connection: asyncpg.Connection, media_id: uuid.UUID) -> Served 
 TOTAL = "SELECT coalesce(sum(size), 0) FROM media WHERE removed IS NULL"
 # The oldest kept files whose predecessors (oldest first) add up to less than `excess`: removing them (and no more)
 # brings the total to at most the cap.
-REMOVE_OLDEST = """
+OVER_CAP = """
 WITH kept AS (
-    SELECT id, sum(size) OVER (ORDER BY created_at, id) - size AS before FROM media WHERE removed IS NULL
+    SELECT id, object_key, sum(size) OVER (ORDER BY created_at, id) - size AS before
+    FROM media WHERE removed IS NULL
 )
-UPDATE media SET bytes = NULL, removed = $3
-WHERE id IN (SELECT id FROM kept WHERE before < $1 ORDER BY before LIMIT $2)"""
+SELECT id, object_key FROM kept WHERE before < $1 ORDER BY before LIMIT $2"""
+# The object's key stays in the row: the key of every object ever stored is known.
+REMOVE = "UPDATE media SET bytes = NULL, removed = $2 WHERE id = ANY($1::uuid[]) AND removed IS NULL"
 
 
 def over_cap_reason(cap: int) -> str:
@@ -224,10 +239,21 @@ async def total(connection: asyncpg.Connection) -> int:
     return found
 
 
-async def remove_over_cap(connection: asyncpg.Connection, cap: int, limit: int) -> int:
-    """Remove the bytes of at most `limit` files, oldest first, to bring the total to at most `cap`; how many."""
+async def over_cap(connection: asyncpg.Connection, cap: int, limit: int) -> list[Victim]:
+    """At most `limit` files, oldest first, whose removal brings the total to at most `cap` (none if under it)."""
     excess = await total(connection) - cap
     if excess <= 0:
-        return 0
-    tag: str = await connection.execute(REMOVE_OLDEST, excess, limit, over_cap_reason(cap))
+        return []
+    return [(row["id"], row["object_key"]) for row in await connection.fetch(OVER_CAP, excess, limit)]
+
+
+async def remove(connection: asyncpg.Connection, ids: list[uuid.UUID], cap: int) -> int:
+    """Mark these files' bytes removed to stay under `cap` (their objects deleted first); how many."""
+    tag: str = await connection.execute(REMOVE, ids, over_cap_reason(cap))
     return int(tag.rsplit(" ", 1)[-1])
+
+
+async def remove_over_cap(connection: asyncpg.Connection, cap: int, limit: int) -> int:
+    """Remove the bytes of at most `limit` files kept in Postgres, oldest first, to bring the total to at most `cap`;
+    how many. (The retention loop also deletes the objects of files kept in a bucket.)"""
+    return await remove(connection, [media_id for media_id, _ in await over_cap(connection, cap, limit)], cap)

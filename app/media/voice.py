@@ -21,6 +21,7 @@ import imageio_ffmpeg
 from app.db.database import Database
 from app.media import store as media_store
 from app.media.intake import MediaRefused, keep
+from app.media.storage import MediaStorage, read_bytes
 from app.settings import child_environment
 
 OPUS_MIMETYPE = "audio/ogg"  # as libmagic names it (app/media/sniff.py); WhatsApp's own is "audio/ogg; codecs=opus"
@@ -113,13 +114,14 @@ class VoiceNote:
 
 
 async def voice_note(
-    database: Database, media_id: uuid.UUID, *, max_bytes: int, convert_seconds: float = CONVERT_SECONDS
-) -> VoiceNote:
+    database: Database, storage: MediaStorage, media_id: uuid.UUID, *, max_bytes: int,
+    convert_seconds: float = CONVERT_SECONDS,
+) -> VoiceNote:  # fmt: skip
     """The stored file `media_id` as a voice note: itself if it is Ogg Opus, else converted and stored as a new file
     (of the same origin). MediaRefused (422) naming the accepted formats if it is not audio or cannot be converted."""
     async with database.connection() as connection:
         found = await media_store.find(connection, media_id)
-        data = await media_store.content(connection, media_id) if found else None
+    data = await read_bytes(database, storage, media_id) if found else None
     if found is None or data is None:
         raise MediaRefused(422, f"media_id {media_id} names no stored file (never stored, deleted or removed)")
     if is_ogg_opus(data):
@@ -129,5 +131,5 @@ async def voice_note(
     converted = await to_ogg_opus(data, max_bytes=max_bytes, seconds=convert_seconds)
     origin = found.origin if found.origin in media_store.ORIGINS else "upload"
     name = f"{os.path.splitext(found.file_name)[0]}.ogg" if found.file_name else None
-    stored = await keep(database, converted, origin=origin, mimetype=OPUS_MIMETYPE, file_name=name)
+    stored = await keep(database, storage, converted, origin=origin, mimetype=OPUS_MIMETYPE, file_name=name)
     return VoiceNote(stored.id, opus_seconds(converted), converted=True)

@@ -25,8 +25,8 @@ from typing import Any, Protocol
 
 from app.backoff import Jitter, backoff
 from app.db.database import Database
-from app.errors import AppError, DatabaseUnavailable, NoReply, WhatsAppError
-from app.media import store as media_store
+from app.errors import AppError, DatabaseUnavailable, MediaStoreUnavailable, NoReply, WhatsAppError
+from app.media.storage import POSTGRES, MediaStorage, read_bytes
 from app.observability import report
 from app.sending import queue
 from app.tasks import LongTask
@@ -181,8 +181,10 @@ class Sender:
         retry_base: float = RETRY_BASE,
         typing_cap: float = 0.0,
         media_dir: str | None = None,
+        media_storage: MediaStorage = POSTGRES,
     ) -> None:
         self.database = database
+        self.media_storage = media_storage  # where the bytes of files to send are read from
         self.media_dir = media_dir  # the worker's media folder: files to send are handed over there
         self.typing_cap = typing_cap  # SEND_TYPING_SECONDS: 0 = typing only for messages that ask for it
         self.retry_base = retry_base
@@ -304,6 +306,12 @@ class Sender:
             # back), the attempt given back.
             await self._settle(queue.requeue, message_id, POLL_INTERVAL, str(error), counts=False)
             return
+        except MediaStoreUnavailable as error:
+            # Its bucket did not answer: nothing went out and the message is not at fault; it waits the usual
+            # backoff, the attempt given back, for as long as the bucket is down.
+            delay = retry_delay(row["attempts"], self.rng, self.retry_base)
+            await self._settle(queue.requeue, message_id, delay, str(error), counts=False)
+            return
         except NoReply as error:
             # No reply: the worker died or hung with the message in its hands. It may have gone out.
             self.limiter.record(time.time())
@@ -347,8 +355,8 @@ class Sender:
         if media_id is not None:
             if self.media_dir is None:
                 raise WhatsAppError("this process has no media folder to hand files to the worker", permanent=True)
-            async with self.database.connection() as connection:
-                data = await media_store.content(connection, uuid.UUID(media_id))  # the one read of a file to send
+            # The one read of a file to send: from its row, or its bucket (MediaStoreUnavailable while that is down).
+            data = await read_bytes(self.database, self.media_storage, uuid.UUID(media_id))
             if data is None:
                 raise WhatsAppError(f"the file {media_id} is no longer stored (deleted or removed)", permanent=True)
             try:

@@ -9,7 +9,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ExceptionHandler, Message, Receive, Scope, Send
 
-from app.errors import DatabaseUnavailable, WhatsAppError
+from app.errors import DatabaseUnavailable, MediaStoreUnavailable, WhatsAppError
 from app.media.intake import MediaRefused
 from app.observability import report
 from app.session.supervisor import SessionError
@@ -51,6 +51,11 @@ async def http_exception(request: Request, exc: Exception) -> Response:
 async def database_unavailable(request: Request, exc: Exception) -> Response:
     log.warning("%s %s: %s", request.method, request.url.path, exc)
     return error_response(503, "the database is unavailable; try again shortly", {"Retry-After": "5"})
+
+
+async def media_store_unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("%s %s: %s", request.method, request.url.path, exc)
+    return error_response(503, f"{exc}; try again shortly", {"Retry-After": "5"})
 
 
 async def session_error(request: Request, exc: Exception) -> Response:
@@ -107,6 +112,7 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, ExceptionHandler] = {
     HTTPException: http_exception,
     ClientDisconnect: client_disconnected,
     DatabaseUnavailable: database_unavailable,
+    MediaStoreUnavailable: media_store_unavailable,
     SessionError: session_error,
     MediaRefused: media_refused,
     WhatsAppError: worker_error,

@@ -5,7 +5,8 @@ signed, expiring link a webhook event carries (app/media/links.py), for receiver
 Both answer the bytes with the stored mimetype, `X-Content-Type-Options: nosniff` and `Cache-Control: private`, and
 as an attachment unless the file is an image (SVG, which can carry script, is an attachment too): a file a customer
 sent can never run as a page of this app. A file removed to keep the total under MEDIA_MAX_TOTAL_BYTES answers 410
-Gone with the reason in the JSON error."""
+Gone with the reason in the JSON error. A file in MEDIA_STORAGE_URL's bucket is streamed from it in chunks (never
+whole in memory); while the bucket does not answer, 503."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from urllib.parse import quote
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from app.media import store as media_store
@@ -47,15 +48,20 @@ async def _serve(request: Request) -> Response:
         found = await media_store.served(connection, media_id)
     if found is None:
         raise HTTPException(404, "no such media (never stored, or deleted after MEDIA_RETENTION_DAYS)")
-    if found.bytes is None:
-        raise HTTPException(410, found.removed or "removed")
-    mimetype, file_name, data = found.mimetype, found.file_name, found.bytes
+    if found.removed is not None:
+        raise HTTPException(410, found.removed)
+    mimetype, file_name = found.mimetype, found.file_name
     headers = {
         "Content-Disposition": disposition(mimetype, file_name),
         "X-Content-Type-Options": "nosniff",
         "Cache-Control": "private",
     }
-    return Response(data, 200, headers, media_type=mimetype)
+    if found.object_key is None and found.bytes is not None:  # in the media table: already read with its row
+        return Response(found.bytes, 200, headers, media_type=mimetype)
+    chunks = await state(request)["media_storage"].open(found)  # asks the bucket before the first byte is sent
+    if chunks is None:
+        raise HTTPException(410, "removed: the file's object is no longer in the media store (MEDIA_STORAGE_URL)")
+    return StreamingResponse(chunks, 200, {**headers, "Content-Length": str(found.size)}, media_type=mimetype)
 
 
 async def media_file(request: Request) -> Response:
@@ -122,7 +128,12 @@ async def upload(request: Request) -> Response:
         claimed = part.content_type
         file_name = clean_file_name(part.filename)
     stored = await keep(
-        state(request)["database"], data, origin="upload", mimetype=content_type(data, claimed), file_name=file_name
+        state(request)["database"],
+        state(request)["media_storage"],
+        data,
+        origin="upload",
+        mimetype=content_type(data, claimed),
+        file_name=file_name,
     )
     answer = Uploaded(
         media_id=str(stored.id), mimetype=stored.mimetype, size=stored.size, sha256=stored.sha256,

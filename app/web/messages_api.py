@@ -74,7 +74,7 @@ async def stored_media_for(request: Request, spec: MediaSpec, kind: str) -> medi
     try:
         if spec.url is not None:
             fetched = await fetch.fetch_to_store(
-                services["database"], spec.url, kind, max_bytes=settings.media_max_bytes,
+                services["database"], services["media_storage"], spec.url, kind, max_bytes=settings.media_max_bytes,
                 allow_private=settings.media_fetch_allow_private,
             )  # fmt: skip
             media_id = fetched.id
@@ -103,7 +103,10 @@ async def file_content(request: Request, spec: MediaSpec, kind: str) -> dict[str
     if kind == "audio" and spec.ptt:
         try:
             note = await voice.voice_note(
-                state(request)["database"], media_id, max_bytes=state(request)["settings"].media_max_bytes
+                state(request)["database"],
+                state(request)["media_storage"],
+                media_id,
+                max_bytes=state(request)["settings"].media_max_bytes,
             )
         except MediaRefused as refused:
             raise HTTPException(refused.status, f"'audio': {refused}") from None

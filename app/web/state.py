@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from app.contacts.checks import NumberChecker
     from app.db.database import Database
     from app.media.links import MediaLinks
+    from app.media.storage import MediaStorage
     from app.sending.sender import Sender
     from app.services import Services
     from app.session.supervisor import Supervisor
@@ -34,6 +35,7 @@ class AppState(TypedDict):
     login_throttle: LoginThrottle
     metrics: Metrics  # the app's own Prometheus registry (GET /metrics)
     media_links: MediaLinks | None  # checks the signed links to stored media (None without SECRET_KEY)
+    media_storage: MediaStorage  # where media bytes live: Postgres, or MEDIA_STORAGE_URL's bucket
 
 
 def state(connection: HTTPConnection) -> AppState:

@@ -19,6 +19,7 @@ from app.db.database import Database
 from app.media import store as media_store
 from app.media.fetch import MAX_REDIRECTS, download, fetch_to_store, refusal
 from app.media.intake import MediaRefused, StoredMedia
+from app.media.storage import POSTGRES
 from app.whatsapp import samples
 
 PUBLIC = ipaddress.ip_address("127.0.0.2")  # a loopback address the tests count as public
@@ -115,14 +116,20 @@ async def test_private_urls_are_refused_unless_allowed(database: Database) -> No
             "http://intranet.test/a.png",  # one of its addresses is private: the name is refused
         ):  # fmt: skip
             said = await refuses(
-                fetch_to_store(database, url, "image", max_bytes=LIMIT, resolver=resolver),
+                fetch_to_store(database, POSTGRES, url, "image", max_bytes=LIMIT, resolver=resolver),
                 422,
                 "MEDIA_FETCH_ALLOW_PRIVATE",
             )
             assert "refused" in said, url
 
         stored = await fetch_to_store(
-            database, f"http://localhost:{port}/a.png", "image", max_bytes=LIMIT, allow_private=True, resolver=resolver
+            database,
+            POSTGRES,
+            f"http://localhost:{port}/a.png",
+            "image",
+            max_bytes=LIMIT,
+            allow_private=True,
+            resolver=resolver,
         )
     assert (stored.mimetype, stored.size, stored.file_name) == ("image/png", len(samples.png()), "a.png")
     async with database.connection() as connection:
@@ -175,7 +182,7 @@ async def test_too_large_files_are_refused_with_and_without_content_length(datab
     async with server("127.0.0.1", {"/declared": declared, "/chunked": chunked_large}) as base:
         for path in ("/declared", "/chunked"):
             await refuses(
-                fetch_to_store(database, base + path, "document", max_bytes=LIMIT, allow_private=True),
+                fetch_to_store(database, POSTGRES, base + path, "document", max_bytes=LIMIT, allow_private=True),
                 422, f"larger than MEDIA_MAX_BYTES ({LIMIT} bytes)",
             )  # fmt: skip
 
@@ -205,7 +212,7 @@ async def test_the_type_read_from_the_bytes_must_fit_the_kind(database: Database
     async with server("127.0.0.1", routes) as base:
 
         def fetch(path: str, kind: str) -> Awaitable[StoredMedia]:
-            return fetch_to_store(database, base + path, kind, max_bytes=LIMIT * 10, allow_private=True)
+            return fetch_to_store(database, POSTGRES, base + path, kind, max_bytes=LIMIT * 10, allow_private=True)
 
         await refuses(fetch("/pdf", "image"), 422, "application/pdf", "image/jpeg")
         await refuses(fetch("/a.png", "sticker"), 422, "image/webp")

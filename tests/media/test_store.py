@@ -55,7 +55,7 @@ async def test_a_file_is_streamed_in_without_being_held_whole(database: Database
             async with database.transaction() as connection:
                 return await store.save_file(
                     connection, chat=CHAT, message_id=message_id, mimetype="video/mp4", sha256=sha256,
-                    file_name=None, file=file, size=size,
+                    file_name=None, file=file, size=size, media_id=uuid.uuid4(),
                 )  # fmt: skip
 
     tracemalloc.start()
@@ -124,12 +124,12 @@ async def test_a_file_larger_than_the_cap_alone_is_removed_and_no_more(database:
 
 async def test_a_file_without_a_message_is_stored_with_its_origin(database: Database) -> None:
     async with database.transaction() as connection:
-        first, second = [
+        first, second = uuid.uuid4(), uuid.uuid4()
+        for media_id, origin in ((first, "upload"), (second, "fetched")):
             await store.save_unattached(
-                connection, origin=origin, mimetype="image/png", sha256="ab" * 32, file_name=None, data=DATA
-            )
-            for origin in ("upload", "fetched")
-        ]
+                connection, media_id=media_id, origin=origin, mimetype="image/png", sha256="ab" * 32, file_name=None,
+                size=len(DATA), data=DATA, object_key=None,
+            )  # fmt: skip
         assert first != second  # no message, so nothing to conflict on
         found = await store.find(connection, first)
         assert found is not None and (found.origin, found.chat, found.message_id) == ("upload", None, None)
@@ -140,8 +140,9 @@ async def test_a_file_without_a_message_is_stored_with_its_origin(database: Data
         assert found is not None and found.origin == "incoming"
         with pytest.raises(ValueError, match="origin"):
             await store.save_unattached(
-                connection, origin="incoming", mimetype="image/png", sha256="", file_name=None, data=DATA
-            )
+                connection, media_id=uuid.uuid4(), origin="incoming", mimetype="image/png", sha256="", file_name=None,
+                size=len(DATA), data=DATA, object_key=None,
+            )  # fmt: skip
         with pytest.raises(asyncpg.CheckViolationError):  # an incoming row must name its message
             await connection.execute(
                 "INSERT INTO media (id, mimetype, size, sha256, bytes) VALUES ($1, 'a/b', 0, '', '')", uuid.uuid4()

@@ -16,6 +16,7 @@ from app.db.database import Database
 from app.media import store as media_store
 from app.media.intake import MediaRefused, keep
 from app.media.sniff import sniff
+from app.media.storage import POSTGRES
 from app.media.voice import is_ogg_opus, opus_seconds, voice_note
 from app.whatsapp import samples
 
@@ -47,16 +48,16 @@ def test_ogg_opus_is_recognised_and_its_duration_read() -> None:
 
 async def test_an_ogg_opus_file_is_sent_as_it_is(database: Database) -> None:
     data = samples.ogg()
-    stored = await keep(database, data, origin="upload", mimetype=sniff(data), file_name="voice.ogg")
-    note = await voice_note(database, stored.id, max_bytes=LIMIT)
+    stored = await keep(database, POSTGRES, data, origin="upload", mimetype=sniff(data), file_name="voice.ogg")
+    note = await voice_note(database, POSTGRES, stored.id, max_bytes=LIMIT)
     assert (note.media_id, note.seconds, note.converted) == (stored.id, 1.0, False)
     assert note.mimetype == "audio/ogg; codecs=opus"
 
 
 async def test_other_audio_is_converted_to_a_new_ogg_opus_file(database: Database) -> None:
     data = tone(2.0)
-    stored = await keep(database, data, origin="fetched", mimetype=sniff(data), file_name="memo.wav")
-    note = await voice_note(database, stored.id, max_bytes=LIMIT)
+    stored = await keep(database, POSTGRES, data, origin="fetched", mimetype=sniff(data), file_name="memo.wav")
+    note = await voice_note(database, POSTGRES, stored.id, max_bytes=LIMIT)
     assert note.converted and note.media_id != stored.id
     assert note.seconds == pytest.approx(2.0, abs=0.05)
     async with database.connection() as connection:
@@ -68,17 +69,17 @@ async def test_other_audio_is_converted_to_a_new_ogg_opus_file(database: Databas
 
 
 async def test_what_is_not_audio_or_cannot_be_converted_is_refused(database: Database) -> None:
-    pdf = await keep(database, samples.pdf(), origin="upload", mimetype="application/pdf")
-    broken = await keep(database, b"not audio at all " * 8, origin="upload", mimetype="audio/mpeg")
+    pdf = await keep(database, POSTGRES, samples.pdf(), origin="upload", mimetype="application/pdf")
+    broken = await keep(database, POSTGRES, b"not audio at all " * 8, origin="upload", mimetype="audio/mpeg")
     for media_id, words in ((pdf.id, "application/pdf, not audio"), (broken.id, "cannot be converted")):
         with pytest.raises(MediaRefused) as refused:
-            await voice_note(database, media_id, max_bytes=LIMIT)
+            await voice_note(database, POSTGRES, media_id, max_bytes=LIMIT)
         assert refused.value.status == 422 and words in str(refused.value)
         assert "Ogg Opus" in str(refused.value)  # the accepted formats are named
     with pytest.raises(MediaRefused, match="names no stored file"):
-        await voice_note(database, uuid.uuid4(), max_bytes=LIMIT)
-    long = await keep(database, tone(1.0), origin="upload", mimetype="audio/wav")
+        await voice_note(database, POSTGRES, uuid.uuid4(), max_bytes=LIMIT)
+    long = await keep(database, POSTGRES, tone(1.0), origin="upload", mimetype="audio/wav")
     with pytest.raises(MediaRefused, match="larger than MEDIA_MAX_BYTES"):
-        await voice_note(database, long.id, max_bytes=100)
+        await voice_note(database, POSTGRES, long.id, max_bytes=100)
     with pytest.raises(MediaRefused, match=r"within 0\.001 s"):
-        await voice_note(database, long.id, max_bytes=LIMIT, convert_seconds=0.001)
+        await voice_note(database, POSTGRES, long.id, max_bytes=LIMIT, convert_seconds=0.001)
