@@ -42,13 +42,12 @@ from app.incoming.events import (
     string_or_none,
 )
 from app.media import storage as media_storage
-from app.media import store as media_store
 from app.media.links import MediaLinks
 from app.media.storage import POSTGRES, MediaStorage, Placed
 from app.times import parse_time
 from app.webhooks import outbox
 from app.whatsapp import backend as events
-from app.whatsapp.media import RETRY
+from app.whatsapp.media import RETRY, handed_over_path
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +251,7 @@ async def place_media(item: dict[str, Any], options: IncomingOptions) -> Placeme
     of its message). If it cannot be taken, the item's media with `error`: the file was lost, is not the one the
     message names, or the bucket failed (then it is marked to be downloaded again later, and the message goes on)."""
     media = {key: value for key, value in item["media"].items() if key != "file"}
-    path = media_store.handed_over_path(item["media"]["file"], options.media_dir)
+    path = handed_over_path(item["media"]["file"], options.media_dir)
     placed: Placed | None = None
     if path is not None:
         try:

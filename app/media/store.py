@@ -9,11 +9,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import os
 import struct
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import BinaryIO
 
 import asyncpg
@@ -104,17 +102,6 @@ async def delete(connection: asyncpg.Connection, ids: list[uuid.UUID]) -> int:
     """Delete these files' rows (their objects first: app/incoming/retention.py); how many."""
     tag: str = await connection.execute(DELETE, ids)
     return int(tag.rsplit(" ", 1)[-1])
-
-
-def handed_over_path(path: str, folder: str | None) -> Path | None:
-    """A file a worker wrote into `folder` (the web process's private media folder), or None if it is gone or is not
-    directly in that folder: a path from the worker's channel is never trusted further than that."""
-    if folder is None:
-        return None
-    real = os.path.realpath(path)
-    if os.path.dirname(real) != os.path.realpath(folder) or not os.path.isfile(real):
-        return None
-    return Path(real)
 
 
 SELECT_KEPT = "SELECT id, mimetype, file_name, size, removed FROM media WHERE id = $1"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import struct
 import tempfile
 import uuid
 
@@ -22,54 +21,17 @@ from app.db.database import Database
 from app.media import store as media_store
 from app.media.intake import MediaRefused, keep
 from app.media.storage import MediaStorage, read_bytes
+from app.ogg import is_ogg_opus, opus_seconds
 from app.settings import child_environment
 
 OPUS_MIMETYPE = "audio/ogg"  # as libmagic names it (app/media/sniff.py); WhatsApp's own is "audio/ogg; codecs=opus"
 VOICE_MIMETYPE = "audio/ogg; codecs=opus"  # what the send path tells WhatsApp
-OPUS_RATE = 48000  # Opus granule positions count 48 kHz samples, whatever the input's rate (RFC 7845)
 CONVERT_SECONDS = 60.0
 BITRATE = "32k"  # WhatsApp's own voice notes are mono Opus at about this rate
 ACCEPTED = (
     "a voice note must be Ogg Opus (audio/ogg; codecs=opus); other audio (MP3, M4A/AAC, AMR, WAV, FLAC, Ogg Vorbis, "
     "WebM) is converted to it"
 )
-PAGE_HEADER = struct.Struct("<4sBBqIIIB")  # capture, version, flags, granule, serial, sequence, checksum, segments
-
-
-def _pages(data: bytes) -> list[tuple[int, int, bytes]]:
-    """(serial, granule position, first packet bytes) of each Ogg page, in order; stops at the first malformed one."""
-    pages = []
-    offset = 0
-    while offset + PAGE_HEADER.size <= len(data):
-        capture, _, _, granule, serial, _, _, count = PAGE_HEADER.unpack_from(data, offset)
-        if capture != b"OggS":
-            break
-        table = data[offset + PAGE_HEADER.size : offset + PAGE_HEADER.size + count]
-        body = offset + PAGE_HEADER.size + count
-        end = body + sum(table)
-        if len(table) < count or end > len(data):
-            break
-        pages.append((serial, granule, data[body:end]))
-        offset = end
-    return pages
-
-
-def is_ogg_opus(data: bytes) -> bool:
-    """Whether `data` is an Ogg stream whose first packet is an Opus header (RFC 7845's OpusHead)."""
-    pages = _pages(data[: 64 * 1024])  # the header page comes first
-    return bool(pages) and pages[0][2].startswith(b"OpusHead")
-
-
-def opus_seconds(data: bytes) -> float:
-    """The duration of an Ogg Opus file: the last granule position of its Opus stream, less the header's pre-skip,
-    at 48 kHz. 0.0 if it is not one."""
-    pages = _pages(data)
-    if not pages or not pages[0][2].startswith(b"OpusHead") or len(pages[0][2]) < 12:
-        return 0.0
-    serial = pages[0][0]
-    pre_skip: int = struct.unpack_from("<H", pages[0][2], 10)[0]
-    last = max((granule for page_serial, granule, _ in pages if page_serial == serial and granule >= 0), default=0)
-    return max(0, last - pre_skip) / OPUS_RATE
 
 
 async def to_ogg_opus(data: bytes, *, max_bytes: int, seconds: float = CONVERT_SECONDS) -> bytes:

@@ -1,5 +1,5 @@
 """The worker's side of media: for incoming media, the size check before a download, the SHA-256 check after it, and
-the hand-over to the parent; for media to send, reading the file the parent handed over, and an Ogg Opus duration.
+the hand-over to the parent; for media to send, reading the file the parent handed over.
 
 The bytes never travel inside a JSON frame. The worker writes them to a file of its own in the parent's private
 folder (made by the web process, mode 0700) and names the file in the item; the parent reads it into the `media`
@@ -16,6 +16,7 @@ import hashlib
 import os
 import re
 import tempfile
+from pathlib import Path
 from typing import Any
 
 MAX_BYTES = 16 * 1024 * 1024  # MEDIA_MAX_BYTES's default; the worker is told the operator's value
@@ -90,33 +91,22 @@ def hand_over(
     return {**media, "size": len(data), "sha256": digest.hexdigest(), "file": path}
 
 
-def read_outgoing(path: str, folder: str | None) -> bytes | None:
-    """The bytes of a file the parent wrote into the media folder for a send, or None if it is gone or is not directly
-    in that folder: a path from the channel is never trusted further than that."""
+def handed_over_path(path: str, folder: str | None) -> Path | None:
+    """A file one process wrote into `folder` (the web process's private media folder) for the other, or None if it
+    is gone or is not directly in that folder: a path from the channel is never trusted further than that. Both ways:
+    a downloaded file the parent stores, a file to send the worker reads."""
     if folder is None:
         return None
     real = os.path.realpath(path)
-    if os.path.dirname(real) != os.path.realpath(folder):
+    if os.path.dirname(real) != os.path.realpath(folder) or not os.path.isfile(real):
         return None
+    return Path(real)
+
+
+def read_outgoing(path: str, folder: str | None) -> bytes | None:
+    """The bytes of a file the parent wrote into the media folder for a send (`handed_over_path`), or None."""
+    real = handed_over_path(path, folder)
     try:
-        with open(real, "rb") as file:
-            return file.read()
+        return real.read_bytes() if real is not None else None
     except OSError:
         return None
-
-
-OGG_PAGE = b"OggS"
-OPUS_HEAD = b"OpusHead"
-OPUS_RATE = 48000  # Opus granule positions count 48 kHz samples whatever the input rate
-
-
-def ogg_opus_seconds(data: bytes) -> int:
-    """The length of an Ogg Opus file in whole seconds (a voice note's `seconds`), from its last page's granule
-    position less the pre-skip; 0 when it is not Ogg Opus or cannot be read."""
-    head = data.find(OPUS_HEAD)
-    last = data.rfind(OGG_PAGE)
-    if not data.startswith(OGG_PAGE) or head < 0 or last < 0 or len(data) < last + 14 or len(data) < head + 12:
-        return 0
-    pre_skip = int.from_bytes(data[head + 10 : head + 12], "little")
-    granule = int.from_bytes(data[last + 6 : last + 14], "little", signed=True)
-    return max(0, round((granule - pre_skip) / OPUS_RATE)) if granule > 0 else 0

@@ -20,6 +20,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from app.observability import report
+from app.ogg import opus_seconds
 from app.tasks import wait_any
 from app.whatsapp.backend import (
     BANNED,
@@ -41,7 +42,7 @@ from app.whatsapp.backend import (
     Emit,
 )
 from app.whatsapp.intake import Intake
-from app.whatsapp.media import download_failed, failed, hand_over, ogg_opus_seconds, too_large
+from app.whatsapp.media import download_failed, failed, hand_over, too_large
 from app.whatsapp.neonize_mapping import (
     FILE_FIELDS,
     call_offer_to_dict,
@@ -759,7 +760,7 @@ class NeonizeBackend(Backend):
             if kind in FILE_FIELDS:
                 # neonize's upload: encrypted with a fresh media key and put on WhatsApp's CDN by whatsmeow.
                 upload = await self._client.upload(data, getattr(self._nz.MediaType, FILE_FIELDS[kind][1]))
-            seconds = ogg_opus_seconds(data) if kind == "audio" and data else 0
+            seconds = round(opus_seconds(data)) if kind == "audio" and data else 0
             # Off the loop: an image's thumbnail is decoded and scaled with Pillow.
             message = await asyncio.to_thread(outgoing_message, self._nz.e2e, content, upload, context, data, seconds)
             response = await self._client.send_message(jid, message)

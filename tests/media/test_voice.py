@@ -17,7 +17,8 @@ from app.media import store as media_store
 from app.media.intake import MediaRefused, keep
 from app.media.sniff import sniff
 from app.media.storage import POSTGRES
-from app.media.voice import is_ogg_opus, opus_seconds, voice_note
+from app.media.voice import voice_note
+from app.ogg import is_ogg_opus, opus_seconds
 from app.whatsapp import samples
 
 LIMIT = 2 * 1024 * 1024

@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from app.media import store as media_store
-from app.media import voice
+from app.ogg import is_ogg_opus
 from app.phone import parse_recipient
 from app.sending import queue
 from app.session.states import State
@@ -338,7 +338,7 @@ async def test_a_voice_note_in_another_format_is_sent_as_its_ogg_opus_copy(linke
     assert content["ptt"] is True
     async with state_of(linked)["database"].connection() as connection:
         converted = await media_store.content(connection, uuid.UUID(content["media_id"]))
-    assert converted is not None and voice.is_ogg_opus(converted)
+    assert converted is not None and is_ogg_opus(converted)
     sent = await until_status(linked, queued.json()["id"], "sent")
     action = (await sent_messages(linked))[sent["message_id"]]
     assert action["sha256"] == hashlib.sha256(converted).hexdigest()  # the worker got the converted copy

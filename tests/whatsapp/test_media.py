@@ -10,7 +10,7 @@ import zlib
 from pathlib import Path
 
 from app.whatsapp import samples
-from app.whatsapp.media import hand_over, ogg_opus_seconds, read_outgoing, too_large
+from app.whatsapp.media import hand_over, read_outgoing, too_large
 
 MEDIA = {"mimetype": "image/png", "size": 10, "file_name": None}
 
@@ -87,13 +87,6 @@ def test_the_ogg_pages_carry_opus_with_correct_checksums() -> None:
         blank = page[:22] + b"\0\0\0\0" + page[26:]
         assert struct.unpack("<I", page[22:26])[0] == samples._ogg_crc(blank)
     assert pages[0][5] == 0x02 and pages[-1][5] == 0x04  # beginning and end of stream
-
-
-def test_an_ogg_opus_length_is_read_from_its_last_page() -> None:
-    assert ogg_opus_seconds(samples.ogg()) == 1  # 50 frames of 20 ms
-    assert ogg_opus_seconds(samples.ogg(frames=250)) == 5
-    assert ogg_opus_seconds(samples.png()) == 0  # not Ogg: no length, the voice note still goes
-    assert ogg_opus_seconds(samples.ogg()[:30]) == 0  # cut short: no page with a length
 
 
 def test_only_a_file_directly_in_the_folder_is_read_for_a_send(tmp_path: Path) -> None:
