@@ -24,7 +24,7 @@ from tests.processes import AppProcess
 from tests.session.test_app_processes import pair
 from tests.web.test_media_api import CUSTOMER, received
 from tests.webhooks.conftest import SECRET
-from tests.webhooks.receiver import Receiver
+from tests.webhooks.receiver import Received, Receiver
 
 Gateway = tuple[AppProcess, Receiver, MediaBucket, MotoServer]
 
@@ -103,3 +103,25 @@ def test_media_in_a_bucket_is_served_by_both_routes_removed_by_the_cap_and_503_w
         assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
         assert answer.json()["error"] == "unavailable" and f"s3://{bucket.bucket}" in answer.json()["detail"]
         assert b"PDF" not in answer.content
+
+
+def test_a_file_uploaded_into_the_bucket_is_sent_from_it(gateway: Gateway) -> None:
+    app, receiver, bucket, _ = gateway
+    with app.api() as api:
+        uploaded = api.post("/api/media", files={"file": ("invoice 7.pdf", samples.pdf(), "application/pdf")})
+        assert uploaded.status_code == 201, uploaded.text
+        media_id = uploaded.json()["media_id"]
+        assert objects(bucket) == {f"gateway/media/{media_id}": samples.pdf()}  # in the bucket, not in the row
+        queued = api.post("/api/messages", json={"to": CUSTOMER, "document": {"media_id": media_id}})
+        assert queued.status_code == 202, queued.text
+        ours = queued.json()["id"]
+
+        def settled(got: list[Received]) -> bool:
+            return any(item.type == "message.status" and item.data["status"] in ("sent", "failed") for item in got)
+
+        [status] = [item.data for item in receiver.wait(settled) if item.type == "message.status"][-1:]
+        assert (status["id"], status["status"]) == (ours, "sent"), status
+        actions = api.post("/api/simulator/actions").json()["actions"]
+    [sent] = [action for action in actions if action["action"] == "send_message"]
+    assert sent["content"]["file_name"] == "invoice 7.pdf"
+    assert sent["sha256"] == hashlib.sha256(samples.pdf()).hexdigest()  # the worker got the bucket's bytes whole
