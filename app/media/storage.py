@@ -63,7 +63,8 @@ class Placed:
 
 class MediaStorage(Protocol):
     """Where media bytes live. `put` happens before the row is written (an upload is never inside a transaction);
-    `read` and `open` take the row (`media_store.served`), which says where its bytes are; None: the object is gone."""
+    `read` and `open` take the row (`media_store.served`) of a file whose bytes are in an object (`read_bytes` and
+    `open_stored` read the others from their rows); None: the object is gone."""
 
     name: str  # "postgres" or "s3", for logs and /api/status
 
@@ -91,10 +92,6 @@ async def _file_digest(path: Path) -> tuple[int, str]:
     return await asyncio.to_thread(digest)
 
 
-async def _once(data: bytes) -> AsyncIterator[bytes]:
-    yield data
-
-
 class PostgresStorage:
     """The bytes in the row's `bytes` column: today's behaviour and the default (no add-on needed)."""
 
@@ -110,13 +107,10 @@ class PostgresStorage:
         return None  # the row's own bytes: nothing outside it
 
     async def read(self, file: media_store.Served) -> bytes | None:
-        if file.object_key is not None:
-            raise MediaStoreUnavailable("this file is in an S3 bucket and MEDIA_STORAGE_URL is not set")
-        return file.bytes
+        raise MediaStoreUnavailable("this file is in an S3 bucket and MEDIA_STORAGE_URL is not set")
 
     async def open(self, file: media_store.Served) -> AsyncIterator[bytes] | None:
-        data = await self.read(file)
-        return _once(data) if data is not None else None
+        raise MediaStoreUnavailable("this file is in an S3 bucket and MEDIA_STORAGE_URL is not set")
 
     async def delete(self, object_keys: Sequence[str]) -> None:
         if object_keys:  # MEDIA_STORAGE_URL was unset since they were stored: their rows go, the objects stay
@@ -206,8 +200,6 @@ class S3Storage:
             raise self._unavailable(error) from None
 
     async def read(self, file: media_store.Served) -> bytes | None:
-        if file.object_key is None:
-            return file.bytes
         import obstore
 
         got = await self._get(file)
@@ -219,8 +211,6 @@ class S3Storage:
             raise self._unavailable(error) from None
 
     async def open(self, file: media_store.Served) -> AsyncIterator[bytes] | None:
-        if file.object_key is None:
-            return _once(file.bytes) if file.bytes is not None else None
         got = await self._get(file)
         if got is None:
             return None
@@ -253,14 +243,41 @@ def storage_for(bucket: MediaBucket | None) -> MediaStorage:
     return S3Storage(bucket) if bucket is not None else POSTGRES
 
 
+async def _row_pieces(database: Database, file: media_store.Served) -> AsyncIterator[bytes]:
+    """The bytes of a file kept in its row, CHUNK at a time, each read on a connection of its own (a slow client
+    holds no connection of the pool between pieces)."""
+    for offset in range(0, file.size, CHUNK):
+        async with database.connection() as connection:
+            data = await media_store.piece(connection, file.id, offset, CHUNK)
+        if data is None:
+            raise MediaStoreUnavailable("the file was deleted while it was read")
+        yield data
+
+
+async def open_stored(
+    database: Database, storage: MediaStorage, file: media_store.Served
+) -> AsyncIterator[bytes] | None:
+    """A stored file's bytes in chunks, from its row or its object, never whole in memory; None if they are gone
+    (removed, or the object deleted). MediaStoreUnavailable while the bucket does not answer."""
+    if file.removed is not None:
+        return None
+    if file.in_row:
+        return _row_pieces(database, file)
+    if file.object_key is None:
+        return None
+    return await storage.open(file)
+
+
 async def read_bytes(database: Database, storage: MediaStorage, media_id: uuid.UUID) -> bytes | None:
-    """A stored file's bytes, whole (for a sender attaching it to a message); None if there is none, it was removed
-    or its object is gone. MediaStoreUnavailable while the bucket does not answer."""
+    """A stored file's bytes, whole (a voice note to convert); None if there is none, it was removed or its object
+    is gone. MediaStoreUnavailable while the bucket does not answer."""
     async with database.connection() as connection:
         file = await media_store.served(connection, media_id)
-    if file is None or file.removed is not None:
-        return None
-    return await storage.read(file)
+        if file is None or file.removed is not None:
+            return None
+        if file.in_row:
+            return await media_store.content(connection, media_id)
+    return await storage.read(file) if file.object_key is not None else None
 
 
 async def save(

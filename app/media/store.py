@@ -181,24 +181,36 @@ async def save_file(
     return media_id
 
 
-SELECT_SERVED = "SELECT mimetype, file_name, size, bytes, object_key, removed FROM media WHERE id = $1"
+SELECT_SERVED = """
+SELECT id, mimetype, file_name, size, bytes IS NOT NULL AS in_row, object_key, removed FROM media WHERE id = $1"""
 
 
 @dataclasses.dataclass(frozen=True)
 class Served:
+    id: uuid.UUID
     mimetype: str
     file_name: str | None
     size: int
-    bytes: bytes | None  # None once removed, or when the bytes are in an object
+    in_row: bool  # the bytes are in the row (read them with `piece`); False once removed, or in an object
     object_key: str | None  # the object in MEDIA_STORAGE_URL's bucket that holds the bytes
     removed: str | None  # why the bytes are gone
 
 
 async def served(connection: asyncpg.Connection, media_id: uuid.UUID) -> Served | None:
-    """A file for the media routes and readers (its bytes or its object, or why they were removed); None if there is
-    none."""
+    """A file for the media routes and readers: where its bytes are, or why they were removed (not the bytes
+    themselves); None if there is none."""
     row = await connection.fetchrow(SELECT_SERVED, media_id)
     return Served(**dict(row)) if row else None
+
+
+# The bytes are stored EXTERNAL (uncompressed, migration 0013), so Postgres reads only the TOAST chunks a piece spans.
+SELECT_PIECE = "SELECT substring(bytes FROM $2 FOR $3) FROM media WHERE id = $1"
+
+
+async def piece(connection: asyncpg.Connection, media_id: uuid.UUID, offset: int, length: int) -> bytes | None:
+    """`length` bytes of a file kept in its row, from `offset` (0-based); None if the row or its bytes are gone."""
+    data: bytes | None = await connection.fetchval(SELECT_PIECE, media_id, offset + 1, length)
+    return data
 
 
 TOTAL = "SELECT coalesce(sum(size), 0) FROM media WHERE removed IS NULL"

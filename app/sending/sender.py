@@ -20,13 +20,14 @@ import random
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from app.backoff import Jitter, backoff
 from app.db.database import Database
 from app.errors import AppError, DatabaseUnavailable, MediaStoreUnavailable, NoReply, WhatsAppError
-from app.media.storage import POSTGRES, MediaStorage, read_bytes
+from app.media import store as media_store
+from app.media.storage import POSTGRES, MediaStorage, open_stored
 from app.observability import report
 from app.sending import queue
 from app.tasks import LongTask
@@ -126,11 +127,17 @@ def message_args(row: Any) -> dict[str, Any]:
     return {"to": row["jid"], "content": content, "reply": reply}
 
 
-def handed_file(folder: str, data: bytes) -> str:
-    """Write a file to send into the worker's media folder (private to this process); its path."""
+async def handed_file(folder: str, chunks: AsyncIterator[bytes]) -> str:
+    """Write a file to send into the worker's media folder (private to this process), a piece at a time; its path.
+    Removed again if the pieces stop coming (the store failed), so nothing half-written is left behind."""
     handle, path = tempfile.mkstemp(suffix=OUTGOING_SUFFIX, dir=folder)
-    with os.fdopen(handle, "wb") as file:
-        file.write(data)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            async for chunk in chunks:
+                file.write(chunk)  # a local disk takes a piece in well under a millisecond
+    except BaseException:
+        os.unlink(path)
+        raise
     return path
 
 
@@ -355,15 +362,17 @@ class Sender:
         if media_id is not None:
             if self.media_dir is None:
                 raise WhatsAppError("this process has no media folder to hand files to the worker", permanent=True)
-            # The one read of a file to send: from its row, or its bucket (MediaStoreUnavailable while that is down).
-            data = await read_bytes(self.database, self.media_storage, uuid.UUID(media_id))
-            if data is None:
+            # The one read of a file to send, from its row or its bucket (MediaStoreUnavailable while that is down),
+            # a piece at a time into the file the worker reads: this process never holds the whole file.
+            async with self.database.connection() as connection:
+                stored = await media_store.served(connection, uuid.UUID(media_id))
+            chunks = await open_stored(self.database, self.media_storage, stored) if stored is not None else None
+            if chunks is None:
                 raise WhatsAppError(f"the file {media_id} is no longer stored (deleted or removed)", permanent=True)
             try:
-                path = await asyncio.to_thread(handed_file, self.media_dir, data)
+                path = await handed_file(self.media_dir, chunks)
             except OSError as error:  # a full disk, say: nothing went out; tried again with the usual backoff
                 raise WhatsAppError(f"could not hand the file to the worker: {error.strerror or error}") from error
-            del data
             args["file"] = path
         try:
             return await self.session.send_action(protocol.SEND_MESSAGE, args, late=late)

@@ -22,6 +22,7 @@ from starlette.routing import Route
 from app.media import store as media_store
 from app.media.intake import keep
 from app.media.sniff import content_type
+from app.media.storage import open_stored
 from app.web.endpoint import Operation, Reply, api, reply
 from app.web.models import Uploaded
 from app.web.state import state
@@ -56,9 +57,8 @@ async def _serve(request: Request) -> Response:
         "X-Content-Type-Options": "nosniff",
         "Cache-Control": "private",
     }
-    if found.object_key is None and found.bytes is not None:  # in the media table: already read with its row
-        return Response(found.bytes, 200, headers, media_type=mimetype)
-    chunks = await state(request)["media_storage"].open(found)  # asks the bucket before the first byte is sent
+    # From its row or its bucket, a piece at a time; the bucket is asked before the first byte is sent.
+    chunks = await open_stored(state(request)["database"], state(request)["media_storage"], found)
     if chunks is None:
         raise HTTPException(410, "removed: the file's object is no longer in the media store (MEDIA_STORAGE_URL)")
     return StreamingResponse(chunks, 200, {**headers, "Content-Length": str(found.size)}, media_type=mimetype)

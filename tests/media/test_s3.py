@@ -72,8 +72,8 @@ async def served(database: Database, media_id: uuid.UUID) -> store.Served:
     return found
 
 
-async def streamed(bucket: S3Storage, file: store.Served) -> bytes:
-    chunks = await bucket.open(file)
+async def streamed(database: Database, bucket: S3Storage, file: store.Served) -> bytes:
+    chunks = await storage.open_stored(database, bucket, file)
     assert chunks is not None
     return b"".join([chunk async for chunk in chunks])
 
@@ -86,9 +86,9 @@ async def test_a_file_is_put_read_whole_and_streamed_and_deleted(
     key = f"gateway/media/{media_id}"
     assert objects(bucket) == {key: DATA}
     file = await served(database, media_id)
-    assert (file.object_key, file.bytes, file.size, file.removed) == (key, None, len(DATA), None)
+    assert (file.object_key, file.in_row, file.size, file.removed) == (key, False, len(DATA), None)
     assert await storage.read_bytes(database, s3, media_id) == DATA
-    assert await streamed(s3, file) == DATA
+    assert await streamed(database, s3, file) == DATA
 
     large = tmp_path / "large.bin"  # from a file: hashed and uploaded in parts, never read whole
     large.write_bytes(os.urandom(6 * 1024 * 1024 + 17))
@@ -102,7 +102,7 @@ async def test_a_file_is_put_read_whole_and_streamed_and_deleted(
             data=b"in postgres",
         )  # fmt: skip
     assert await storage.read_bytes(database, s3, older) == b"in postgres"
-    assert await streamed(s3, await served(database, older)) == b"in postgres"
+    assert await streamed(database, s3, await served(database, older)) == b"in postgres"
 
     await s3.delete([key, placed.object_key or ""])
     assert objects(bucket) == {}
@@ -125,7 +125,7 @@ async def test_incoming_media_goes_to_the_bucket_and_its_row_names_the_object(
         assert media["sha256"] == hashlib.sha256(expected).hexdigest()
         assert stored[f"gateway/media/{media['id']}"] == expected
         file = await served(database, uuid.UUID(media["id"]))
-        assert file.bytes is None and file.object_key == f"gateway/media/{media['id']}"
+        assert not file.in_row and file.object_key == f"gateway/media/{media['id']}"
     assert len(stored) == 2 and os.listdir(media_dir) == []  # stored: the hand-over files are gone
 
 

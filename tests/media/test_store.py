@@ -15,7 +15,7 @@ import pytest
 
 from app.db.database import Database
 from app.incoming.retention import Retention
-from app.media import store
+from app.media import storage, store
 
 CHAT = "6281111111111@s.whatsapp.net"
 DATA = bytes(range(256)) * 40
@@ -99,7 +99,7 @@ async def test_over_the_total_cap_the_oldest_files_bytes_are_removed_first_in_ba
         assert await store.total(connection) == 2 * len(DATA) <= cap
         for media_id in ids[:3]:
             served = await store.served(connection, media_id)
-            assert served is not None and served.bytes is None
+            assert served is not None and not served.in_row
             assert served.removed == store.over_cap_reason(cap) and "MEDIA_MAX_TOTAL_BYTES" in served.removed
             assert await store.content(connection, media_id) is None
             assert await store.find(connection, media_id) is not None  # the row stays, for the 410
@@ -147,3 +147,22 @@ async def test_a_file_without_a_message_is_stored_with_its_origin(database: Data
             await connection.execute(
                 "INSERT INTO media (id, mimetype, size, sha256, bytes) VALUES ($1, 'a/b', 0, '', '')", uuid.uuid4()
             )
+
+
+async def test_a_file_in_its_row_is_read_back_a_piece_at_a_time(database: Database) -> None:
+    data = os.urandom(2 * storage.CHUNK + 1234)  # three pieces, the last one short
+    media_id = await save(database, "PIECES", data)
+    async with database.connection() as connection:
+        file = await store.served(connection, media_id)
+        assert (
+            await store.piece(connection, media_id, storage.CHUNK - 2, 4) == data[storage.CHUNK - 2 : storage.CHUNK + 2]
+        )
+    assert file is not None and file.in_row
+    chunks = await storage.open_stored(database, storage.POSTGRES, file)
+    assert chunks is not None
+    pieces = [chunk async for chunk in chunks]
+    assert [len(chunk) for chunk in pieces] == [storage.CHUNK, storage.CHUNK, 1234] and b"".join(pieces) == data
+    async with database.connection() as connection:
+        await connection.execute("UPDATE media SET bytes = NULL, removed = 'removed: test' WHERE id = $1", media_id)
+        gone = await store.served(connection, media_id)
+    assert gone is not None and await storage.open_stored(database, storage.POSTGRES, gone) is None
