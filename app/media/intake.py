@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from pathlib import Path
 
 from app.db.database import Database
 from app.media import store as media_store
@@ -30,16 +31,30 @@ class StoredMedia:
 
 
 async def keep(
-    database: Database, storage: MediaStorage, data: bytes, *, origin: str, mimetype: str, file_name: str | None = None
-) -> StoredMedia:
-    """Store `data` (its `mimetype` read from its bytes, app/media/sniff.py) where media bytes live, as a new file of
-    `origin` ('upload' or 'fetched'), and describe it; an empty file is refused."""
-    if not data:
+    database: Database, storage: MediaStorage, source: bytes | Path, *, origin: str, mimetype: str,
+    file_name: str | None = None,
+) -> StoredMedia:  # fmt: skip
+    """Store `source` (bytes, or a file on disk, which is never read whole: an upload) where media bytes live, as a
+    new file of `origin` ('upload' or 'fetched'), with its `mimetype` read from its bytes (app/media/sniff.py), and
+    describe it; an empty file is refused."""
+    if origin not in media_store.ORIGINS:
+        raise ValueError(f"origin must be one of {', '.join(media_store.ORIGINS)}, not {origin!r}")
+    if isinstance(source, bytes) and not source:
         raise MediaRefused(422, "the file is empty")
-    placed = await storage.put(uuid.uuid4(), data)
+    placed = await storage.put(uuid.uuid4(), source)
+    if placed.size == 0:  # a file on disk is measured as it is put
+        await storage.discard(placed)
+        raise MediaRefused(422, "the file is empty")
     async with database.connection() as connection:
-        await media_store.save_unattached(
-            connection, media_id=placed.id, origin=origin, mimetype=mimetype, sha256=placed.sha256,
-            file_name=file_name, size=placed.size, data=placed.bytes, object_key=placed.object_key,
-        )  # fmt: skip
+        if placed.path is not None:  # kept in Postgres from a file: streamed into the row
+            with placed.path.open("rb") as file:
+                await media_store.save_file(
+                    connection, media_id=placed.id, origin=origin, mimetype=mimetype, sha256=placed.sha256,
+                    file_name=file_name, file=file, size=placed.size,
+                )  # fmt: skip
+        else:
+            await media_store.save_unattached(
+                connection, media_id=placed.id, origin=origin, mimetype=mimetype, sha256=placed.sha256,
+                file_name=file_name, size=placed.size, data=placed.bytes, object_key=placed.object_key,
+            )  # fmt: skip
     return StoredMedia(placed.id, mimetype, placed.size, placed.sha256, file_name)

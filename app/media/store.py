@@ -137,32 +137,37 @@ def file_sha256(file: BinaryIO) -> tuple[str, int]:
 
 
 SELECT_STORED = "SELECT id FROM media WHERE chat = $1 AND message_id = $2"
-COPY_COLUMNS = ["id", "chat", "message_id", "mimetype", "size", "sha256", "file_name", "bytes"]
+COPY_COLUMNS = ["id", "origin", "chat", "message_id", "mimetype", "size", "sha256", "file_name", "bytes"]
 COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)  # COPY's binary format: signature, flags, extension
 COPY_TRAILER = struct.pack(">h", -1)
 
 
 async def save_file(
-    connection: asyncpg.Connection, *, chat: str, message_id: str, mimetype: str, sha256: str,
-    file_name: str | None, file: BinaryIO, size: int, media_id: uuid.UUID,
+    connection: asyncpg.Connection, *, media_id: uuid.UUID, mimetype: str, sha256: str, file_name: str | None,
+    file: BinaryIO, size: int, chat: str | None = None, message_id: str | None = None, origin: str = "incoming",
 ) -> uuid.UUID:  # fmt: skip
-    """Store one file of a message like `save`, streamed from an open file of `size` bytes: COPY (binary) sends it in
-    pieces of CHUNK bytes, so this process never holds the whole file. An INSERT's parameters would hold it three
-    times over (the bytes, asyncpg's encoded parameters, and its Bind message): 48 MB at MEDIA_MAX_BYTES's default.
-    COPY has no ON CONFLICT: a message stored again finds its first copy first. (Another writer storing the same
-    message in between makes this transaction fail on the unique key; the batch is tried again and finds it.)"""
-    stored: uuid.UUID | None = await connection.fetchval(SELECT_STORED, chat, message_id)
-    if stored is not None:
-        return stored
+    """Store one file like `save` (a message's: `chat` and `message_id`) or `save_unattached` (an `origin` of
+    ORIGINS), streamed from an open file of `size` bytes: COPY (binary) sends it in pieces of CHUNK bytes, so this
+    process never holds the whole file. An INSERT's parameters would hold it three times over (the bytes, asyncpg's
+    encoded parameters, and its Bind message): 48 MB at MEDIA_MAX_BYTES's default. COPY has no ON CONFLICT: a
+    message stored again finds its first copy first. (Another writer storing the same message in between makes this
+    transaction fail on the unique key; the batch is tried again and finds it.)"""
+    if chat is not None:
+        stored: uuid.UUID | None = await connection.fetchval(SELECT_STORED, chat, message_id)
+        if stored is not None:
+            return stored
 
     def field(value: bytes | None) -> bytes:
         return struct.pack(">i", -1) if value is None else struct.pack(">i", len(value)) + value
 
+    def text(value: str | None) -> bytes | None:
+        return value.encode() if value is not None else None
+
     row = struct.pack(">h", len(COPY_COLUMNS)) + b"".join(
         field(value)
         for value in (
-            media_id.bytes, chat.encode(), message_id.encode(), mimetype.encode(), struct.pack(">q", size),
-            sha256.encode(), file_name.encode() if file_name is not None else None,
+            media_id.bytes, origin.encode(), text(chat), text(message_id), mimetype.encode(), struct.pack(">q", size),
+            sha256.encode(), text(file_name),
         )
     )  # fmt: skip
 

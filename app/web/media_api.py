@@ -10,7 +10,10 @@ whole in memory); while the bucket does not answer, 503."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 import uuid
+from pathlib import Path
 from urllib.parse import quote
 
 from starlette.datastructures import UploadFile
@@ -21,7 +24,7 @@ from starlette.routing import Route
 
 from app.media import store as media_store
 from app.media.intake import keep
-from app.media.sniff import content_type
+from app.media.sniff import SNIFF_BYTES, content_type
 from app.media.storage import open_stored
 from app.web.endpoint import Operation, Reply, api, reply
 from app.web.models import Uploaded
@@ -97,6 +100,7 @@ UPLOAD_FORM = {
 MAX_PARTS = 20
 MAX_FIELD_BYTES = 4096
 MAX_FILE_NAME = 255
+COPY_CHUNK = 256 * 1024  # bytes of an upload held at a time while it is copied
 
 
 def clean_file_name(name: str | None) -> str | None:
@@ -120,21 +124,29 @@ async def upload(request: Request) -> Response:
         name, part = files[0]
         if name != "file":
             raise HTTPException(422, f"the file's part is named {name!r}; {HOW}")
-        data = await part.read(max_bytes + 1)  # the body's bound leaves room for the framing: the file itself here
-        if len(data) > max_bytes:
-            raise HTTPException(413, f"the upload is larger than MEDIA_MAX_BYTES ({max_bytes} bytes)")
-        if not data:
-            raise HTTPException(422, "the file is empty")
         claimed = part.content_type
         file_name = clean_file_name(part.filename)
-    stored = await keep(
-        state(request)["database"],
-        state(request)["media_storage"],
-        data,
-        origin="upload",
-        mimetype=content_type(data, claimed),
-        file_name=file_name,
-    )
+        # Copied to a file of our own a piece at a time (the parser's spool is not a path a store can stream from),
+        # never read whole: the head alone tells its type.
+        handle, copy = tempfile.mkstemp(prefix="upload-")
+        try:
+            size, head = 0, b""
+            with os.fdopen(handle, "wb") as out:
+                while chunk := await part.read(COPY_CHUNK):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise HTTPException(413, f"the upload is larger than MEDIA_MAX_BYTES ({max_bytes} bytes)")
+                    if len(head) < SNIFF_BYTES:
+                        head += chunk[: SNIFF_BYTES - len(head)]
+                    out.write(chunk)
+            if size == 0:
+                raise HTTPException(422, "the file is empty")
+            stored = await keep(
+                state(request)["database"], state(request)["media_storage"], Path(copy), origin="upload",
+                mimetype=content_type(head, claimed), file_name=file_name,
+            )  # fmt: skip
+        finally:
+            os.unlink(copy)
     answer = Uploaded(
         media_id=str(stored.id), mimetype=stored.mimetype, size=stored.size, sha256=stored.sha256,
         file_name=stored.file_name,
