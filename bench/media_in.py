@@ -18,18 +18,15 @@ last; growth = peak - idle.
 
 from __future__ import annotations
 
-import multiprocessing
 import tempfile
-import threading
 import time
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from bench.common import bench_database
+from bench.receiver import ReceiverProcess
 from tests.processes import AppProcess
 from tests.session.test_app_processes import pair
-from tests.webhooks.receiver import Received, Receiver
 
 SECRET = "bench-webhook-secret"
 IMAGES, CHATS, SIZE = 200, 10, 2**20
@@ -37,62 +34,6 @@ WARMUP = 50  # text messages before the idle reading: the pools, caches and code
 BURST = IMAGES // CHATS  # images per injection call in the burst run
 WAIT = 120.0  # the run may not take longer than this
 GOAL_MB_S = 20.0
-
-
-# ---- the receiver process ---------------------------------------------------------------------------------------
-
-
-def receiver_process(pipe: Connection) -> None:
-    """Answer 200 to everything; keep (arrival time, text, media) of each message.received; report over `pipe`."""
-    seen: list[tuple[float, str, dict[str, Any]]] = []
-    lock = threading.Lock()
-    receiver = Receiver(record=False)
-
-    def note(request: Received) -> None:
-        if b'"message.received"' in request.body[:120]:
-            with lock:
-                seen.append((request.at, str(request.data.get("text")), dict(request.data.get("media") or {})))
-
-    receiver.on_request = note
-    receiver.start()
-    pipe.send(receiver.url)
-    while True:
-        command = pipe.recv()
-        if command == "stop":
-            receiver.close()
-            return
-        with lock:
-            taken = list(seen)
-            seen.clear()
-        pipe.send(taken)
-
-
-class ReceiverProcess:
-    def __init__(self) -> None:
-        context = multiprocessing.get_context("spawn")
-        self.pipe, child = context.Pipe()
-        self.process = context.Process(target=receiver_process, args=(child,), daemon=True)
-        self.process.start()
-        self.url: str = self.pipe.recv()
-
-    def take(self) -> list[tuple[float, str, dict[str, Any]]]:
-        self.pipe.send("take")
-        seen: list[tuple[float, str, dict[str, Any]]] = self.pipe.recv()
-        return seen
-
-    def wait_messages(self, count: int, timeout: float = WAIT) -> list[tuple[float, str, dict[str, Any]]]:
-        deadline = time.monotonic() + timeout
-        seen: list[tuple[float, str, dict[str, Any]]] = []
-        while len(seen) < count:
-            if time.monotonic() > deadline:
-                raise SystemExit(f"only {len(seen)} of {count} events arrived within {timeout:.0f} s")
-            time.sleep(0.05)  # another process's progress: polled
-            seen += self.take()
-        return seen
-
-    def stop(self) -> None:
-        self.pipe.send("stop")
-        self.process.join(10)
 
 
 # ---- memory -----------------------------------------------------------------------------------------------------
@@ -170,7 +111,7 @@ def run(app: AppProcess, receiver: ReceiverProcess, memory: Memory, name: str, p
     """One run of IMAGES images: prints its figures and returns them (MB/s, p99 ms, each process's peak RSS)."""
     memory.reset_peak()
     first = inject(app, IMAGES, per_call)
-    events = receiver.wait_messages(IMAGES)
+    events = receiver.wait_messages(IMAGES, WAIT)
     peak = memory.peak()
     check(events)
     assert len({str(media["id"]) for _, _, media in events}) == IMAGES  # each image stored once, none twice
@@ -198,7 +139,7 @@ def main() -> None:
                 pair(app)
                 memory = Memory({"web": app.pid, "worker": worker_pid(app)})
                 inject(app, WARMUP, kind="text")
-                receiver.wait_messages(WARMUP)
+                receiver.wait_messages(WARMUP, WAIT)
                 time.sleep(1.0)  # no event says a process's memory has settled: the warm-up's garbage is freed
                 memory.read_idle()
                 streamed = run(app, receiver, memory, "streamed", 1)

@@ -16,12 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import multiprocessing
 import tempfile
-import threading
 import time
 import uuid
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +26,9 @@ import httpx
 import psutil
 
 from bench.common import bench_database
+from bench.receiver import ReceiverProcess
 from tests.processes import AppProcess
 from tests.session.test_app_processes import pair
-from tests.webhooks.receiver import Received, Receiver
 
 SECRET = "bench-webhook-secret"
 RATE = 200  # events/s for the latency run
@@ -40,69 +37,6 @@ LATENCY_CHATS = 20  # the 200/s come from this many chats, in turn (one chat's e
 CHATS, PER_CHAT, BATCH = 40, 500, 500  # the throughput run: CHATS * PER_CHAT events
 CEILING_EVENTS, CEILING_CONCURRENCY = 20_000, 8
 WAIT = 300.0  # no phase may take longer than this
-
-
-# ---- the receiver process ---------------------------------------------------------------------------------------
-
-
-def receiver_process(pipe: Connection) -> None:
-    """Answer 200 to everything; keep (arrival time, text) of each message.received; report over `pipe`."""
-    seen: list[tuple[float, str]] = []
-    lock = threading.Lock()
-    receiver = Receiver(record=False)
-
-    def note(request: Received) -> None:
-        if b'"message.received"' in request.body[:120]:
-            with lock:
-                seen.append((request.at, str(request.data.get("text"))))
-
-    receiver.on_request = note
-    receiver.start()
-    pipe.send(receiver.url)
-    while True:
-        command = pipe.recv()
-        if command == "stop":
-            receiver.close()
-            return
-        with lock:
-            taken = list(seen) if command == "seen" else []
-            if command == "seen":
-                seen.clear()
-        pipe.send((receiver.count, taken))
-
-
-class ReceiverProcess:
-    def __init__(self) -> None:
-        context = multiprocessing.get_context("spawn")
-        self.pipe, child = context.Pipe()
-        self.process = context.Process(target=receiver_process, args=(child,), daemon=True)
-        self.process.start()
-        self.url: str = self.pipe.recv()
-
-    def count(self) -> int:
-        self.pipe.send("count")
-        count: int = self.pipe.recv()[0]
-        return count
-
-    def take(self) -> list[tuple[float, str]]:
-        """The message events seen since the last call."""
-        self.pipe.send("seen")
-        seen: list[tuple[float, str]] = self.pipe.recv()[1]
-        return seen
-
-    def wait_messages(self, count: int, timeout: float = WAIT) -> list[tuple[float, str]]:
-        deadline = time.monotonic() + timeout
-        seen: list[tuple[float, str]] = []
-        while len(seen) < count:
-            if time.monotonic() > deadline:
-                raise SystemExit(f"only {len(seen)} of {count} events arrived within {timeout:.0f} s")
-            time.sleep(0.05)
-            seen += self.take()
-        return seen
-
-    def stop(self) -> None:
-        self.pipe.send("stop")
-        self.process.join(10)
 
 
 # ---- the phases -------------------------------------------------------------------------------------------------
@@ -124,8 +58,8 @@ def latency_run(app: AppProcess, receiver: ReceiverProcess) -> list[float]:
                 time.sleep(delay)
             sender = f"+628220000{number % LATENCY_CHATS:04d}"
             api.post("/api/simulator/incoming", json={"from": sender, "text": f"{time.time():.6f}"})
-    seen = receiver.wait_messages(total)
-    return [(arrival - float(text)) * 1000 for arrival, text in seen]
+    seen = receiver.wait_messages(total, WAIT)
+    return [(arrival - float(text)) * 1000 for arrival, text, _ in seen]
 
 
 def throughput_run(app: AppProcess, receiver: ReceiverProcess) -> tuple[float, float, float, float]:
@@ -142,7 +76,7 @@ def throughput_run(app: AppProcess, receiver: ReceiverProcess) -> tuple[float, f
                 body = {"from": f"+628230000{chat:04d}", "text": "throughput", "count": BATCH}
                 api.post("/api/simulator/incoming", json=body, timeout=60).raise_for_status()
         injected = time.time() - started
-    arrivals = sorted(arrival for arrival, _ in receiver.wait_messages(total))
+    arrivals = sorted(arrival for arrival, *_ in receiver.wait_messages(total, WAIT))
     cpu_ms = (sum(web.cpu_times()[:2]) - cpu) * 1000 / total
     overall = total / (arrivals[-1] - started)
     low, high = int(0.1 * total), int(0.9 * total)
