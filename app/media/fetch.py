@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import socket
+import tempfile
 from collections.abc import Collection
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 from urllib.parse import unquote
 
 import aiohttp
@@ -22,7 +25,7 @@ from yarl import URL
 
 from app.db.database import Database
 from app.media.intake import MediaRefused, StoredMedia, keep
-from app.media.sniff import KINDS, content_type, fits
+from app.media.sniff import KINDS, SNIFF_BYTES, content_type, fits
 from app.media.storage import MediaStorage
 
 FETCH_SECONDS = 30.0  # the whole fetch, redirects and body included
@@ -123,27 +126,28 @@ def file_name_of(response: aiohttp.ClientResponse) -> str | None:
     return name[:MAX_FILE_NAME] or None
 
 
-async def read_bounded(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
-    """The body, refused (422) as soon as it passes `max_bytes`: by its Content-Length before any of it is read,
-    else by counting as it arrives."""
+async def read_bounded(response: aiohttp.ClientResponse, max_bytes: int, into: BinaryIO) -> int:
+    """Write the body into `into` a piece at a time (never whole in memory), refused (422) as soon as it passes
+    `max_bytes`: by its Content-Length before any of it is read, else by counting as it arrives. Its size."""
     too_large = f"the file at the url is larger than MEDIA_MAX_BYTES ({max_bytes} bytes)"
     if response.content_length is not None and response.content_length > max_bytes:
         raise MediaRefused(422, too_large)
-    data = bytearray()
+    size = 0
     async for chunk in response.content.iter_chunked(CHUNK):
-        data += chunk
-        if len(data) > max_bytes:
+        size += len(chunk)
+        if size > max_bytes:
             raise MediaRefused(422, too_large)
-    return bytes(data)
+        into.write(chunk)
+    return size
 
 
 async def download(
-    url: str, *, max_bytes: int, allow_private: bool = False, timeout: float = FETCH_SECONDS,
+    url: str, into: BinaryIO, *, max_bytes: int, allow_private: bool = False, timeout: float = FETCH_SECONDS,
     resolver: AbstractResolver | None = None, treat_as_public: Collection[IPAddress] = (),
-) -> tuple[bytes, str | None, str | None]:  # fmt: skip
-    """The bytes at `url`, the server's Content-Type and the file's name, following at most MAX_REDIRECTS redirects,
-    each checked; MediaRefused otherwise. `resolver` and `treat_as_public` are for tests (a name mapped to a loopback
-    address that counts as public), never the app's configuration."""
+) -> tuple[int, str | None, str | None]:  # fmt: skip
+    """Write the file at `url` into `into`: its size, the server's Content-Type and the file's name, following at most
+    MAX_REDIRECTS redirects, each checked; MediaRefused otherwise. `resolver` and `treat_as_public` are for tests (a
+    name mapped to a loopback address that counts as public), never the app's configuration."""
     public = frozenset(treat_as_public)
     inner = resolver or aiohttp.ThreadedResolver()
     guarded = inner if allow_private else GuardedResolver(inner, public)
@@ -157,7 +161,7 @@ async def download(
     )
     try:
         async with session, asyncio.timeout(timeout):
-            return await _follow(session, URL(url), max_bytes, allow_private, public)
+            return await _follow(session, URL(url), into, max_bytes, allow_private, public)
     except TimeoutError:
         raise MediaRefused(504, f"the url did not answer with the whole file within {timeout:g} s") from None
     except AddressRefused as refused:
@@ -173,8 +177,9 @@ async def download(
 
 
 async def _follow(
-    session: aiohttp.ClientSession, url: URL, max_bytes: int, allow_private: bool, public: frozenset[IPAddress]
-) -> tuple[bytes, str | None, str | None]:
+    session: aiohttp.ClientSession, url: URL, into: BinaryIO, max_bytes: int, allow_private: bool,
+    public: frozenset[IPAddress],
+) -> tuple[int, str | None, str | None]:  # fmt: skip
     for _ in range(MAX_REDIRECTS + 1):
         check_url(url, allow_private, public)
         async with session.get(url, allow_redirects=False) as response:
@@ -186,8 +191,8 @@ async def _follow(
                 continue
             if response.status != 200:
                 raise MediaRefused(502, f"the url answered HTTP {response.status}, not 200 with the file")
-            data = await read_bounded(response, max_bytes)
-            return data, response.headers.get("Content-Type"), file_name_of(response)
+            size = await read_bounded(response, max_bytes, into)
+            return size, response.headers.get("Content-Type"), file_name_of(response)
     raise MediaRefused(422, f"the url redirects more than {MAX_REDIRECTS} times")
 
 
@@ -200,14 +205,22 @@ async def fetch_to_store(
     are of a type that kind carries, and store it (origin 'fetched'); MediaRefused (with the API's status) if not."""
     if kind not in KINDS:
         raise MediaRefused(422, f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
-    data, claimed, file_name = await download(
-        url, max_bytes=max_bytes, allow_private=allow_private, timeout=timeout, resolver=resolver,
-        treat_as_public=treat_as_public,
-    )  # fmt: skip
-    if not data:
-        raise MediaRefused(422, "the url answered an empty file")
-    mimetype = content_type(data, claimed)
-    wrong = fits(kind, mimetype)
-    if wrong:
-        raise MediaRefused(422, f"the file at the url cannot be sent: {wrong}")
-    return await keep(database, storage, data, origin="fetched", mimetype=mimetype, file_name=file_name)
+    # Into a file of its own, a piece at a time, which the store streams on (into the row, or the bucket).
+    handle, path = tempfile.mkstemp(prefix="fetched-")
+    try:
+        with os.fdopen(handle, "w+b") as file:
+            size, claimed, file_name = await download(
+                url, file, max_bytes=max_bytes, allow_private=allow_private, timeout=timeout, resolver=resolver,
+                treat_as_public=treat_as_public,
+            )  # fmt: skip
+            file.seek(0)
+            head = file.read(SNIFF_BYTES)  # the type is read from the head alone
+        if size == 0:
+            raise MediaRefused(422, "the url answered an empty file")
+        mimetype = content_type(head, claimed)
+        wrong = fits(kind, mimetype)
+        if wrong:
+            raise MediaRefused(422, f"the file at the url cannot be sent: {wrong}")
+        return await keep(database, storage, Path(path), origin="fetched", mimetype=mimetype, file_name=file_name)
+    finally:
+        os.unlink(path)

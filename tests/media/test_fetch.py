@@ -6,6 +6,7 @@ fixed table in the test, never by real DNS; 127.0.0.2 stands in for a public add
 from __future__ import annotations
 
 import asyncio
+import io
 import ipaddress
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -155,14 +156,15 @@ async def test_a_redirect_to_a_private_address_is_refused(database: Database) ->
             port = public.rsplit(":", 1)[1]
             resolver = TableResolver({"cdn.test": [str(PUBLIC)], "metadata.test": ["169.254.169.254"]})
 
-            def fetch(path: str) -> Awaitable[tuple[bytes, str | None, str | None]]:
+            def fetch(path: str, into: io.BytesIO) -> Awaitable[tuple[int, str | None, str | None]]:
                 url = f"http://cdn.test:{port}{path}"
-                return download(url, max_bytes=LIMIT, resolver=resolver, treat_as_public={PUBLIC})
+                return download(url, into, max_bytes=LIMIT, resolver=resolver, treat_as_public={PUBLIC})
 
-            await refuses(fetch("/to-private"), 422, "127.0.0.1 is a loopback")
-            await refuses(fetch("/to-name"), 422, "metadata.test resolves to")
-            data, _, name = await fetch("/to-public")
-            assert data == samples.png() and name == "a.png"
+            await refuses(fetch("/to-private", io.BytesIO()), 422, "127.0.0.1 is a loopback")
+            await refuses(fetch("/to-name", io.BytesIO()), 422, "metadata.test resolves to")
+            into = io.BytesIO()
+            size, _, name = await fetch("/to-public", into)
+            assert into.getvalue() == samples.png() and size == len(samples.png()) and name == "a.png"
 
 
 async def test_too_many_redirects_are_refused() -> None:
@@ -171,7 +173,9 @@ async def test_too_many_redirects_are_refused() -> None:
 
     async with server("127.0.0.1", {"/loop": loop}) as base:
         await refuses(
-            download(f"{base}/loop", max_bytes=LIMIT, allow_private=True), 422, f"more than {MAX_REDIRECTS} times"
+            download(f"{base}/loop", io.BytesIO(), max_bytes=LIMIT, allow_private=True),
+            422,
+            f"more than {MAX_REDIRECTS} times",
         )
 
 
@@ -198,7 +202,9 @@ async def test_a_server_that_does_not_answer_in_time_is_a_504() -> None:
         return response
 
     async with server("127.0.0.1", {"/stalls": stalls}) as base:
-        await refuses(download(f"{base}/stalls", max_bytes=LIMIT, allow_private=True, timeout=0.5), 504, "0.5 s")
+        await refuses(
+            download(f"{base}/stalls", io.BytesIO(), max_bytes=LIMIT, allow_private=True, timeout=0.5), 504, "0.5 s"
+        )
 
 
 async def test_the_type_read_from_the_bytes_must_fit_the_kind(database: Database) -> None:
@@ -228,6 +234,6 @@ async def test_error_answers_and_other_schemes_are_refused() -> None:
         raise web.HTTPNotFound()
 
     async with server("127.0.0.1", {"/missing": missing}) as base:
-        await refuses(download(f"{base}/missing", max_bytes=LIMIT, allow_private=True), 502, "HTTP 404")
+        await refuses(download(f"{base}/missing", io.BytesIO(), max_bytes=LIMIT, allow_private=True), 502, "HTTP 404")
     for url in ("file:///etc/passwd", "ftp://example.com/a.png", "gopher://x/", "not a url", "http:///a.png"):
-        await refuses(download(url, max_bytes=LIMIT, allow_private=True), 422, "http:// or https://")
+        await refuses(download(url, io.BytesIO(), max_bytes=LIMIT, allow_private=True), 422, "http:// or https://")
