@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import struct
 
+VOICE_MIMETYPE = "audio/ogg; codecs=opus"  # what WhatsApp's apps put on a voice note
 OPUS_RATE = 48000  # Opus granule positions count 48 kHz samples, whatever the input's rate (RFC 7845)
 PAGE_HEADER = struct.Struct("<4sBBqIIIB")  # capture, version, flags, granule, serial, sequence, checksum, segments
 HEADER_WITHIN = 64 * 1024  # the Opus header is the first page's packet

@@ -21,11 +21,10 @@ from app.db.database import Database
 from app.media import store as media_store
 from app.media.intake import MediaRefused, keep
 from app.media.storage import MediaStorage, read_bytes
-from app.ogg import is_ogg_opus, opus_seconds
+from app.ogg import VOICE_MIMETYPE, is_ogg_opus, opus_seconds
 from app.settings import child_environment
 
 OPUS_MIMETYPE = "audio/ogg"  # as libmagic names it (app/media/sniff.py); WhatsApp's own is "audio/ogg; codecs=opus"
-VOICE_MIMETYPE = "audio/ogg; codecs=opus"  # what the send path tells WhatsApp
 CONVERT_SECONDS = 60.0
 BITRATE = "32k"  # WhatsApp's own voice notes are mono Opus at about this rate
 ACCEPTED = (

@@ -44,7 +44,6 @@ from app.whatsapp.backend import (
 from app.whatsapp.intake import Intake
 from app.whatsapp.media import download_failed, failed, hand_over, too_large
 from app.whatsapp.neonize_mapping import (
-    FILE_FIELDS,
     call_offer_to_dict,
     command_error,
     connect_failure_to_event,
@@ -56,7 +55,6 @@ from app.whatsapp.neonize_mapping import (
     media_content,
     media_of,
     needs_phone_lookup,
-    outgoing_message,
     pair_status_to_event,
     pairing_failure,
     phone_of,
@@ -64,12 +62,11 @@ from app.whatsapp.neonize_mapping import (
     pump_failure,
     receipt_to_dict,
     recipient,
-    reply_context,
     short,
     temporary_ban_to_dict,
-    text_message,
     undecryptable_to_dict,
 )
+from app.whatsapp.neonize_outgoing import FILE_FIELDS, outgoing_message, reply_context, text_message
 
 log = logging.getLogger(__name__)
 

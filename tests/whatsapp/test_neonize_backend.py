@@ -38,8 +38,8 @@ from app.whatsapp.neonize_mapping import (
     receipt_to_dict,
     recipient,
     temporary_ban_to_dict,
-    text_message,
 )
+from app.whatsapp.neonize_outgoing import text_message
 from tests.whatsapp.corpus import EXTRACT_TEXT
 from tests.whatsapp_stand_in import WHATSAPP_CONNECT, RefusingProxy
 
