@@ -29,7 +29,7 @@ from app.sending.sender import Sender
 from app.session.states import State
 from app.session.supervisor import Supervisor
 from app.settings import Settings, child_environment
-from app.status import WEBHOOKS_OFF, Status, session_status, status_without_database
+from app.status import WEBHOOKS_OFF, MediaSettings, Status, session_status, status_without_database
 from app.webhooks.outbox import sync_endpoints
 from app.whatsapp import protocol
 from app.whatsapp.protocol import WorkerSettings
@@ -113,6 +113,7 @@ class Services:
             store=self.store,
             dispatcher=dispatcher.state if dispatcher else WEBHOOKS_OFF,
             dispatcher_error=dispatcher.last_error if dispatcher else None,
+            media=MediaSettings.of(self.settings),
         )
 
     async def status_now(self) -> tuple[Status, bool]:

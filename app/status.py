@@ -19,6 +19,8 @@ from app import __version__
 from app.authimport import record as auth_import
 from app.authimport.record import AuthImportStatus, AuthStoreStatus, ImportAtStart
 from app.incoming.store import IncomingStatus
+from app.media import store as media_store
+from app.media.store import MediaStatus
 from app.observability import rss_mb
 from app.sending import queue
 from app.sending.queue import DeliveryFigures, SendQueueStatus
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from app.db.database import Database
     from app.incoming.store import MessageStore
     from app.session.supervisor import Supervisor
+    from app.settings import Settings
 
 DEVICE_TABLES = {"neonize": "whatsmeow_device", "replay": "whatsmeow_device", "simulator": "simulator_devices"}
 WEBHOOKS_OFF = "off (no WEBHOOK_URL)"
@@ -61,6 +64,7 @@ class Status(SessionStatus):
     webhooks: WebhookStatus | None
     send_queue: SendQueueStatus | None
     deliveries_24h: DeliveryFigures | None
+    media: MediaStatus | None
     tasks: list[TaskStatus] | None  # this process's long-lived tasks (None when read from another process)
     version: str
     schema_version: int | None
@@ -82,9 +86,23 @@ def compose(
     return Status(**fields, source=source, checked_at=checked_at, version=__version__, **boundaries)
 
 
+@dataclasses.dataclass(frozen=True)
+class MediaSettings:
+    """What the media figures need of the settings: where the bytes go, and the total cap."""
+
+    storage: str  # "postgres", or MEDIA_STORAGE_URL
+    max_total_bytes: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> MediaSettings:
+        bucket = settings.media_bucket
+        where = f"s3://{bucket.bucket}/{bucket.prefix}".rstrip("/") if bucket is not None else "postgres"
+        return cls(where, settings.media_max_total_bytes)
+
+
 async def stored_figures(
     connection: asyncpg.Connection, backend: str, at_start: ImportAtStart | None, dispatcher: str | None,
-    dispatcher_error: str | None,
+    dispatcher_error: str | None, media: MediaSettings,
 ) -> dict[str, Any]:  # fmt: skip
     """The boundaries whose figures live in Postgres, whichever process reads them."""
     now = utcnow()
@@ -99,6 +117,7 @@ async def stored_figures(
         "webhooks": await operator.figures(connection, dispatcher, dispatcher_error),
         "send_queue": await queue.figures(connection),
         "deliveries_24h": await queue.delivery_figures(connection, now),
+        "media": await media_store.figures(connection, media.storage, media.max_total_bytes),
         "schema_version": await connection.fetchval("SELECT max(version) FROM schema_migrations"),
     }
 
@@ -113,7 +132,9 @@ def process_figures(supervisor: Supervisor) -> dict[str, Any]:
 
 
 # While Postgres is unavailable, every boundary whose figures live there is unknown.
-NOTHING_STORED = dict.fromkeys(("auth_store", "outbox", "webhooks", "send_queue", "deliveries_24h", "schema_version"))
+NOTHING_STORED = dict.fromkeys(
+    ("auth_store", "outbox", "webhooks", "send_queue", "deliveries_24h", "media", "schema_version")
+)
 # Read from another process, the serving process's memory is unknown.
 NOTHING_LIVE = dict.fromkeys(("worker", "web_rss_mb", "incoming", "tasks"))
 
@@ -126,6 +147,7 @@ async def session_status(
     store: MessageStore | None = None,
     dispatcher: str | None = WEBHOOKS_OFF,
     dispatcher_error: str | None = None,
+    media: MediaSettings = MediaSettings("postgres", 1024**3),
 ) -> Status:
     """The status as the serving process sees it: the supervisor's memory plus the figures in Postgres."""
     at_start = ImportAtStart.of(auth_import_at_start) if auth_import_at_start is not None else None
@@ -133,7 +155,7 @@ async def session_status(
         session = await read_session(
             connection, supervisor.snapshot(), heartbeat_interval=supervisor.heartbeat_interval
         )
-        figures = await stored_figures(connection, supervisor.backend, at_start, dispatcher, dispatcher_error)
+        figures = await stored_figures(connection, supervisor.backend, at_start, dispatcher, dispatcher_error, media)
     incoming = store.report() if store is not None else None
     return compose(session, "live", utcnow(), incoming=incoming, **process_figures(supervisor), **figures)
 
@@ -145,13 +167,14 @@ def status_without_database(supervisor: Supervisor) -> Status:
 
 
 async def stored_status(
-    connection: asyncpg.Connection, *, backend: str, heartbeat_interval: float, webhooks_configured: bool
-) -> Status:
+    connection: asyncpg.Connection, *, backend: str, heartbeat_interval: float, webhooks_configured: bool,
+    media: MediaSettings,
+) -> Status:  # fmt: skip
     """The status as another process reads it from Postgres (`python -m app status`): what the lease holder stored.
     The worker and the message store live in the serving process's memory: None here."""
     session = await read_session(connection, None, heartbeat_interval=heartbeat_interval)
     dispatcher = None if webhooks_configured else WEBHOOKS_OFF
-    figures = await stored_figures(connection, backend, None, dispatcher, None)
+    figures = await stored_figures(connection, backend, None, dispatcher, None, media)
     return compose(session, "stored", utcnow(), **NOTHING_LIVE, **figures)
 
 

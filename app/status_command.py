@@ -18,7 +18,7 @@ import asyncpg
 
 from app.session.states import State
 from app.settings import Settings
-from app.status import Status, heartbeat_stale, is_connected, stored_status
+from app.status import MediaSettings, Status, heartbeat_stale, is_connected, stored_status
 from app.web import render
 from app.web.words import span, state_name
 
@@ -115,6 +115,7 @@ async def read(settings: Settings) -> Status:
             backend=settings.whatsapp_backend,
             heartbeat_interval=settings.heartbeat_interval,
             webhooks_configured=bool(settings.webhook_urls),
+            media=MediaSettings.of(settings),
         )
     finally:
         await connection.close()

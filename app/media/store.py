@@ -261,3 +261,26 @@ async def remove_over_cap(connection: asyncpg.Connection, cap: int, limit: int) 
     """Remove the bytes of at most `limit` files kept in Postgres, oldest first, to bring the total to at most `cap`;
     how many. (The retention loop also deletes the objects of files kept in a bucket.)"""
     return await remove(connection, [media_id for media_id, _ in await over_cap(connection, cap, limit)], cap)
+
+
+FIGURES = """
+SELECT count(*) FILTER (WHERE removed IS NULL) AS files,
+       coalesce(sum(size) FILTER (WHERE removed IS NULL), 0)::bigint AS bytes,
+       count(*) FILTER (WHERE removed IS NOT NULL) AS removed_files
+FROM media"""
+
+
+@dataclasses.dataclass(frozen=True)
+class MediaStatus:
+    """Stored media: where the bytes are, how many files and bytes are kept, and how many were removed for the cap."""
+
+    storage: str  # "postgres", or MEDIA_STORAGE_URL's s3://bucket/prefix
+    files: int
+    bytes: int
+    max_total_bytes: int  # MEDIA_MAX_TOTAL_BYTES: over it, the oldest files' bytes are removed first
+    removed_files: int  # rows whose bytes the cap removed (kept, answering 410, until MEDIA_RETENTION_DAYS)
+
+
+async def figures(connection: asyncpg.Connection, storage: str, max_total_bytes: int) -> MediaStatus:
+    row = await connection.fetchrow(FIGURES)
+    return MediaStatus(storage, row["files"], row["bytes"], max_total_bytes, row["removed_files"])

@@ -6,6 +6,7 @@ import datetime as dt
 
 from app.authimport.record import AuthStoreStatus
 from app.incoming.store import IncomingStatus
+from app.media.store import MediaStatus
 from app.sending.queue import DeliveryFigures, SendQueueStatus
 from app.session.states import State
 from app.status import Status
@@ -197,6 +198,19 @@ def deliveries(figures: DeliveryFigures) -> str:
     return joined(f"{figures.sent:,} sent", f"{figures.delivered:,} delivered", f"{figures.read:,} read", failed, share)
 
 
+def media(figures: MediaStatus) -> str:
+    """How much of MEDIA_MAX_TOTAL_BYTES the kept files use, and where they are."""
+    where = "in Postgres" if figures.storage == "postgres" else f"in {h(figures.storage)}"
+    used = figures.bytes / figures.max_total_bytes if figures.max_total_bytes else 0.0
+    line = (
+        f"{figures.files:,} kept {where}, {figures.bytes / 2**20:,.1f} MB of "
+        f"{figures.max_total_bytes / 2**20:,.0f} MB ({used:.0%})"
+    )
+    if figures.removed_files:
+        line += f'<span class="detail">{figures.removed_files:,} older removed to stay under the cap</span>'
+    return line
+
+
 def storage(status: Status, now: dt.datetime) -> str:
     items = []
     if status.auth_store is not None:
@@ -212,6 +226,8 @@ def storage(status: Status, now: dt.datetime) -> str:
         items.append(("Outgoing messages", send_queue(status.send_queue, now)))
     if status.deliveries_24h is not None:
         items.append(("Sent, last 24 h", deliveries(status.deliveries_24h)))
+    if status.media is not None:
+        items.append(("Media files", media(status.media)))
     if status.auth_store is None:
         items.append(("Figures", '<span class="muted">not available while the database is away</span>'))
     return rows(items)

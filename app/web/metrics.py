@@ -65,6 +65,7 @@ def status_metrics(status: Status) -> Iterator[Metric]:
         yield gauge("incoming_waiting", waiting, status.incoming.waiting_to_be_stored)
     yield from webhook_metrics(status)
     yield from sending_metrics(status)
+    yield from media_metrics(status)
 
 
 def webhook_metrics(status: Status) -> Iterator[Metric]:
@@ -100,6 +101,15 @@ def sending_metrics(status: Status) -> Iterator[Metric]:
             yield gauge(
                 "sends_delivered_ratio_24h", "delivered out of sent and failed", figures.delivered_percent / 100
             )
+
+
+def media_metrics(status: Status) -> Iterator[Metric]:
+    if status.media is not None:
+        yield gauge(
+            "media_stored_bytes", "bytes of the stored media files (incoming, uploaded, fetched)", status.media.bytes
+        )
+        yield gauge("media_stored_files", "stored media files whose bytes are kept", status.media.files)
+        yield gauge("media_max_total_bytes", "MEDIA_MAX_TOTAL_BYTES", status.media.max_total_bytes)
 
 
 class StatusCollector(Collector):

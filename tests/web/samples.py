@@ -8,6 +8,7 @@ from typing import Any
 
 from app.authimport.record import AuthImportStatus, AuthStoreStatus, ImportAtStart
 from app.incoming.store import IncomingStatus
+from app.media.store import MediaStatus
 from app.sending.queue import DeliveryFigures, SendQueueStatus
 from app.session.states import State
 from app.session.status import Account, Pairing, WorkerStatus
@@ -53,6 +54,7 @@ def sample(state: str = "connected", **changes: Any) -> Status:
         ),
         send_queue=SendQueueStatus(4, 0, 10, 20, 5, 1, 0, NOW - dt.timedelta(minutes=2)),
         deliveries_24h=DeliveryFigures(sent=10, delivered=9, read=5, failed=1, delivered_percent=81.8),
+        media=MediaStatus(storage="postgres", files=12, bytes=5 * 2**20, max_total_bytes=2**30, removed_files=0),
         tasks=[TaskStatus("message-sender", TaskState.RUNNING, None, 0)],
         version="0.1.0", schema_version=7,
     )  # fmt: skip

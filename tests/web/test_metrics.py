@@ -10,14 +10,18 @@ from collections.abc import Callable
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.media.store import MediaStatus
 from app.session.states import State
+from app.web import figures
 from app.web.metrics import Metrics
+from app.whatsapp import samples
 from tests.processes import TOKEN
 from tests.session.conftest import wait_state
 from tests.web.conftest import ClientFactory
 from tests.web.test_api import supervisor
 
 METRICS_TOKEN = "metrics-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 PHONE = "+6281234567890"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -135,3 +139,21 @@ def test_request_labels_stay_bounded_whatever_method_a_client_sends() -> None:
     requests = families["whatsapp_gateway_http_requests"].samples
     counted = {(s.labels["method"], s.labels["status"]): s.value for s in requests if s.name.endswith("_total")}
     assert counted == {("OTHER", "501"): 50.0, ("POST", "404"): 1.0}  # 50 odd methods make one series, not 50
+
+
+async def test_stored_media_shows_in_the_status_and_the_metrics(app_client: ClientFactory) -> None:
+    async with app_client(METRICS_TOKEN=METRICS_TOKEN, MEDIA_MAX_TOTAL_BYTES=str(2**20)) as client:
+        before = (await client.get("/api/status", headers=AUTH)).json()["media"]
+        assert before == {"storage": "postgres", "files": 0, "bytes": 0, "max_total_bytes": 2**20, "removed_files": 0}
+        png = samples.png()
+        uploaded = await client.post("/api/media", headers=AUTH, files={"file": ("receipt.png", png)})
+        assert uploaded.status_code == 201, uploaded.text
+        after = (await client.get("/api/status", headers=AUTH)).json()["media"]
+        assert (after["files"], after["bytes"]) == (1, len(png))
+        scraped = await scrape(client)
+        assert value(scraped, "media_stored_bytes") == len(png) and value(scraped, "media_stored_files") == 1
+        assert value(scraped, "media_max_total_bytes") == 2**20
+    shown = figures.media(
+        MediaStatus("s3://media/wa", files=3, bytes=3 * 2**19, max_total_bytes=2**21, removed_files=2)
+    )
+    assert shown.startswith("3 kept in s3://media/wa, 1.5 MB of 2 MB (75%)") and "2 older removed" in shown
