@@ -18,17 +18,14 @@ last; growth = peak - idle.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from bench.common import bench_database
-from bench.receiver import ReceiverProcess
+from bench.receiver import ReceiverProcess, paired_app
 from tests.processes import AppProcess
-from tests.session.test_app_processes import pair
 
-SECRET = "bench-webhook-secret"
 IMAGES, CHATS, SIZE = 200, 10, 2**20
 WARMUP = 50  # text messages before the idle reading: the pools, caches and code paths of a message are warm
 BURST = IMAGES // CHATS  # images per injection call in the burst run
@@ -132,23 +129,16 @@ def run(app: AppProcess, receiver: ReceiverProcess, memory: Memory, name: str, p
 def main() -> None:
     receiver = ReceiverProcess()
     try:
-        with bench_database() as url:
-            env = {"WEBHOOK_URL": receiver.url, "WEBHOOK_SECRET": SECRET, "LOG_LEVEL": "WARNING"}
-            app = AppProcess(url, Path(tempfile.mkdtemp()) / "app.log", env=env).start()
-            try:
-                pair(app)
-                memory = Memory({"web": app.pid, "worker": worker_pid(app)})
-                inject(app, WARMUP, kind="text")
-                receiver.wait_messages(WARMUP, WAIT)
-                time.sleep(1.0)  # no event says a process's memory has settled: the warm-up's garbage is freed
-                memory.read_idle()
-                streamed = run(app, receiver, memory, "streamed", 1)
-                burst = run(app, receiver, memory, "burst", BURST)
-                time.sleep(1.0)
-                after = memory.now()
-                assert app.terminate() == 0, app.output()
-            finally:
-                app.ensure_stopped()
+        with bench_database() as url, paired_app(url, receiver) as app:
+            memory = Memory({"web": app.pid, "worker": worker_pid(app)})
+            inject(app, WARMUP, kind="text")
+            receiver.wait_messages(WARMUP, WAIT)
+            time.sleep(1.0)  # no event says a process's memory has settled: the warm-up's garbage is freed
+            memory.read_idle()
+            streamed = run(app, receiver, memory, "streamed", 1)
+            burst = run(app, receiver, memory, "burst", BURST)
+            time.sleep(1.0)
+            after = memory.now()
     finally:
         receiver.stop()
     growth = {process: max(streamed[f"peak {process}"], burst[f"peak {process}"]) - memory.idle[process]

@@ -4,12 +4,20 @@ time, text, media) of each `message.received`, so that its work does not share t
 from __future__ import annotations
 
 import multiprocessing
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
+from tests.processes import AppProcess
+from tests.session.test_app_processes import pair
 from tests.webhooks.receiver import Received, Receiver
+
+SECRET = "bench-webhook-secret"
 
 Seen = tuple[float, str, dict[str, Any]]  # arrival time, the message's text, its media ({} when it has none)
 
@@ -66,3 +74,17 @@ class ReceiverProcess:
     def stop(self) -> None:
         self.pipe.send("stop")
         self.process.join(10)
+
+
+@contextmanager
+def paired_app(database_url: str, receiver: ReceiverProcess) -> Iterator[AppProcess]:
+    """The real app (hypercorn, the simulator worker), posting its webhooks to `receiver`, its account linked; it
+    must stop cleanly (exit 0) after the benchmark's body."""
+    env = {"WEBHOOK_URL": receiver.url, "WEBHOOK_SECRET": SECRET, "LOG_LEVEL": "WARNING"}
+    app = AppProcess(database_url, Path(tempfile.mkdtemp()) / "app.log", env=env).start()
+    try:
+        pair(app)
+        yield app
+        assert app.terminate() == 0, app.output()
+    finally:
+        app.ensure_stopped()

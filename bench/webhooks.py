@@ -16,21 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import tempfile
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
 
 from bench.common import bench_database
-from bench.receiver import ReceiverProcess
+from bench.receiver import SECRET, ReceiverProcess, paired_app
 from tests.processes import AppProcess
-from tests.session.test_app_processes import pair
 
-SECRET = "bench-webhook-secret"
 RATE = 200  # events/s for the latency run
 RATE_SECONDS = 15
 LATENCY_CHATS = 20  # the 200/s come from this many chats, in turn (one chat's events go out one at a time)
@@ -124,31 +120,24 @@ def main() -> None:
     receiver = ReceiverProcess()
     results: dict[str, Any] = {}
     try:
-        with bench_database() as url:
-            env = {"WEBHOOK_URL": receiver.url, "WEBHOOK_SECRET": SECRET, "LOG_LEVEL": "WARNING"}
-            app = AppProcess(url, Path(tempfile.mkdtemp()) / "app.log", env=env).start()
-            try:
-                pair(app)
-                receiver.take()
-                latencies = latency_run(app, receiver)
-                results["p50"], results["p99"] = percentile(latencies, 0.5), percentile(latencies, 0.99)
-                results["max"] = max(latencies)
-                print(
-                    f"latency at {RATE}/s, {len(latencies)} events: p50 {results['p50']:.1f} ms, "
-                    f"p99 {results['p99']:.1f} ms, max {results['max']:.1f} ms",
-                    flush=True,
-                )
-                overall, middle, injected, cpu_ms = throughput_run(app, receiver)
-                results["overall"], results["middle"] = overall, middle
-                print(
-                    f"throughput, {CHATS * PER_CHAT} events from {CHATS} chats: {overall:.0f} events/s overall "
-                    f"(middle 80 %: {middle:.0f}/s; injection took {injected:.1f} s; web process CPU {cpu_ms:.3f} ms "
-                    "per event)",
-                    flush=True,
-                )
-                assert app.terminate() == 0, app.output()
-            finally:
-                app.ensure_stopped()
+        with bench_database() as url, paired_app(url, receiver) as app:
+            receiver.take()
+            latencies = latency_run(app, receiver)
+            results["p50"], results["p99"] = percentile(latencies, 0.5), percentile(latencies, 0.99)
+            results["max"] = max(latencies)
+            print(
+                f"latency at {RATE}/s, {len(latencies)} events: p50 {results['p50']:.1f} ms, "
+                f"p99 {results['p99']:.1f} ms, max {results['max']:.1f} ms",
+                flush=True,
+            )
+            overall, middle, injected, cpu_ms = throughput_run(app, receiver)
+            results["overall"], results["middle"] = overall, middle
+            print(
+                f"throughput, {CHATS * PER_CHAT} events from {CHATS} chats: {overall:.0f} events/s overall "
+                f"(middle 80 %: {middle:.0f}/s; injection took {injected:.1f} s; web process CPU {cpu_ms:.3f} ms "
+                "per event)",
+                flush=True,
+            )
         results["ceiling"] = asyncio.run(ceiling_run(receiver.url, lean=True))
         results["httpcore"] = asyncio.run(ceiling_run(receiver.url, lean=False))
         print(
