@@ -104,6 +104,14 @@ def empty_database_url(postgres_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
+def media_dir(tmp_path: Path) -> Path:
+    """A private folder like the web process's, where a worker hands over media files (and the sender files to send)."""
+    folder = tmp_path / "media"
+    folder.mkdir(mode=0o700)
+    return folder
+
+
+@pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 

@@ -27,13 +27,6 @@ LIMIT = 1000  # bytes: the sample PNG and PDF fit, the one-second Ogg does not
 
 
 @pytest.fixture
-def media_dir(tmp_path: Path) -> Path:
-    folder = tmp_path / "media"
-    folder.mkdir(mode=0o700)
-    return folder
-
-
-@pytest.fixture
 async def store(database: Database, media_dir: Path) -> AsyncIterator[MessageStore]:
     options = IncomingOptions(media_dir=str(media_dir), media_retry_after=0.0)  # retries due at once
     store = MessageStore(database, options=options)

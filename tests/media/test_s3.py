@@ -32,13 +32,6 @@ DATA = bytes(range(256)) * 40
 
 
 @pytest.fixture
-def media_dir(tmp_path: Path) -> Path:
-    folder = tmp_path / "media"
-    folder.mkdir(mode=0o700)
-    return folder
-
-
-@pytest.fixture
 async def s3_store(database: Database, media_dir: Path, bucket: MediaBucket) -> AsyncIterator[MessageStore]:
     options = IncomingOptions(media_dir=str(media_dir), media_retry_after=0.0, storage=S3Storage(bucket))
     message_store = MessageStore(database, options=options)
