@@ -104,7 +104,17 @@ async def stored_figures(
     connection: asyncpg.Connection, backend: str, at_start: ImportAtStart | None, dispatcher: str | None,
     dispatcher_error: str | None, media: MediaSettings,
 ) -> dict[str, Any]:  # fmt: skip
-    """The boundaries whose figures live in Postgres, whichever process reads them."""
+    """The boundaries whose figures live in Postgres, whichever process reads them: read in one snapshot, so that
+    figures of the same rows agree (a send committed between two of the queries would otherwise count as `sending`
+    in the queue and as sent in the last 24 h)."""
+    async with connection.transaction(isolation="repeatable_read", readonly=True):
+        return await _stored_figures(connection, backend, at_start, dispatcher, dispatcher_error, media)
+
+
+async def _stored_figures(
+    connection: asyncpg.Connection, backend: str, at_start: ImportAtStart | None, dispatcher: str | None,
+    dispatcher_error: str | None, media: MediaSettings,
+) -> dict[str, Any]:  # fmt: skip
     now = utcnow()
     return {
         "auth_store": AuthStoreStatus(
