@@ -207,26 +207,38 @@ async def enqueue(
     kind: str = "text",
     content: dict[str, Any] | None = None,
     reply: Reply | None = None,
+    digest: str | None = None,
 ) -> Enqueued:
-    """Queue a message: a text (`text`), or another kind with its `content` (`text` ''), quoting `reply` if given."""
+    """Queue a message: a text (`text`), or another kind with its `content` (`text` ''), quoting `reply` if given.
+    `digest` is the request's `request_hash`, which a message other than a plain text must be given: it names the
+    request as it was asked (a url, a voice note to convert), not the stored file that became of it."""
     assert kind in MESSAGE_KINDS and (kind == "text") == (content is None)
-    extra: dict[str, Any] = {"kind": kind, "content": content} if content is not None else {}
-    if reply is not None:
-        extra["reply_to"] = reply.whatsapp_id
-    digest = request_hash(recipient, text, typing, mentions, extra)
+    assert digest is not None or (kind == "text" and reply is None), "only a plain text's request is its text"
+    digest = digest or request_hash(recipient, text, typing, mentions)
     row = await connection.fetchrow(
         INSERT, recipient.address, recipient.jid, text, idempotency_key, digest, typing, mentions or None,
         kind, json.dumps(content, ensure_ascii=False) if content is not None else None,
         reply.whatsapp_id if reply else None, reply.sender if reply else None, reply.quoted if reply else None,
     )  # fmt: skip
-    if row is None:  # the key exists: same request -> same message, different request -> conflict
-        existing = await connection.fetchrow(SELECT_BY_KEY, idempotency_key)
-        if existing["request_hash"] != digest:
-            raise IdempotencyConflict(
-                "this Idempotency-Key was already used for a different message; use a new key for a new message"
-            )
-        return Enqueued(public(existing), created=False)
+    if row is None:  # the key exists (a race with the same request): earlier() says which message, or conflict
+        assert idempotency_key is not None
+        found = await earlier(connection, idempotency_key, digest)
+        assert found is not None
+        return found
     return Enqueued(public(row), created=True)
+
+
+async def earlier(connection: asyncpg.Connection, idempotency_key: str, digest: str) -> Enqueued | None:
+    """The message an earlier request with this Idempotency-Key queued, if any: the same request (`digest`) gets it
+    back; another one is an IdempotencyConflict."""
+    existing = await connection.fetchrow(SELECT_BY_KEY, idempotency_key)
+    if existing is None:
+        return None
+    if existing["request_hash"] != digest:
+        raise IdempotencyConflict(
+            "this Idempotency-Key was already used for a different message; use a new key for a new message"
+        )
+    return Enqueued(public(existing), created=False)
 
 
 async def sent_in_chat(connection: asyncpg.Connection, chat: str, whatsapp_id: str) -> bool:

@@ -174,16 +174,25 @@ async def create(request: Request, body: SendMessage) -> Response:
     if key is not None and not 1 <= len(key) <= MAX_KEY:
         raise HTTPException(422, f"the Idempotency-Key header must be 1 to {MAX_KEY} characters")
     services = state(request)
-    content = await content_of(request, body)  # before a connection is taken: a URL may take seconds to fetch
-    async with services["database"].connection() as connection:  # one insert: no explicit transaction needed
-        reply_to = await reply_of(connection, body.to.jid, body.reply_to) if body.reply_to else None
-        try:
-            result = await queue.enqueue(
-                connection, body.to, body.text or "", key, typing=body.typing, mentions=body.mentions,
-                kind=body.kind, content=content, reply=reply_to,
-            )  # fmt: skip
-        except queue.IdempotencyConflict as error:
-            raise HTTPException(409, str(error)) from None
+    asked = body.asked()
+    digest = queue.request_hash(body.to, body.text or "", body.typing, body.mentions, asked)
+    try:
+        result = None
+        # A retry of a file, location, contact or reply gets its message back before anything is fetched, converted
+        # or looked up again. A plain text has nothing to resolve: its one INSERT finds the key (one round trip).
+        if key is not None and asked:
+            async with services["database"].connection() as connection:
+                result = await queue.earlier(connection, key, digest)
+        if result is None:
+            content = await content_of(request, body)  # before a connection is taken: a URL may take seconds
+            async with services["database"].connection() as connection:  # one insert: no explicit transaction
+                reply_to = await reply_of(connection, body.to.jid, body.reply_to) if body.reply_to else None
+                result = await queue.enqueue(
+                    connection, body.to, body.text or "", key, typing=body.typing, mentions=body.mentions,
+                    kind=body.kind, content=content, reply=reply_to, digest=digest,
+                )  # fmt: skip
+    except queue.IdempotencyConflict as error:
+        raise HTTPException(409, str(error)) from None
     if result.created:
         services["sender"].wake()
     headers = {"Location": f"/api/messages/{result.message['id']}"}

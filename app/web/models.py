@@ -347,6 +347,17 @@ class SendMessage(Body):
         """text, or the one other kind given."""
         return next((kind for kind in KINDS if getattr(self, kind) is not None), "text")
 
+    def asked(self) -> dict[str, Any]:
+        """What the request names beyond its text, typing and mentions, as it was given (a url, not the file it was
+        fetched into): with them, what makes two requests the same message (queue.request_hash). Empty for a plain
+        text, so the keys of texts queued before other kinds existed still match their retries."""
+        asked: dict[str, Any] = {}
+        if self.kind != "text":
+            asked = {"kind": self.kind, "content": getattr(self, self.kind).model_dump(exclude_none=True)}
+        if self.reply_to is not None:
+            asked["reply_to"] = self.reply_to
+        return asked
+
     @model_validator(mode="after")
     def one_kind(self) -> SendMessage:
         given = [kind for kind in KINDS if getattr(self, kind) is not None]

@@ -345,3 +345,34 @@ async def test_a_voice_note_in_another_format_is_sent_as_its_ogg_opus_copy(linke
     document = await linked.post("/api/media", headers=AUTH, files={"file": ("order.pdf", samples.pdf(), "")})
     refused = await send(linked, {"audio": {"media_id": document.json()["media_id"], "ptt": True}})
     assert refused.status_code == 422 and "application/pdf" in refused.json()["detail"], refused.text
+
+
+async def test_a_retried_request_with_its_key_is_the_same_message_whatever_the_file_became(
+    app_client: ClientFactory,
+) -> None:
+    """The key names the request as sent: a url fetched (or a voice note converted) into a new stored file each time
+    must not make its retry a different message, nor fetch again."""
+    hits: list[str] = []
+
+    async def image(request: web.Request) -> web.StreamResponse:
+        hits.append(request.path)
+        return web.Response(body=samples.png(), content_type="image/png")
+
+    async with (
+        server("127.0.0.1", {"/receipt.png": image}) as base,
+        linked_app(app_client, SEND_MIN_INTERVAL="0", MEDIA_FETCH_ALLOW_PRIVATE="true") as client,
+    ):
+        body = {"image": {"url": f"{base}/receipt.png"}}
+        first = await send(client, body, **{"Idempotency-Key": "url-1"})
+        again = await send(client, body, **{"Idempotency-Key": "url-1"})
+        assert (first.status_code, again.status_code) == (202, 200), again.text
+        assert again.json()["id"] == first.json()["id"] and hits == ["/receipt.png"]  # fetched once
+        other = await send(client, {"image": {"url": f"{base}/receipt.png?v=2"}}, **{"Idempotency-Key": "url-1"})
+        assert other.status_code == 409 and hits == ["/receipt.png"]  # a different request: refused before a fetch
+        wav = tone(0.2)
+        uploaded = await client.post("/api/media", headers=AUTH, files={"file": ("memo.wav", wav, "audio/wav")})
+        voice = {"audio": {"media_id": uploaded.json()["media_id"], "ptt": True}}
+        note = await send(client, voice, **{"Idempotency-Key": "voice-1"})
+        note_again = await send(client, voice, **{"Idempotency-Key": "voice-1"})
+        assert (note.status_code, note_again.status_code) == (202, 200), note_again.text
+        assert note_again.json()["id"] == note.json()["id"]
