@@ -210,11 +210,14 @@ async def enqueue(
     digest: str | None = None,
 ) -> Enqueued:
     """Queue a message: a text (`text`), or another kind with its `content` (`text` ''), quoting `reply` if given.
-    `digest` is the request's `request_hash`, which a message other than a plain text must be given: it names the
-    request as it was asked (a url, a voice note to convert), not the stored file that became of it."""
+    `digest`: the API request's `request_hash`, naming the request as it was asked (a url, a voice note to convert),
+    not the stored file that became of it; without it, the hash of what is queued."""
     assert kind in MESSAGE_KINDS and (kind == "text") == (content is None)
-    assert digest is not None or (kind == "text" and reply is None), "only a plain text's request is its text"
-    digest = digest or request_hash(recipient, text, typing, mentions)
+    if digest is None:
+        queued: dict[str, Any] = {"kind": kind, "content": content} if content is not None else {}
+        if reply is not None:
+            queued["reply_to"] = reply.whatsapp_id
+        digest = request_hash(recipient, text, typing, mentions, queued)
     row = await connection.fetchrow(
         INSERT, recipient.address, recipient.jid, text, idempotency_key, digest, typing, mentions or None,
         kind, json.dumps(content, ensure_ascii=False) if content is not None else None,
