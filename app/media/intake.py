@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 from app.db.database import Database
+from app.media import storage as storage_module
 from app.media import store as media_store
 from app.media.storage import MediaStorage
 
@@ -46,15 +47,5 @@ async def keep(
         await storage.discard(placed)
         raise MediaRefused(422, "the file is empty")
     async with database.connection() as connection:
-        if placed.path is not None:  # kept in Postgres from a file: streamed into the row
-            with placed.path.open("rb") as file:
-                await media_store.save_file(
-                    connection, media_id=placed.id, origin=origin, mimetype=mimetype, sha256=placed.sha256,
-                    file_name=file_name, file=file, size=placed.size,
-                )  # fmt: skip
-        else:
-            await media_store.save_unattached(
-                connection, media_id=placed.id, origin=origin, mimetype=mimetype, sha256=placed.sha256,
-                file_name=file_name, size=placed.size, data=placed.bytes, object_key=placed.object_key,
-            )  # fmt: skip
+        await storage_module.save(connection, storage, placed, origin=origin, mimetype=mimetype, file_name=file_name)
     return StoredMedia(placed.id, mimetype, placed.size, placed.sha256, file_name)

@@ -66,8 +66,6 @@ class MediaStorage(Protocol):
     `read` and `open` take the row (`media_store.served`) of a file whose bytes are in an object (`read_bytes` and
     `open_stored` read the others from their rows); None: the object is gone."""
 
-    name: str  # "postgres" or "s3", for logs and /api/status
-
     async def put(self, media_id: uuid.UUID, source: bytes | Path) -> Placed: ...
 
     async def discard(self, placed: Placed) -> None:
@@ -81,11 +79,13 @@ class MediaStorage(Protocol):
     async def delete(self, object_keys: Sequence[str]) -> None: ...
 
 
-async def _file_digest(path: Path) -> tuple[int, str]:
-    """Size and SHA-256 of a file, read in pieces in a thread (a large file never whole in memory)."""
+async def _measure(source: bytes | Path) -> tuple[int, str]:
+    """Size and SHA-256 of what `put` is given; a file is read in pieces in a thread (never whole in memory)."""
+    if isinstance(source, bytes):
+        return len(source), hashlib.sha256(source).hexdigest()
 
     def digest() -> tuple[int, str]:
-        with path.open("rb") as file:
+        with source.open("rb") as file:
             sha256, size = media_store.file_sha256(file)
         return size, sha256
 
@@ -95,13 +95,11 @@ async def _file_digest(path: Path) -> tuple[int, str]:
 class PostgresStorage:
     """The bytes in the row's `bytes` column: today's behaviour and the default (no add-on needed)."""
 
-    name = "postgres"
-
     async def put(self, media_id: uuid.UUID, source: bytes | Path) -> Placed:
+        size, sha256 = await _measure(source)
         if isinstance(source, bytes):
-            return Placed(media_id, source, None, len(source), hashlib.sha256(source).hexdigest())
-        size, sha256 = await _file_digest(source)  # the file stays on disk until `save` streams it into the row
-        return Placed(media_id, None, None, size, sha256, path=source)
+            return Placed(media_id, source, None, size, sha256)
+        return Placed(media_id, None, None, size, sha256, path=source)  # on disk until `save` streams it into the row
 
     async def discard(self, placed: Placed) -> None:
         return None  # the row's own bytes: nothing outside it
@@ -126,8 +124,6 @@ def _describe(error: Exception) -> str:
 class S3Storage:
     """The bytes in an S3-compatible bucket, one object per file, keyed `<prefix>/<media id>`. Files stored in
     Postgres before MEDIA_STORAGE_URL was set are still read from their rows."""
-
-    name = "s3"
 
     def __init__(self, bucket: MediaBucket) -> None:
         from obstore.store import S3Store  # imported only when a bucket is configured
@@ -165,10 +161,7 @@ class S3Storage:
             failed = self._put_failed[1]
             raise MediaStoreUnavailable(f"{failed} (not asked again for {PAUSE:.0f} s after a failure)")
         key = self.key(media_id)
-        if isinstance(source, bytes):
-            size, sha256 = len(source), hashlib.sha256(source).hexdigest()
-        else:
-            size, sha256 = await _file_digest(source)
+        size, sha256 = await _measure(source)
         try:
             await obstore.put_async(
                 self.store, key, source, chunk_size=PART, max_concurrency=PARTS_IN_FLIGHT
@@ -281,21 +274,22 @@ async def read_bytes(database: Database, storage: MediaStorage, media_id: uuid.U
 
 
 async def save(
-    connection: asyncpg.Connection, storage: MediaStorage, placed: Placed, *, chat: str, message_id: str,
-    mimetype: str, file_name: str | None,
+    connection: asyncpg.Connection, storage: MediaStorage, placed: Placed, *, mimetype: str, file_name: str | None,
+    chat: str | None = None, message_id: str | None = None, origin: str = "incoming",
 ) -> uuid.UUID:  # fmt: skip
-    """Write the row of a file `put` placed (in the caller's transaction). A message stored again (redelivered) keeps
-    its first file: the copy just put is discarded. The row's id. A file Postgres keeps from a path is streamed into
-    its row with COPY (media_store.save_file), so this process holds a piece of it at a time, not the file."""
+    """Write the row of a file `put` placed (in the caller's transaction): a message's (`chat`, `message_id`), or one
+    of an `origin` of media_store.ORIGINS. A message stored again (redelivered) keeps its first file: the copy just
+    put is discarded. The row's id. A file Postgres keeps from a path is streamed into its row with COPY
+    (media_store.save_file), so this process holds a piece of it at a time, not the file."""
     if placed.path is not None:
         with placed.path.open("rb") as file:
             saved = await media_store.save_file(
-                connection, chat=chat, message_id=message_id, mimetype=mimetype, sha256=placed.sha256,
-                file_name=file_name, file=file, size=placed.size, media_id=placed.id,
+                connection, chat=chat, message_id=message_id, origin=origin, mimetype=mimetype,
+                sha256=placed.sha256, file_name=file_name, file=file, size=placed.size, media_id=placed.id,
             )  # fmt: skip
     else:
         saved = await media_store.save(
-            connection, chat=chat, message_id=message_id, mimetype=mimetype, sha256=placed.sha256,
+            connection, chat=chat, message_id=message_id, origin=origin, mimetype=mimetype, sha256=placed.sha256,
             file_name=file_name, data=placed.bytes, size=placed.size, object_key=placed.object_key, media_id=placed.id,
         )  # fmt: skip
     if saved != placed.id:

@@ -1,8 +1,8 @@
 """The `media` table: what describes each stored file and where its bytes are (the `bytes` column, or the key of an
 object in MEDIA_STORAGE_URL's bucket: app/media/storage.py). Incoming files are written by the message store in the
-transaction of their message; files to send (uploaded, fetched from a URL) by `save_unattached`. Read by the media
-routes and the sender, deleted after MEDIA_RETENTION_DAYS; the oldest files' bytes are removed first while the total
-is over MEDIA_MAX_TOTAL_BYTES (the row stays, saying why, until its days are up)."""
+transaction of their message; files to send (uploaded, fetched from a URL) with the origin they came by. Read by the
+media routes and the sender, deleted after MEDIA_RETENTION_DAYS; the oldest files' bytes are removed first while the
+total is over MEDIA_MAX_TOTAL_BYTES (the row stays, saying why, until its days are up)."""
 
 from __future__ import annotations
 
@@ -30,44 +30,30 @@ class Media:
     origin: str  # 'incoming', 'upload' (POST /api/media) or 'fetched' (a send's `url`)
 
 
+# A row without a message (chat and message_id NULL) never conflicts: NULLs are distinct in the unique key.
 INSERT = """
-INSERT INTO media (id, chat, message_id, mimetype, size, sha256, file_name, bytes, object_key)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+INSERT INTO media (id, origin, chat, message_id, mimetype, size, sha256, file_name, bytes, object_key)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 ON CONFLICT (chat, message_id) DO UPDATE SET chat = EXCLUDED.chat
 RETURNING id"""
-
-
-async def save(
-    connection: asyncpg.Connection, *, chat: str, message_id: str, mimetype: str, sha256: str,
-    file_name: str | None, data: bytes | None, size: int | None = None, object_key: str | None = None,
-    media_id: uuid.UUID | None = None,
-) -> uuid.UUID:  # fmt: skip
-    """Store one file of a message: its bytes (`data`), or the key of the object holding its `size` bytes. A message
-    stored again (redelivered) keeps its first copy: the first copy's id (not `media_id`) is returned."""
-    assert (data is None) != (object_key is None), "the bytes are in the row or in an object, not both"
-    stored_size = len(data) if data is not None else size
-    saved: uuid.UUID = await connection.fetchval(
-        INSERT, media_id or uuid.uuid4(), chat, message_id, mimetype, stored_size, sha256, file_name, data, object_key
-    )
-    return saved
-
-
-INSERT_UNATTACHED = """
-INSERT INTO media (id, origin, mimetype, size, sha256, file_name, bytes, object_key)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"""
 ORIGINS = ("upload", "fetched")  # the origins of files that belong to no incoming message
 
 
-async def save_unattached(
-    connection: asyncpg.Connection, *, media_id: uuid.UUID, origin: str, mimetype: str, sha256: str,
-    file_name: str | None, size: int, data: bytes | None, object_key: str | None,
-) -> None:  # fmt: skip
-    """Store the row of one file that belongs to no message yet (uploaded, or fetched from a URL to be sent): its
-    bytes (`data`), or the key of the object holding them (app/media/storage.py)."""
-    if origin not in ORIGINS:
-        raise ValueError(f"origin must be one of {', '.join(ORIGINS)}, not {origin!r}")
+async def save(
+    connection: asyncpg.Connection, *, mimetype: str, sha256: str, file_name: str | None, data: bytes | None,
+    chat: str | None = None, message_id: str | None = None, origin: str = "incoming", size: int | None = None,
+    object_key: str | None = None, media_id: uuid.UUID | None = None,
+) -> uuid.UUID:  # fmt: skip
+    """Store one file: a message's (`chat` and `message_id`), or one of an `origin` of ORIGINS; its bytes (`data`),
+    or the key of the object holding its `size` bytes. A message stored again (redelivered) keeps its first copy: the
+    first copy's id (not `media_id`) is returned."""
     assert (data is None) != (object_key is None), "the bytes are in the row or in an object, not both"
-    await connection.execute(INSERT_UNATTACHED, media_id, origin, mimetype, size, sha256, file_name, data, object_key)
+    stored_size = len(data) if data is not None else size
+    saved: uuid.UUID = await connection.fetchval(
+        INSERT, media_id or uuid.uuid4(), origin, chat, message_id, mimetype, stored_size, sha256, file_name, data,
+        object_key,
+    )  # fmt: skip
+    return saved
 
 
 SELECT = """
@@ -104,25 +90,6 @@ async def delete(connection: asyncpg.Connection, ids: list[uuid.UUID]) -> int:
     return int(tag.rsplit(" ", 1)[-1])
 
 
-SELECT_KEPT = "SELECT id, mimetype, file_name, size, removed FROM media WHERE id = $1"
-
-
-@dataclasses.dataclass(frozen=True)
-class Kept:
-    id: uuid.UUID
-    mimetype: str
-    file_name: str | None
-    size: int
-    removed: str | None  # why the bytes are gone; None while they are stored
-
-
-async def kept(connection: asyncpg.Connection, media_id: uuid.UUID) -> Kept | None:
-    """What describes one file and whether its bytes are still stored (not its bytes: a file to send is checked when
-    it is queued and read when its turn comes); None if there is none."""
-    row = await connection.fetchrow(SELECT_KEPT, media_id)
-    return Kept(**dict(row)) if row else None
-
-
 CHUNK = 64 * 1024  # bytes of a handed-over file held at a time while it is hashed or sent to Postgres
 
 
@@ -146,9 +113,9 @@ async def save_file(
     connection: asyncpg.Connection, *, media_id: uuid.UUID, mimetype: str, sha256: str, file_name: str | None,
     file: BinaryIO, size: int, chat: str | None = None, message_id: str | None = None, origin: str = "incoming",
 ) -> uuid.UUID:  # fmt: skip
-    """Store one file like `save` (a message's: `chat` and `message_id`) or `save_unattached` (an `origin` of
-    ORIGINS), streamed from an open file of `size` bytes: COPY (binary) sends it in pieces of CHUNK bytes, so this
-    process never holds the whole file. An INSERT's parameters would hold it three times over (the bytes, asyncpg's
+    """Store one file like `save` (a message's: `chat` and `message_id`, or one of an `origin` of ORIGINS), streamed
+    from an open file of `size` bytes: COPY (binary) sends it in pieces of CHUNK bytes, so this process never holds
+    the whole file. An INSERT's parameters would hold it three times over (the bytes, asyncpg's
     encoded parameters, and its Bind message): 48 MB at MEDIA_MAX_BYTES's default. COPY has no ON CONFLICT: a
     message stored again finds its first copy first. (Another writer storing the same message in between makes this
     transaction fail on the unique key; the batch is tried again and finds it.)"""

@@ -64,7 +64,7 @@ def message_id_of(request: Request) -> uuid.UUID:
         raise HTTPException(404, "no such message (ids are UUIDs, as returned by POST /api/messages)") from None
 
 
-async def stored_media_for(request: Request, spec: MediaSpec, kind: str) -> media_store.Kept:
+async def stored_media_for(request: Request, spec: MediaSpec, kind: str) -> media_store.Served:
     """The stored file a message sends: the one `media_id` names (422 when none is stored, its bytes were removed,
     or it is not of a type the kind carries), or the one at `url`, fetched into the media table now, so that a bad,
     private, too large or unreachable URL is this request's 4xx/5xx and not a failed message later, and a retried
@@ -82,7 +82,7 @@ async def stored_media_for(request: Request, spec: MediaSpec, kind: str) -> medi
             assert spec.media_id is not None
             media_id = uuid.UUID(spec.media_id)
         async with services["database"].connection() as connection:
-            stored = await media_store.kept(connection, media_id)
+            stored = await media_store.served(connection, media_id)
     except MediaRefused as refused:
         raise HTTPException(refused.status, f"'{kind}.url': {refused}") from None
     if stored is None:

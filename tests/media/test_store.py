@@ -16,6 +16,7 @@ import pytest
 from app.db.database import Database
 from app.incoming.retention import Retention
 from app.media import storage, store
+from app.media.intake import keep
 
 CHAT = "6281111111111@s.whatsapp.net"
 DATA = bytes(range(256)) * 40
@@ -126,10 +127,11 @@ async def test_a_file_without_a_message_is_stored_with_its_origin(database: Data
     async with database.transaction() as connection:
         first, second = uuid.uuid4(), uuid.uuid4()
         for media_id, origin in ((first, "upload"), (second, "fetched")):
-            await store.save_unattached(
+            saved = await store.save(
                 connection, media_id=media_id, origin=origin, mimetype="image/png", sha256="ab" * 32, file_name=None,
-                size=len(DATA), data=DATA, object_key=None,
+                data=DATA,
             )  # fmt: skip
+            assert saved == media_id
         assert first != second  # no message, so nothing to conflict on
         found = await store.find(connection, first)
         assert found is not None and (found.origin, found.chat, found.message_id) == ("upload", None, None)
@@ -138,11 +140,9 @@ async def test_a_file_without_a_message_is_stored_with_its_origin(database: Data
     async with database.connection() as connection:
         found = await store.find(connection, incoming)
         assert found is not None and found.origin == "incoming"
-        with pytest.raises(ValueError, match="origin"):
-            await store.save_unattached(
-                connection, media_id=uuid.uuid4(), origin="incoming", mimetype="image/png", sha256="", file_name=None,
-                size=len(DATA), data=DATA, object_key=None,
-            )  # fmt: skip
+    with pytest.raises(ValueError, match="origin"):  # a file to send is an upload or a fetched one
+        await keep(database, storage.POSTGRES, DATA, origin="incoming", mimetype="image/png")
+    async with database.connection() as connection:
         with pytest.raises(asyncpg.CheckViolationError):  # an incoming row must name its message
             await connection.execute(
                 "INSERT INTO media (id, mimetype, size, sha256, bytes) VALUES ($1, 'a/b', 0, '', '')", uuid.uuid4()
