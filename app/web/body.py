@@ -52,6 +52,12 @@ MULTIPART_FRAMING = 16 * 1024
 UPLOAD_RATE = 100 * 1024
 
 
+def upload_too_large(upload_bytes: int) -> str:
+    """The 413's detail for an upload over MEDIA_MAX_BYTES: from this bound, or from the handler, which counts the file
+    itself (the bound leaves room for the multipart framing)."""
+    return f"the upload is larger than MEDIA_MAX_BYTES ({upload_bytes} bytes)"
+
+
 @dataclasses.dataclass(frozen=True)
 class Limit:
     bytes: int
@@ -63,8 +69,7 @@ def body_limit(path: str, upload_bytes: int | None = None) -> Limit:
     """The bound of a request body to `path`; `upload_bytes` is MEDIA_MAX_BYTES, the largest file an upload takes."""
     if path == UPLOAD_PATH and upload_bytes is not None:
         seconds = BODY_SECONDS + upload_bytes / UPLOAD_RATE
-        detail = f"the upload is larger than MEDIA_MAX_BYTES ({upload_bytes} bytes)"
-        return Limit(upload_bytes + MULTIPART_FRAMING, seconds, detail)
+        return Limit(upload_bytes + MULTIPART_FRAMING, seconds, upload_too_large(upload_bytes))
     limit = FORM_LIMIT if path in FORM_PATHS else BODY_LIMIT
     return Limit(limit, BODY_SECONDS, too_large(limit))
 

@@ -26,6 +26,7 @@ from app.media import store as media_store
 from app.media.intake import keep
 from app.media.sniff import SNIFF_BYTES, content_type
 from app.media.storage import open_stored
+from app.web.body import upload_too_large
 from app.web.endpoint import Operation, Reply, api, reply
 from app.web.models import Uploaded
 from app.web.state import state
@@ -135,7 +136,7 @@ async def upload(request: Request) -> Response:
                 while chunk := await part.read(COPY_CHUNK):
                     size += len(chunk)
                     if size > max_bytes:
-                        raise HTTPException(413, f"the upload is larger than MEDIA_MAX_BYTES ({max_bytes} bytes)")
+                        raise HTTPException(413, upload_too_large(max_bytes))
                     if len(head) < SNIFF_BYTES:
                         head += chunk[: SNIFF_BYTES - len(head)]
                     out.write(chunk)
