@@ -743,8 +743,6 @@ class NeonizeBackend(Backend):
         user, server = recipient(to)
         for mention in content.get("mentions") or []:
             recipient(mention)  # a malformed JID is refused for good, before anything is sent
-        if kind in FILE_FIELDS and not data:
-            raise BackendError(f"no file to send as {kind}", permanent=True)
         self._require_client()
         jid = build_jid(self._nz.proto, user, server)
         participant = None

@@ -47,6 +47,7 @@ REVOKE_MESSAGE = "revoke_message"  # {"chat", "target_id", "sender": JID | None 
 # "reply": {"id", "sender": JID | None (this account), "quoted": base64 of the quoted waE2E.Message | None} | None}.
 # The file's bytes never travel in a frame: the parent writes them there and deletes the file after the reply.
 SEND_MESSAGE = "send_message"
+FILE_TYPES = ("image", "video", "audio", "document", "sticker")  # SEND_MESSAGE types that carry a file
 JOINED_GROUPS = "joined_groups"  # {}
 GROUP_INFO = "group_info"  # {"jid": "<id>@g.us"}
 DOWNLOAD_MEDIA = "download_media"  # {"message_id", "chat", "type", "media", "raw"}: a stored message's media again

@@ -53,7 +53,6 @@ ACTIONS_KEPT = 1000  # the simulated server's record of actions (`actions`), new
 CHECKS_PER_MINUTE = 60
 RATE_LIMITED = "info query returned status 429: rate-overlimit"
 NOT_IN_GROUP = "you're not participating in that group"  # whatsmeow's ErrNotInGroup
-FILE_TYPES = ("image", "video", "audio", "document", "sticker")  # send_message types that carry a file
 
 # `type` of a simulated incoming item -> the backend event it becomes (the rest are message types).
 EVENT_TYPES = {
@@ -241,8 +240,7 @@ class SimulatorBackend(Backend):
         failures = self.action_failures.get("download")
         if failures:
             return download_failed(media, str(failures.pop(0)["error"]))
-        self.actions.append({"action": "download", "message_id": message.get("message_id"), "at": now_iso()})
-        del self.actions[:-ACTIONS_KEPT]
+        self._record({"action": "download", "message_id": message.get("message_id"), "at": now_iso()})
         return hand_over(media, data, hashlib.sha256(data).digest(), self.media_dir, self.media_max_bytes)
 
     async def download_media(self, message: dict[str, Any]) -> dict[str, Any]:
@@ -298,9 +296,7 @@ class SimulatorBackend(Backend):
         log.info("simulated send to %s (%d characters)", to, len(text))
         sent = {"message_id": message_id(), "timestamp": now_iso()}
         if mentions:  # kept among the server's actions, so that what a mention named can be seen
-            self.actions.append(
-                {"action": "send", "to": to, "text": text, "mentions": mentions, "at": sent["timestamp"]}
-            )
+            self._record({"action": "send", "to": to, "text": text, "mentions": mentions, "at": sent["timestamp"]})
         return sent
 
     async def send_message(
@@ -308,16 +304,13 @@ class SimulatorBackend(Backend):
     ) -> dict[str, Any]:
         """Any other message: kept among the server's actions with what it carried (a file by its SHA-256 and size,
         never its bytes), so that tests and the operator see what went out."""
-        if content.get("type") in FILE_TYPES and not data:
-            raise BackendError(f"no file to send as {content.get('type')}", permanent=True)
         await self._refuse_or_delay(to)
         sent = {"message_id": message_id(), "timestamp": now_iso()}
         action: dict[str, Any] = {"action": "send_message", "to": to, "content": content, "reply": reply}
         if data is not None:
             action.update(sha256=hashlib.sha256(data).hexdigest(), size=len(data))
         log.info("simulated %s send to %s", content.get("type"), to)
-        self.actions.append({**action, "message_id": sent["message_id"], "at": sent["timestamp"]})
-        del self.actions[:-ACTIONS_KEPT]
+        self._record({**action, "message_id": sent["message_id"], "at": sent["timestamp"]})
         return sent
 
     def _act(self, action: str, **details: Any) -> None:
@@ -328,7 +321,11 @@ class SimulatorBackend(Backend):
         if failures:
             failure = failures.pop(0)
             raise BackendError(str(failure["error"]), permanent=bool(failure["permanent"]))
-        self.actions.append({"action": action, **details, "at": now_iso()})
+        self._record({"action": action, **details, "at": now_iso()})
+
+    def _record(self, action: dict[str, Any]) -> None:
+        """Keep an action among the simulated server's (`actions`), the newest ACTIONS_KEPT of them."""
+        self.actions.append(action)
         del self.actions[:-ACTIONS_KEPT]
 
     def _reject(self, call: dict[str, Any]) -> bool:

@@ -112,6 +112,9 @@ class Worker:
                 data = await asyncio.to_thread(read_outgoing, str(args["file"]), backend.media_dir)
                 if data is None:  # the parent gave up waiting and took it back; a new try writes it again
                     raise BackendError("the file to send is not in the media folder (any more)")
+            kind = args["content"].get("type")
+            if kind in protocol.FILE_TYPES and not data:  # for every backend, before anything goes out
+                raise BackendError(f"no file to send as {kind}", permanent=True)
             reply = dict(args["reply"]) if args.get("reply") else None
             return await backend.send_message(str(args["to"]), dict(args["content"]), data, reply)
         if name == protocol.MARK_READ:
