@@ -52,6 +52,11 @@ class MediaBucket:
     secret_access_key: str | None = dataclasses.field(default=None, repr=False)
     session_token: str | None = dataclasses.field(default=None, repr=False)
 
+    @property
+    def url(self) -> str:
+        """As MEDIA_STORAGE_URL names it: s3://bucket or s3://bucket/prefix."""
+        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+
 
 @dataclasses.dataclass(frozen=True)
 class Settings:

@@ -95,8 +95,7 @@ class MediaSettings:
 
     @classmethod
     def of(cls, settings: Settings) -> MediaSettings:
-        bucket = settings.media_bucket
-        where = f"s3://{bucket.bucket}/{bucket.prefix}".rstrip("/") if bucket is not None else "postgres"
+        where = settings.media_bucket.url if settings.media_bucket is not None else "postgres"
         return cls(where, settings.media_max_total_bytes)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import uuid
 
 import asyncpg
 
@@ -107,18 +108,22 @@ class Retention:
                     break
         return total
 
+    async def _delete_objects(self, victims: list[media.Victim]) -> list[uuid.UUID]:
+        """Delete the objects of these files, one bulk request per batch, before their rows change (a failed request
+        changes no row); the files' ids."""
+        await self.storage.delete([key for _, key in victims if key is not None])
+        return [media_id for media_id, _ in victims]
+
     async def _delete_expired_media(self, connection: asyncpg.Connection, older_than: dt.datetime, limit: int) -> int:
         victims = await media.expired(connection, older_than, limit)
-        # The objects first, one bulk request per batch: a failed request deletes no row.
-        await self.storage.delete([key for _, key in victims if key is not None])
-        return await media.delete(connection, [media_id for media_id, _ in victims])
+        return await media.delete(connection, await self._delete_objects(victims))
 
     async def _remove_media_over_cap(self, cap: int) -> int:
         async with self.database.connection() as connection:
             victims = await media.over_cap(connection, cap, self.batch)
-        await self.storage.delete([key for _, key in victims if key is not None])
+        ids = await self._delete_objects(victims)
         async with self.database.connection() as connection:
-            await media.remove(connection, [media_id for media_id, _ in victims], cap)
+            await media.remove(connection, ids, cap)
         return len(victims)
 
     async def passed(self, passes: int) -> None:
