@@ -24,7 +24,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from app.db.database import Database
-from app.media.intake import MediaRefused, StoredMedia, keep
+from app.media.intake import MediaRefused, StoredMedia, clean_file_name, keep
 from app.media.sniff import KINDS, SNIFF_BYTES, content_type, fits
 from app.media.storage import MediaStorage
 
@@ -33,7 +33,6 @@ MAX_REDIRECTS = 3
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 SCHEMES = ("http", "https")
 CHUNK = 64 * 1024
-MAX_FILE_NAME = 255
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT (RFC 6598): not private to Python, not public
@@ -123,7 +122,7 @@ def file_name_of(response: aiohttp.ClientResponse) -> str | None:
     name = (
         disposition.filename if disposition and disposition.filename else PurePosixPath(unquote(response.url.path)).name
     )
-    return name[:MAX_FILE_NAME] or None
+    return clean_file_name(name)
 
 
 async def read_bounded(response: aiohttp.ClientResponse, max_bytes: int, into: BinaryIO) -> int:

@@ -12,6 +12,16 @@ from app.media import storage as storage_module
 from app.media import store as media_store
 from app.media.storage import MediaStorage
 
+MAX_FILE_NAME = 255
+
+
+def clean_file_name(name: str | None) -> str | None:
+    """A file name a client or a server gave (an upload's part, a URL's Content-Disposition or path), without any
+    folder in it and without control characters, at most MAX_FILE_NAME characters; None if nothing is left."""
+    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = "".join(c for c in base if c.isprintable()).strip()[:MAX_FILE_NAME]
+    return cleaned or None
+
 
 class MediaRefused(Exception):
     """A file that cannot be taken or sent, with the HTTP status the API answers (422: the client's file or URL is

@@ -23,7 +23,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from app.media import store as media_store
-from app.media.intake import keep
+from app.media.intake import clean_file_name, keep
 from app.media.sniff import SNIFF_BYTES, content_type
 from app.media.storage import open_stored
 from app.web.body import upload_too_large
@@ -100,15 +100,7 @@ UPLOAD_FORM = {
 # a temporary file past 1 MB (Starlette's parser), so these only keep a crafted body from costing many small objects.
 MAX_PARTS = 20
 MAX_FIELD_BYTES = 4096
-MAX_FILE_NAME = 255
 COPY_CHUNK = 256 * 1024  # bytes of an upload held at a time while it is copied
-
-
-def clean_file_name(name: str | None) -> str | None:
-    """The part's file name without any folder a client put in it, without control characters, at most 255."""
-    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
-    cleaned = "".join(c for c in base if c.isprintable()).strip()[:MAX_FILE_NAME]
-    return cleaned or None
 
 
 async def upload(request: Request) -> Response:
