@@ -445,8 +445,9 @@ class MessageStore:
         self.receipt_hook = receipt_hook
         self.call_hook = call_hook  # REJECT_CALLS_MESSAGE: the answer to a declined call, queued with it
         self.options = options or IncomingOptions()
-        # Files already put in the bucket, by file name, before the transaction of their batch: a batch written
-        # again (Postgres was away) does not upload them twice. Forgotten once the batch is written.
+        # Files already placed (hashed, and put in the bucket if there is one), by file name, before the transaction
+        # of their batch: a batch written again (Postgres was away) does not upload them twice. Forgotten once the
+        # batch is written.
         self.placed: dict[str, Placement] = {}
         self.writer: BatchWriter[Item] = BatchWriter(
             "message-store", self._write, max_batch=max_batch, on_written=self._acknowledge
@@ -496,10 +497,9 @@ class MessageStore:
         if self.call_hook is None:
             declined = []
         media = any(handed_over(data) or to_retry(data) for _, data, _ in batch)  # more than one statement
-        if self.options.storage is not POSTGRES:  # into the bucket first: no upload holds the transaction open
-            for _, data, _ in batch:
-                if handed_over(data) and data["media"]["file"] not in self.placed:
-                    self.placed[data["media"]["file"]] = await place_media(data, self.options)
+        for _, data, _ in batch:  # before the transaction: no upload or hashing holds it open
+            if handed_over(data) and data["media"]["file"] not in self.placed:
+                self.placed[data["media"]["file"]] = await place_media(data, self.options)
         if all(name != events.RECEIPT for name, _, _ in batch) and not declined and not media:
             # The usual case: one statement, atomic on its own, so one round trip instead of three.
             async with self.database.connection() as connection:
