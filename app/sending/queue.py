@@ -20,6 +20,7 @@ import asyncpg
 
 from app.phone import InvalidPhone, Recipient, parse_recipient
 from app.webhooks import outbox
+from app.whatsapp import protocol
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +121,7 @@ class Enqueued:
 
 
 ACTIONS = ("reaction", "edit", "delete")
-FILE_KINDS = ("image", "video", "audio", "document", "sticker")  # content names a stored file (media_id)
-MESSAGE_KINDS = ("text", *FILE_KINDS, "location", "contact")
+MESSAGE_KINDS = ("text", *protocol.FILE_TYPES, "location", "contact")  # a file kind's content names its media_id
 
 
 @dataclasses.dataclass(frozen=True)
