@@ -300,30 +300,43 @@ async def test_a_contact_name_is_escaped_in_the_vcard(linked: httpx.AsyncClient)
     assert "\nFN:Budi\\; Jr\\, \\\\ Toko\n" in response.json()["content"]["vcard"]
 
 
-async def test_a_file_at_a_url_is_fetched_once_when_queued_and_sent(app_client: ClientFactory) -> None:
+@pytest.fixture
+async def receipt_server() -> AsyncIterator[tuple[str, list[str]]]:
+    """A real local server with a PNG at /receipt.png: its base URL, and the paths it was asked for."""
     hits: list[str] = []
 
     async def image(request: web.Request) -> web.StreamResponse:
         hits.append(request.path)
         return web.Response(body=samples.png(), content_type="image/png")
 
-    async with (
-        server("127.0.0.1", {"/receipt.png": image}) as base,
-        linked_app(app_client, SEND_MIN_INTERVAL="0", MEDIA_FETCH_ALLOW_PRIVATE="true") as client,
-    ):
-        queued = await send(client, {"image": {"url": f"{base}/receipt.png", "caption": "Your receipt"}})
-        assert queued.status_code == 202, queued.text
-        assert hits == ["/receipt.png"]  # fetched while the request was answered, not when the message's turn came
-        media_id = queued.json()["content"]["media_id"]
-        async with state_of(client)["database"].connection() as connection:
-            origin = await connection.fetchval("SELECT origin FROM media WHERE id = $1::uuid", media_id)
-        assert origin == "fetched" and queued.json()["content"]["mimetype"] == "image/png"
-        sent = await until_status(client, queued.json()["id"], "sent")
-        action = (await sent_messages(client))[sent["message_id"]]
-        assert action["sha256"] == hashlib.sha256(samples.png()).hexdigest()
-        assert hits == ["/receipt.png"]  # and never again
-        missing = await send(client, {"image": {"url": f"{base}/gone.png"}})
-        assert missing.status_code == 502 and "404" in missing.json()["detail"], missing.text
+    async with server("127.0.0.1", {"/receipt.png": image}) as base:
+        yield base, hits
+
+
+@pytest.fixture
+async def fetching(app_client: ClientFactory) -> AsyncIterator[httpx.AsyncClient]:
+    """The linked app, allowed to fetch a send's url from this machine (the test's server is on loopback)."""
+    async with linked_app(app_client, SEND_MIN_INTERVAL="0", MEDIA_FETCH_ALLOW_PRIVATE="true") as client:
+        yield client
+
+
+async def test_a_file_at_a_url_is_fetched_once_when_queued_and_sent(
+    receipt_server: tuple[str, list[str]], fetching: httpx.AsyncClient
+) -> None:
+    (base, hits), client = receipt_server, fetching
+    queued = await send(client, {"image": {"url": f"{base}/receipt.png", "caption": "Your receipt"}})
+    assert queued.status_code == 202, queued.text
+    assert hits == ["/receipt.png"]  # fetched while the request was answered, not when the message's turn came
+    media_id = queued.json()["content"]["media_id"]
+    async with state_of(client)["database"].connection() as connection:
+        origin = await connection.fetchval("SELECT origin FROM media WHERE id = $1::uuid", media_id)
+    assert origin == "fetched" and queued.json()["content"]["mimetype"] == "image/png"
+    sent = await until_status(client, queued.json()["id"], "sent")
+    action = (await sent_messages(client))[sent["message_id"]]
+    assert action["sha256"] == hashlib.sha256(samples.png()).hexdigest()
+    assert hits == ["/receipt.png"]  # and never again
+    missing = await send(client, {"image": {"url": f"{base}/gone.png"}})
+    assert missing.status_code == 502 and "404" in missing.json()["detail"], missing.text
 
 
 async def test_a_voice_note_in_another_format_is_sent_as_its_ogg_opus_copy(linked: httpx.AsyncClient) -> None:
@@ -348,31 +361,22 @@ async def test_a_voice_note_in_another_format_is_sent_as_its_ogg_opus_copy(linke
 
 
 async def test_a_retried_request_with_its_key_is_the_same_message_whatever_the_file_became(
-    app_client: ClientFactory,
+    receipt_server: tuple[str, list[str]], fetching: httpx.AsyncClient
 ) -> None:
     """The key names the request as sent: a url fetched (or a voice note converted) into a new stored file each time
     must not make its retry a different message, nor fetch again."""
-    hits: list[str] = []
-
-    async def image(request: web.Request) -> web.StreamResponse:
-        hits.append(request.path)
-        return web.Response(body=samples.png(), content_type="image/png")
-
-    async with (
-        server("127.0.0.1", {"/receipt.png": image}) as base,
-        linked_app(app_client, SEND_MIN_INTERVAL="0", MEDIA_FETCH_ALLOW_PRIVATE="true") as client,
-    ):
-        body = {"image": {"url": f"{base}/receipt.png"}}
-        first = await send(client, body, **{"Idempotency-Key": "url-1"})
-        again = await send(client, body, **{"Idempotency-Key": "url-1"})
-        assert (first.status_code, again.status_code) == (202, 200), again.text
-        assert again.json()["id"] == first.json()["id"] and hits == ["/receipt.png"]  # fetched once
-        other = await send(client, {"image": {"url": f"{base}/receipt.png?v=2"}}, **{"Idempotency-Key": "url-1"})
-        assert other.status_code == 409 and hits == ["/receipt.png"]  # a different request: refused before a fetch
-        wav = tone(0.2)
-        uploaded = await client.post("/api/media", headers=AUTH, files={"file": ("memo.wav", wav, "audio/wav")})
-        voice = {"audio": {"media_id": uploaded.json()["media_id"], "ptt": True}}
-        note = await send(client, voice, **{"Idempotency-Key": "voice-1"})
-        note_again = await send(client, voice, **{"Idempotency-Key": "voice-1"})
-        assert (note.status_code, note_again.status_code) == (202, 200), note_again.text
-        assert note_again.json()["id"] == note.json()["id"]
+    (base, hits), client = receipt_server, fetching
+    body = {"image": {"url": f"{base}/receipt.png"}}
+    first = await send(client, body, **{"Idempotency-Key": "url-1"})
+    again = await send(client, body, **{"Idempotency-Key": "url-1"})
+    assert (first.status_code, again.status_code) == (202, 200), again.text
+    assert again.json()["id"] == first.json()["id"] and hits == ["/receipt.png"]  # fetched once
+    other = await send(client, {"image": {"url": f"{base}/receipt.png?v=2"}}, **{"Idempotency-Key": "url-1"})
+    assert other.status_code == 409 and hits == ["/receipt.png"]  # a different request: refused before a fetch
+    wav = tone(0.2)
+    uploaded = await client.post("/api/media", headers=AUTH, files={"file": ("memo.wav", wav, "audio/wav")})
+    voice = {"audio": {"media_id": uploaded.json()["media_id"], "ptt": True}}
+    note = await send(client, voice, **{"Idempotency-Key": "voice-1"})
+    note_again = await send(client, voice, **{"Idempotency-Key": "voice-1"})
+    assert (note.status_code, note_again.status_code) == (202, 200), note_again.text
+    assert note_again.json()["id"] == note.json()["id"]
